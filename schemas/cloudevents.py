@@ -1,0 +1,154 @@
+"""CloudEvents 1.0 in Kafka binary mode: attributes as `ce_` headers, the JSON data as the value."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+from pydantic import ValidationError
+
+from .base import PortingEvent
+from .topics import event_for_type
+from .tracing import child_traceparent, is_valid_traceparent, new_traceparent
+
+E = TypeVar("E", bound=PortingEvent)
+Headers = Sequence[tuple[str, bytes]]
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+
+
+class ContractViolation(ValueError):
+    """A message that can never be accepted as an event of the contract: it is dead-lettered."""
+
+
+@dataclass(frozen=True)
+class EventAttributes:
+    id: str
+    source: str
+    type: str
+    subject: str | None
+    time: datetime | None
+    traceparent: str
+
+
+@dataclass(frozen=True)
+class CloudEvent(Generic[E]):
+    attributes: EventAttributes
+    data: E
+
+
+@dataclass(frozen=True)
+class KafkaRecord:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def encode(
+    event: PortingEvent,
+    *,
+    source: str,
+    topic: str | None = None,
+    event_id: str | None = None,
+    time: datetime | None = None,
+    traceparent: str | None = None,
+    caused_by: EventAttributes | None = None,
+) -> KafkaRecord:
+    """Wrap an event for Kafka. A follow-up names its cause so it continues the cause's trace."""
+    if traceparent is None:
+        traceparent = child_traceparent(caused_by.traceparent) if caused_by else new_traceparent()
+    headers = [
+        ("ce_specversion", SPEC_VERSION),
+        ("ce_id", event_id or str(uuid.uuid4())),
+        ("ce_source", source),
+        ("ce_type", event.event_type),
+        ("ce_time", (time or datetime.now(UTC)).isoformat()),
+        ("ce_subject", event.subject),
+        ("content-type", CONTENT_TYPE),
+        ("traceparent", traceparent),
+    ]
+    return KafkaRecord(
+        topic=topic or event.event_type,
+        key=event.subject.encode(),
+        value=event.model_dump_json().encode(),
+        headers=[(name, value.encode()) for name, value in headers],
+    )
+
+
+def decode_headers(headers: Iterable[tuple[str, bytes]]) -> dict[str, str]:
+    decoded: dict[str, str] = {}
+    for name, raw in headers:
+        try:
+            decoded[name] = raw.decode("utf-8") if raw is not None else ""
+        except UnicodeDecodeError:
+            raise ContractViolation(f"header {name!r} is not UTF-8") from None
+    return decoded
+
+
+def decode_attributes(headers: Iterable[tuple[str, bytes]]) -> EventAttributes:
+    values = decode_headers(headers)
+    missing = [h for h in ("ce_specversion", "ce_id", "ce_source", "ce_type") if not values.get(h)]
+    if missing:
+        raise ContractViolation(f"not a CloudEvent: missing header(s) {', '.join(missing)}")
+    if values["ce_specversion"] != SPEC_VERSION:
+        raise ContractViolation(f"unsupported CloudEvents specversion {values['ce_specversion']!r}")
+    content_type = values.get("content-type", CONTENT_TYPE)
+    if not content_type.startswith(CONTENT_TYPE):
+        raise ContractViolation(f"unsupported content-type {content_type!r}; expected {CONTENT_TYPE}")
+    time = None
+    if values.get("ce_time"):
+        try:
+            time = datetime.fromisoformat(values["ce_time"])
+        except ValueError:
+            raise ContractViolation(f"ce_time {values['ce_time']!r} is not an RFC 3339 time") from None
+    traceparent = values.get("traceparent")
+    return EventAttributes(
+        id=values["ce_id"],
+        source=values["ce_source"],
+        type=values["ce_type"],
+        subject=values.get("ce_subject"),
+        time=time,
+        # A broken trace header must not lose the event: it starts a new trace.
+        traceparent=traceparent if is_valid_traceparent(traceparent) else new_traceparent(),
+    )
+
+
+def decode(
+    headers: Iterable[tuple[str, bytes]],
+    value: bytes | None,
+    *,
+    expected_type: str | None = None,
+) -> CloudEvent[PortingEvent]:
+    """Validate a Kafka record as an event of the contract, or raise ContractViolation."""
+    attributes = decode_attributes(headers)
+    if expected_type is not None and attributes.type != expected_type:
+        raise ContractViolation(f"ce_type {attributes.type!r} does not belong on {expected_type!r}")
+    try:
+        model = event_for_type(attributes.type)
+    except KeyError as error:
+        raise ContractViolation(f"unknown event type or version {attributes.type!r}") from error
+    if not value:
+        raise ContractViolation("the event has no data")
+    try:
+        data = model.model_validate_json(value, strict=True)
+    except ValidationError as error:
+        raise ContractViolation(_describe(error)) from None
+    if attributes.subject is not None and attributes.subject != data.subject:
+        raise ContractViolation(
+            f"ce_subject {attributes.subject!r} differs from the data's request sid {data.subject!r}"
+        )
+    return CloudEvent(attributes=attributes, data=data)
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors(include_url=False, include_input=False)[:10]:
+        where = ".".join(str(part) for part in item["loc"]) or "data"
+        problems.append(f"{where}: {item['msg']}")
+    more = error.error_count() - len(problems)
+    return "schema violation: " + "; ".join(problems) + (f" (+{more} more)" if more > 0 else "")

@@ -1,0 +1,117 @@
+"""Shared types of the porting event contract: identifiers, statuses and reason codes.
+
+Names and values follow the public Port In and Portability APIs so that events and
+webhooks read like the ones operators already know.
+"""
+
+from __future__ import annotations
+
+from enum import Enum, IntEnum
+from typing import Annotated
+
+from pydantic import StringConstraints
+
+PhoneNumberE164 = Annotated[str, StringConstraints(pattern=r"^\+[1-9]\d{1,14}$")]
+# A number as the customer typed it: kept unparsed (bounded) so one malformed number
+# becomes that number's 22102 result instead of losing the whole request.
+PhoneNumberAsGiven = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+PortInRequestSid = Annotated[str, StringConstraints(pattern=r"^KW[0-9a-fA-F]{32}$")]
+AccountSid = Annotated[str, StringConstraints(pattern=r"^AC[0-9a-fA-F]{32}$")]
+AddressSid = Annotated[str, StringConstraints(pattern=r"^AD[0-9a-fA-F]{32}$")]
+CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+EmailAddress = Annotated[
+    str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
+]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+LongText = Annotated[str, StringConstraints(max_length=2000)]
+
+
+class NumberType(str, Enum):
+    LOCAL = "LOCAL"
+    MOBILE = "MOBILE"
+    TOLL_FREE = "TOLL-FREE"
+    UNKNOWN = "UNKNOWN"
+
+
+class PortabilityReason(IntEnum):
+    """The Portability API's not-portable reason codes; the name is the API's reason."""
+
+    INVALID_PHONE_NUMBER = 22102
+    UNSUPPORTED = 22130
+    ALREADY_IN_THE_TARGET_ACCOUNT = 22131
+    ALREADY_IN_TWILIO_DIFFERENT_OWNER = 22132
+    MANUAL_PORTING_AVAILABLE = 22133
+    ERROR_INTERNAL_SERVER_ERROR = 22135
+    ALREADY_IN_ONE_OF_YOUR_TWILIO_ACCOUNTS = 22136
+    MISSING_REQUIRED_FIELDS = 22171
+    UNAUTHORIZED = 20003
+
+
+class CarrierRejectionReason(str, Enum):
+    INVALID_PIN = "INVALID_PIN"
+    INVALID_ACCOUNT_NUMBER = "INVALID_ACCOUNT_NUMBER"
+    INVALID_ADDRESS = "INVALID_ADDRESS"
+    INVALID_END_USER_NAME = "INVALID_END_USER_NAME"
+    PHONE_NUMBER_INACTIVE_OR_DISCONNECTED = "PHONE_NUMBER_INACTIVE_OR_DISCONNECTED"
+    PHONE_NUMBER_WITH_CARRIER_RESTRICTION = "PHONE_NUMBER_WITH_CARRIER_RESTRICTION"
+    CONTACT_SUPPORT_REQUIRED = "CONTACT_SUPPORT_REQUIRED"
+
+
+class NumberStatus(str, Enum):
+    IN_REVIEW = "in_review"
+    PORT_SUBMITTED = "port_submitted"
+    PORT_PENDING = "port_pending"
+    SCHEDULED = "scheduled"
+    COMPLETED = "completed"
+    NOT_PORTABLE = "not_portable"
+    PORT_REJECTED = "port_rejected"
+    CANCELING = "canceling"
+    CANCELED = "canceled"
+
+
+class RequestStatus(str, Enum):
+    IN_REVIEW = "in_review"
+    IN_PROGRESS = "in_progress"
+    ACTION_REQUIRED = "action_required"
+    COMPLETED = "completed"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+class CarrierOutcome(str, Enum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    ACTIVATED = "activated"
+
+
+class CustomerType(str, Enum):
+    BUSINESS = "Business"
+    INDIVIDUAL = "Individual"
+
+
+class DocumentKind(str, Enum):
+    LETTER_OF_AUTHORIZATION = "letter_of_authorization"
+    UTILITY_BILL = "utility_bill"
+    CUSTOMER_SERVICE_RECORD = "customer_service_record"
+
+
+class PortingTrack(str, Enum):
+    """How a portable number is ported: through the carrier API, or by the manual process."""
+
+    API = "api"
+    MANUAL = "manual"
+
+
+class CancellationPolicyKind(str, Enum):
+    # US and Canada: cancellable until a port date is scheduled, never after.
+    NORTH_AMERICAN = "north_american"
+    # International: after scheduling only with 3 business days' notice and accepted fees.
+    INTERNATIONAL = "international"
+
+
+class AlertKind(str, Enum):
+    REVIEW_SLA_BREACHED = "review_sla_breached"
+    CARRIER_SLA_BREACHED = "carrier_sla_breached"
+    PORT_DATE_OVERDUE = "port_date_overdue"
+    DELIVERY_GAVE_UP = "delivery_gave_up"
