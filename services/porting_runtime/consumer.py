@@ -106,8 +106,12 @@ class EventConsumer:
                 log.warning("transient failure, retrying", consumer=self.name, error=repr(error), retry_in=round(delay, 2))
                 if await self._stopped_within(delay):
                     raise ProcessingAbandoned from error
-        for record, outcome in zip(batch, outcomes, strict=True):
+        for record, item, outcome in zip(batch, decoded, outcomes, strict=True):
             metrics.EVENTS.labels(self.name, record.topic, outcome).inc()
+            if outcome == "dead_lettered":
+                metrics.DEAD_LETTERS.labels(self.name, record.topic).inc()
+                log.error("dead-lettered", consumer=self.name, topic=record.topic,
+                          partition=record.partition, offset=record.offset, error=item)
         if self._after_commit is not None:
             await self._after_commit(batch)
 
@@ -132,9 +136,6 @@ class EventConsumer:
                     connection, consumer=self.name, dead_letter_topic=self.dead_letter_topic,
                     record=record, error=item, event_id=_header(record, "ce_id"),
                 )
-                metrics.DEAD_LETTERS.labels(self.name, record.topic).inc()
-                log.error("dead-lettered", consumer=self.name, topic=record.topic,
-                          partition=record.partition, offset=record.offset, error=item)
                 outcomes.append("dead_lettered")
                 continue
             if item.attributes.id not in claimed:

@@ -1,0 +1,123 @@
+"""The outbox relay: nothing lost while the broker is away, and each key in commit order."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from porting_cli.embedded import EmbeddedKafka, free_port
+from porting_runtime.database import apply_migrations, create_pool
+from porting_runtime.kafka import build_producer, connection_options, ensure_topics
+from porting_runtime.outbox_relay import OutboxRelay
+from porting_runtime.unit_of_work import UnitOfWork
+from schemas import AlertKind, PortAlertRaised
+
+from ..factories import request_sid
+from ..tcp_proxy import CuttableProxy
+from .ledger import LEDGER, collect, wait_until
+
+
+def alert(sid: str, message: str) -> PortAlertRaised:
+    return PortAlertRaised(port_in_request_sid=sid, alert=AlertKind.CARRIER_SLA_BREACHED,
+                           message=message, raised_at=datetime.now(UTC))
+
+
+async def _write(pool: asyncpg.Pool, settings, events) -> None:
+    async with pool.acquire() as connection, connection.transaction():
+        unit = UnitOfWork(connection, source="tests", topic_prefix=settings.topic_prefix)
+        for event in events:
+            unit.publish(event)
+        await unit.flush()
+
+
+async def _unsent(pool: asyncpg.Pool) -> int:
+    return await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+
+
+async def test_follow_ups_written_while_the_broker_is_unreachable_are_published_once_it_returns(settings, tmp_path):
+    # A broker of this test's own, reached only through a proxy that the test can cut.
+    proxy_port = free_port()
+    broker = EmbeddedKafka(port=free_port(), log_file=tmp_path / "kafka.log")
+    broker.start_advertising(f"127.0.0.1:{proxy_port}")
+    proxy = await CuttableProxy("127.0.0.1", broker.port).start(proxy_port)
+    settings = settings.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{proxy_port}"})
+    topic = settings.topic(PortAlertRaised.event_type)
+    await ensure_topics(settings, [topic])
+    pool = await create_pool(settings.database_url)
+    await apply_migrations(pool, "ledger", LEDGER.migrations)
+
+    def producer() -> AIOKafkaProducer:
+        fast_failing = build_producer(settings)
+        fast_failing._request_timeout_ms = 3000  # noqa: SLF001  # fail sooner than in production
+        return fast_failing
+
+    relay = OutboxRelay(service="ledger", database_url=settings.database_url, pool=pool,
+                        producer_factory=producer, poll_interval=0.2)
+    running = asyncio.create_task(relay.run())
+    sid = request_sid()
+    try:
+        await wait_until(lambda: _leader(relay))
+        proxy.cut()
+        for batch in range(4):
+            await _write(pool, settings, [alert(sid, f"{batch}-{i}") for i in range(5)])
+        await asyncio.sleep(4)  # long enough for the relay's produce attempts to fail
+        assert await _unsent(pool) == 20, "nothing is marked sent while the broker is unreachable"
+        proxy.restore()
+        assert await wait_until(lambda: _all_sent(pool), timeout=60)
+        published = await collect(settings, topic, expect=20, settle=1.0)
+    finally:
+        relay.stop()
+        await running
+        await pool.close()
+        await proxy.stop()
+        broker.stop()
+
+    messages = [PortAlertRaised.model_validate_json(r.value).message for r in published]
+    expected = [f"{b}-{i}" for b in range(4) for i in range(5)]
+    assert sorted(set(messages)) == sorted(expected), "every follow-up arrived"
+    assert [m for i, m in enumerate(messages) if m not in messages[:i]] == expected, "in commit order"
+
+
+async def _leader(relay: OutboxRelay) -> bool:
+    return relay.is_leader
+
+
+async def _all_sent(pool: asyncpg.Pool) -> bool:
+    return await _unsent(pool) == 0
+
+
+async def test_many_concurrent_writers_on_one_key_come_out_of_the_relay_in_commit_order(settings):
+    pool = await create_pool(settings.database_url, max_size=25)
+    await apply_migrations(pool, "ledger", LEDGER.migrations)
+    await pool.execute("CREATE TABLE commit_log (writer text PRIMARY KEY, seq bigserial)")
+    sid = request_sid()
+
+    async def writer(number: int) -> None:
+        async with pool.acquire() as connection, connection.transaction():
+            unit = UnitOfWork(connection, source="tests", topic_prefix=settings.topic_prefix)
+            unit.publish(alert(sid, f"writer-{number}"))
+            await unit.flush()
+            await asyncio.sleep(random.uniform(0, 0.05))  # commit at a random moment
+            # Taken last, just before COMMIT: the order of seq is the order of commits.
+            await connection.execute("INSERT INTO commit_log (writer) VALUES ($1)", f"writer-{number}")
+
+    relay = OutboxRelay(service="ledger", database_url=settings.database_url, pool=pool,
+                        producer_factory=lambda: build_producer(settings), poll_interval=0.05)
+    topic = settings.topic(PortAlertRaised.event_type)
+    await ensure_topics(settings, [topic])
+    running = asyncio.create_task(relay.run())
+    try:
+        await asyncio.gather(*(writer(n) for n in range(40)))
+        assert await wait_until(lambda: _all_sent(pool))
+        commit_order = [r["writer"] for r in await pool.fetch("SELECT writer FROM commit_log ORDER BY seq")]
+    finally:
+        relay.stop()
+        await running
+        await pool.close()
+    published = await collect(settings, topic, expect=40)
+
+    assert [PortAlertRaised.model_validate_json(r.value).message for r in published] == commit_order

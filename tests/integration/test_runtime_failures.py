@@ -1,0 +1,102 @@
+"""Failures: what can never succeed is dead-lettered; what can pass is retried and never skipped."""
+
+from __future__ import annotations
+
+import json
+
+from porting_runtime.kafka import ensure_topics
+from schemas import KafkaRecord, dead_letter_topic
+
+from ..factories import port_requested, port_requested_payload
+from ..tcp_proxy import CuttableProxy
+from .ledger import REJECTED_CUSTOMER, collect, fetchval, port_requested_record, publish, running, wait_until
+
+
+def _raw(settings, value: bytes, headers: list[tuple[str, bytes]], key: bytes = b"k") -> KafkaRecord:
+    return KafkaRecord(settings.topic("porting.port-requested.v1"), key, value, headers)
+
+
+async def test_poison_messages_land_in_the_dead_letter_topic_with_their_original_bytes_and_the_next_is_processed(settings):
+    good = port_requested_record(settings, port_requested())
+    headers = good.headers
+    unknown_version = [(n, b"porting.port-requested.v9" if n == "ce_type" else v) for n, v in headers]
+    rule_breaker = port_requested_record(settings, port_requested(
+        losing_carrier_information={**port_requested_payload()["losing_carrier_information"], "customer_name": REJECTED_CUSTOMER}))
+    schema_violation = json.dumps({**port_requested_payload(), "revision": 0}).encode()
+    poison = [
+        _raw(settings, b"{not json", headers),
+        _raw(settings, schema_violation, [(n, v) for n, v in headers if n != "ce_subject"]),
+        _raw(settings, good.value, unknown_version),
+        _raw(settings, good.value, [("ce_id", b"\xff\xfe")]),  # not even UTF-8
+        rule_breaker,
+    ]
+    # All on one key, so they share a partition with the good event that follows them.
+    poison = [KafkaRecord(p.topic, b"same-key", p.value, p.headers) for p in poison]
+    good = KafkaRecord(good.topic, b"same-key", good.value, good.headers)
+    await publish(settings, [*poison, good])
+
+    async with running(settings):
+        await wait_until(lambda: _count(settings, "effects", 1))
+        dead = await collect(settings, settings.topic(dead_letter_topic("ledger")), expect=5)
+
+    assert await fetchval(settings.database_url, "SELECT count(*) FROM effects") == 1
+    assert [d.value for d in dead] == [p.value for p in poison]
+    reasons = [dict(d.headers)["dlt_error"].decode() for d in dead]
+    assert reasons[0].startswith("not valid JSON")
+    assert "revision" in reasons[1]
+    assert "unknown event type or version 'porting.port-requested.v9'" in reasons[2]
+    assert "UTF-8" in reasons[3]
+    assert reasons[4] == "the customer name breaks a rule"
+    for record, original in zip(dead, poison, strict=True):
+        headers = dict(record.headers)
+        assert headers["dlt_source_topic"].decode() == original.topic
+        assert int(headers["dlt_source_offset"]) >= 0
+        assert [h for h in record.headers if not h[0].startswith("dlt_")] == list(original.headers)
+    assert await fetchval(settings.database_url, "SELECT count(*) FROM dead_letters") == 5
+
+
+async def test_a_database_outage_is_retried_and_never_dead_lettered(settings, infrastructure):
+    host, port = _host_port(settings.database_url)
+    proxy = await CuttableProxy(host, port).start()
+    via_proxy = settings.model_copy(update={"database_url": settings.database_url.replace(f"{host}:{port}", f"127.0.0.1:{proxy.port}")})
+    records = [port_requested_record(settings, port_requested()) for _ in range(5)]
+    try:
+        async with running(via_proxy):
+            proxy.cut()
+            await publish(settings, records)
+            # The consumer keeps failing to reach the database while the events wait.
+            await wait_until(lambda: _transient_failures_grew(), timeout=15)
+            assert await fetchval(settings.database_url, "SELECT count(*) FROM effects") == 0
+            proxy.restore()
+            await wait_until(lambda: _count(settings, "effects", 5))
+    finally:
+        await proxy.stop()
+
+    assert await fetchval(settings.database_url, "SELECT count(*) FROM effects") == 5
+    assert await fetchval(settings.database_url, "SELECT count(*) FROM dead_letters") == 0
+
+
+_baseline: dict[str, float] = {}
+
+
+async def _transient_failures_grew() -> bool:
+    from porting_runtime.metrics import TRANSIENT_FAILURES
+
+    value = TRANSIENT_FAILURES.labels("consumer")._value.get()  # noqa: SLF001
+    first = _baseline.setdefault("consumer", value)
+    return value > first
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    location = url.split("@", 1)[1].split("/", 1)[0]
+    host, _, port = location.partition(":")
+    return host, int(port or 5432)
+
+
+async def _count(settings, table: str, expected: int) -> bool:
+    return await fetchval(settings.database_url, f"SELECT count(*) FROM {table}") == expected
+
+
+async def test_topics_are_created_once_and_creating_them_again_is_harmless(settings):
+    await ensure_topics(settings, [settings.topic("x")])
+    await ensure_topics(settings, [settings.topic("x")])
