@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test soak bench schemas install clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(wildcard services/*/__init__.py)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -62,22 +62,35 @@ def encode(
     """Wrap an event for Kafka. A follow-up names its cause so it continues the cause's trace."""
     if traceparent is None:
         traceparent = child_traceparent(caused_by.traceparent) if caused_by else new_traceparent()
-    headers = [
-        ("ce_specversion", SPEC_VERSION),
-        ("ce_id", event_id or str(uuid.uuid4())),
-        ("ce_source", source),
-        ("ce_type", event.event_type),
-        ("ce_time", (time or datetime.now(UTC)).isoformat()),
-        ("ce_subject", event.subject),
-        ("content-type", CONTENT_TYPE),
-        ("traceparent", traceparent),
-    ]
     return KafkaRecord(
         topic=topic or event.event_type,
         key=event.subject.encode(),
         value=event.model_dump_json().encode(),
-        headers=[(name, value.encode()) for name, value in headers],
+        headers=envelope_headers(event.event_type, event.subject, source=source, event_id=event_id,
+                                 time=time, traceparent=traceparent),
     )
+
+
+def envelope_headers(
+    event_type: str,
+    subject: str,
+    *,
+    source: str,
+    event_id: str | None = None,
+    time: datetime | None = None,
+    traceparent: str | None = None,
+) -> list[tuple[str, bytes]]:
+    headers = [
+        ("ce_specversion", SPEC_VERSION),
+        ("ce_id", event_id or str(uuid.uuid4())),
+        ("ce_source", source),
+        ("ce_type", event_type),
+        ("ce_time", (time or datetime.now(UTC)).isoformat()),
+        ("ce_subject", subject),
+        ("content-type", CONTENT_TYPE),
+        ("traceparent", traceparent or new_traceparent()),
+    ]
+    return [(name, value.encode()) for name, value in headers]
 
 
 def decode_headers(headers: Iterable[tuple[str, bytes]]) -> dict[str, str]:

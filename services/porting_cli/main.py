@@ -1,0 +1,98 @@
+"""The `porting` command-line tool for operators and people running the stack locally."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from porting_runtime.settings import ServiceSettings
+from schemas import export
+
+from .publishing import PublishError, envelope, publish_record
+from .stack import LocalStack
+
+app = typer.Typer(help="Operate the number-porting platform.", no_args_is_help=True)
+schemas_app = typer.Typer(help="The event contract.", no_args_is_help=True)
+app.add_typer(schemas_app, name="schemas")
+console = Console()
+
+
+@app.command()
+def up(
+    data_dir: Path = typer.Option(Path(".porting"), help="Where PostgreSQL data and logs persist."),
+    kafka_port: int = typer.Option(9092),
+    postgres_port: int = typer.Option(5433),
+    http_port: int = typer.Option(8080, help="The first service's HTTP port; the next ones follow."),
+) -> None:
+    """Start the embedded broker, PostgreSQL and every service; Ctrl-C stops them all."""
+    stack = LocalStack(data_dir.resolve(), kafka_port=kafka_port, postgres_port=postgres_port, http_port=http_port)
+    stopping = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    started = time.monotonic()
+    try:
+        with console.status("starting the local stack…"):
+            stack.start()
+        table = Table(title=f"porting stack up in {time.monotonic() - started:.1f}s")
+        table.add_column("what")
+        table.add_column("where")
+        for what, where in stack.endpoints():
+            table.add_row(what, where)
+        console.print(table)
+        console.print("The embedded broker keeps messages in memory: they are gone after Ctrl-C. Press Ctrl-C to stop.")
+        while not stopping:
+            if crashed := stack.exited():
+                console.print(f"[red]stopped unexpectedly: {', '.join(crashed)}; see {stack.logs}[/red]")
+                raise typer.Exit(1)
+            time.sleep(0.2)
+    finally:
+        with console.status("stopping…"):
+            stack.stop()
+        console.print("stopped; nothing left running.")
+
+
+@app.command()
+def publish(
+    topic: str = typer.Argument(..., help="e.g. porting.port-requested.v1"),
+    payload: Path = typer.Argument(..., exists=True, dir_okay=False, help="The event's data as JSON."),
+    event_id: str | None = typer.Option(None, "--id", help="ce_id; a new one when absent (reuse one to test dedupe)."),
+    validate: bool = typer.Option(True, help="--no-validate publishes the payload as it is (to try dead letters)."),
+) -> None:
+    """Wrap a JSON payload in the CloudEvents envelope and publish it."""
+    settings = ServiceSettings()
+    try:
+        record = envelope(topic, payload, event_id=event_id, validate=validate, topic_prefix=settings.topic_prefix)
+    except PublishError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    partition, offset = asyncio.run(publish_record(settings, record))
+    ce_id = dict(record.headers)["ce_id"].decode()
+    console.print(f"published {ce_id} to {record.topic} partition {partition} offset {offset}")
+
+
+@schemas_app.command("export")
+def schemas_export() -> None:
+    """Regenerate the committed JSON Schema files and the AsyncAPI document."""
+    for path in export.write_all():
+        console.print(f"wrote {path}")
+
+
+@schemas_app.command("show")
+def schemas_show(topic: str) -> None:
+    """Print one event's JSON Schema."""
+    files = {p.stem: text for p, text in export.json_schemas().items()}
+    if topic not in files:
+        console.print(f"[red]unknown topic {topic!r}[/red]")
+        raise typer.Exit(2)
+    console.print_json(files[topic])

@@ -1,0 +1,140 @@
+"""`porting up`: the embedded broker, PostgreSQL (a database and role per service), and every service."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from porting_runtime.kafka import DEFAULT_PARTITIONS, ensure_topics
+from porting_runtime.settings import ServiceSettings
+from schemas import ALL_TOPICS, dead_letter_topic
+
+from .embedded import EmbeddedKafka, EmbeddedPostgres, _stop
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    http_offset: int
+
+    @property
+    def exists(self) -> bool:
+        return importlib.util.find_spec(self.name) is not None and \
+            importlib.util.find_spec(f"{self.name}.__main__") is not None
+
+
+SERVICES = (ServiceSpec("portability", 0), ServiceSpec("workflow", 1), ServiceSpec("notifier", 2))
+
+
+def _die_with_parent() -> None:
+    # If the launcher itself is killed, the kernel stops its children too: nothing left behind.
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class LocalStack:
+    def __init__(self, root: Path, *, host: str = "127.0.0.1", kafka_port: int = 9092,
+                 postgres_port: int = 5433, http_port: int = 8080) -> None:
+        self.root, self.host, self.http_port = root, host, http_port
+        self.logs = root / "logs"
+        self.postgres = EmbeddedPostgres(root / "postgres", host, postgres_port)
+        self.kafka = EmbeddedKafka(host, kafka_port, log_file=self.logs / "kafka.log")
+        self.services = [s for s in SERVICES if s.exists]
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def service_url(self, service: ServiceSpec) -> str:
+        return f"http://{self.host}:{self.http_port + service.http_offset}"
+
+    def database_url(self, service: str) -> str:
+        return self.postgres.dsn(database=service, user=service, password=service)
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + timeout
+        self.postgres.start()
+        asyncio.run(self._provision_databases())
+        self.kafka.start()
+        topics = [*ALL_TOPICS, *(dead_letter_topic(s.name) for s in SERVICES)]
+        asyncio.run(ensure_topics(ServiceSettings(kafka_bootstrap_servers=self.kafka.bootstrap_servers), topics))
+        for service in self.services:
+            self._start_service(service)
+        for service in self.services:
+            self._wait_healthy(service, deadline)
+
+    async def _provision_databases(self) -> None:
+        """One database and one role per service; a role cannot connect to the others' databases."""
+        admin = await asyncpg.connect(self.postgres.dsn())
+        try:
+            for service in (s.name for s in SERVICES):
+                if not await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", service):
+                    await admin.execute(f"CREATE ROLE {service} LOGIN PASSWORD '{service}'")
+                if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", service):
+                    await admin.execute(f"CREATE DATABASE {service} OWNER {service}")
+                await admin.execute(f"REVOKE ALL ON DATABASE {service} FROM PUBLIC")
+        finally:
+            await admin.close()
+
+    def _start_service(self, service: ServiceSpec) -> None:
+        environment = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
+            "DATABASE_URL": self.database_url(service.name),
+            "HTTP_HOST": self.host,
+            "HTTP_PORT": str(self.http_port + service.http_offset),
+        }
+        log = open(self.logs / f"{service.name}.log", "ab")  # noqa: SIM115
+        self.processes[service.name] = subprocess.Popen(
+            [sys.executable, "-m", service.name], env=environment, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=_die_with_parent,
+        )
+
+    def _wait_healthy(self, service: ServiceSpec, deadline: float) -> None:
+        url = f"{self.service_url(service)}/health"
+        while time.monotonic() < deadline:
+            process = self.processes[service.name]
+            if process.poll() is not None:
+                raise RuntimeError(f"{service.name} exited ({process.returncode}); see {self.logs / service.name}.log")
+            try:
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{service.name} was not healthy in time; see {self.logs / service.name}.log")
+
+    def exited(self) -> list[str]:
+        return [name for name, process in self.processes.items() if process.poll() is not None]
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            _stop(process, signal.SIGTERM, timeout=20)
+        self.kafka.stop()
+        self.postgres.stop()
+
+    def endpoints(self) -> list[tuple[str, str]]:
+        rows = [("Kafka broker (Tansu, in memory)", self.kafka.bootstrap_servers),
+                ("PostgreSQL (superuser postgres/postgres)", f"{self.host}:{self.postgres.port}")]
+        for service in self.services:
+            rows.append((f"{service.name} (health, metrics)", self.service_url(service)))
+        rows.append(("logs", str(self.logs)))
+        return rows
+
+    @staticmethod
+    def partitions() -> int:
+        return DEFAULT_PARTITIONS

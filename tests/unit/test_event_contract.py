@@ -1,0 +1,136 @@
+"""The event contract, without any server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from schemas import (
+    CarrierNumberResponse,
+    ContractViolation,
+    PortScheduled,
+    PortRequested,
+    decode,
+    encode,
+)
+from schemas.export import stale_files
+from schemas.tracing import child_traceparent, is_valid_traceparent, trace_id_of
+
+from ..factories import port_requested, port_requested_payload
+
+
+def test_the_committed_json_schemas_and_asyncapi_document_match_the_models():
+    assert stale_files() == [], "run `make schemas` and commit the result"
+
+
+def test_an_event_survives_the_cloudevents_round_trip_in_binary_mode():
+    event = port_requested()
+    record = encode(event, source="portal")
+    headers = dict(record.headers)
+
+    assert headers["ce_specversion"] == b"1.0"
+    assert headers["ce_type"] == b"porting.port-requested.v1"
+    assert headers["ce_subject"] == record.key == event.port_in_request_sid.encode()
+    assert headers["content-type"] == b"application/json"
+    assert is_valid_traceparent(headers["traceparent"].decode())
+    decoded = decode(record.headers, record.value)
+    assert decoded.data == event
+    assert decoded.attributes.id == headers["ce_id"].decode()
+
+
+def test_every_event_gets_its_own_id():
+    event = port_requested()
+    assert dict(encode(event, source="a").headers)["ce_id"] != dict(encode(event, source="a").headers)["ce_id"]
+
+
+def test_a_follow_up_continues_the_trace_of_its_cause():
+    cause = decode(*_record_parts(encode(port_requested(), source="portal"))).attributes
+    follow_up = encode(port_requested(), source="workflow", caused_by=cause)
+    traceparent = dict(follow_up.headers)["traceparent"].decode()
+
+    assert trace_id_of(traceparent) == trace_id_of(cause.traceparent)
+    assert traceparent != cause.traceparent
+
+
+def test_a_broken_traceparent_starts_a_new_trace_instead_of_losing_the_event():
+    record = encode(port_requested(), source="portal", traceparent="garbage")
+    assert is_valid_traceparent(decode(record.headers, record.value).attributes.traceparent)
+    assert is_valid_traceparent(child_traceparent(None))
+
+
+def _record_parts(record):
+    return record.headers, record.value
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda h, v: ([x for x in h if x[0] != "ce_id"], v), r"missing header\(s\) ce_id"),
+        (lambda h, v: ([(n, b"0.3" if n == "ce_specversion" else x) for n, x in h], v), "specversion"),
+        (lambda h, v: ([(n, b"text/plain" if n == "content-type" else x) for n, x in h], v), "content-type"),
+        (lambda h, v: ([(n, b"porting.port-requested.v2" if n == "ce_type" else x) for n, x in h], v), "unknown event type or version"),
+        (lambda h, v: ([(n, b"KW" + b"0" * 32 if n == "ce_subject" else x) for n, x in h], v), "differs from the data's request sid"),
+        (lambda h, v: (h, b"{"), "not valid JSON"),
+        (lambda h, v: (h, None), "no data"),
+    ],
+)
+def test_a_message_that_breaks_the_envelope_is_a_contract_violation(mutate, reason):
+    record = encode(port_requested(), source="portal")
+    headers, value = mutate(record.headers, record.value)
+    with pytest.raises(ContractViolation, match=reason):
+        decode(headers, value)
+
+
+def test_an_event_on_another_events_topic_is_a_contract_violation():
+    record = encode(port_requested(), source="portal")
+    with pytest.raises(ContractViolation, match="does not belong on"):
+        decode(record.headers, record.value, expected_type="porting.cancel-requested.v1")
+
+
+def test_unknown_fields_are_refused_so_a_publishers_typo_is_not_silently_lost():
+    with pytest.raises(ValidationError, match="notification_email"):
+        PortRequested.model_validate({**port_requested_payload(), "notification_email": ["a@b.co"]})
+
+
+def test_values_of_the_wrong_json_type_are_refused_rather_than_coerced():
+    record = encode(port_requested(), source="portal")
+    payload = json.loads(record.value)
+    payload["revision"] = "2"
+    with pytest.raises(ContractViolation, match="revision"):
+        decode(record.headers, json.dumps(payload).encode())
+
+
+def test_a_malformed_number_in_a_port_request_is_kept_as_given_for_its_own_result():
+    event = port_requested(phone_numbers=[{"phone_number": "415 555 0100"}, {"phone_number": "+14155550101"}])
+    assert event.phone_numbers[0].phone_number == "415 555 0100"
+
+
+def test_a_port_request_is_bounded_to_a_thousand_numbers():
+    numbers = [{"phone_number": f"+1415555{i:04d}"} for i in range(1001)]
+    with pytest.raises(ValidationError, match="at most 1000"):
+        port_requested(phone_numbers=numbers)
+
+
+def test_the_pin_and_account_number_never_show_in_a_logged_model():
+    event = port_requested(phone_numbers=[{"phone_number": "+14155550100", "pin": "8642"}])
+    assert "8642" not in repr(event)
+    assert "ACC-991" not in repr(event)
+
+
+def test_a_rejected_carrier_response_needs_its_reason_code():
+    with pytest.raises(ValidationError, match="rejection_reason_code"):
+        CarrierNumberResponse(phone_number="+14155550100", outcome="rejected")
+    accepted = CarrierNumberResponse(phone_number="+14155550100", outcome="accepted")
+    assert accepted.rejection_reason_code is None
+
+
+def test_a_port_schedule_needs_a_known_time_zone_and_an_ordered_window():
+    base = {"port_in_request_sid": "KW" + "a" * 32, "phone_numbers": ["+14155550100"], "port_date": "2027-01-05",
+            "port_time_range_start": "09:00:00", "port_time_range_end": "12:00:00", "time_zone": "America/Toronto"}
+    assert PortScheduled.model_validate(base).time_zone == "America/Toronto"
+    with pytest.raises(ValidationError, match="unknown time zone"):
+        PortScheduled.model_validate({**base, "time_zone": "Mars/Olympus"})
+    with pytest.raises(ValidationError, match="before"):
+        PortScheduled.model_validate({**base, "port_time_range_end": "08:00:00"})

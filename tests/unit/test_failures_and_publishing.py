@@ -1,0 +1,68 @@
+"""Failure classification, backoff, and the envelope `porting publish` builds."""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+import pytest
+from aiokafka.errors import KafkaConnectionError
+
+from porting_cli.publishing import PublishError, envelope
+from porting_runtime.failures import Backoff, is_transient
+from schemas import decode
+
+from ..factories import port_requested_payload
+
+
+@pytest.mark.parametrize("error", [
+    ConnectionRefusedError(), asyncpg.PostgresConnectionError(), asyncpg.CannotConnectNowError(),
+    asyncpg.SerializationError(), asyncpg.DeadlockDetectedError(), KafkaConnectionError(), TimeoutError(),
+])
+def test_an_unreachable_database_or_broker_is_a_failure_that_can_pass(error):
+    assert is_transient(error)
+
+
+@pytest.mark.parametrize("error", [ValueError(), KeyError("x"), asyncpg.UniqueViolationError(), asyncpg.UndefinedTableError()])
+def test_a_bug_or_a_broken_rule_is_a_failure_that_cannot_pass(error):
+    assert not is_transient(error)
+
+
+def test_backoff_grows_and_stays_capped():
+    backoff = Backoff(initial=0.1, maximum=2.0)
+    delays = [backoff.next_delay() for _ in range(12)]
+    assert delays[0] <= 0.1
+    assert max(delays) <= 2.0
+    assert delays[-1] >= 1.0
+    backoff.reset()
+    assert backoff.next_delay() <= 0.1
+
+
+def test_porting_publish_wraps_a_valid_payload_in_the_cloudevents_envelope(tmp_path):
+    payload = tmp_path / "request.json"
+    payload.write_text(json.dumps(port_requested_payload()))
+    record = envelope("porting.port-requested.v1", payload, event_id="fixed-id")
+    assert decode(record.headers, record.value).attributes.id == "fixed-id"
+    assert record.topic == "porting.port-requested.v1"
+
+
+def test_porting_publish_refuses_an_invalid_payload_with_the_reason(tmp_path):
+    payload = tmp_path / "request.json"
+    payload.write_text(json.dumps({**port_requested_payload(), "revision": 0}))
+    with pytest.raises(PublishError, match="revision"):
+        envelope("porting.port-requested.v1", payload)
+
+
+def test_porting_publish_sends_an_invalid_payload_as_it_is_when_asked_so_dead_letters_can_be_tried(tmp_path):
+    payload = tmp_path / "request.json"
+    payload.write_text("{broken")
+    record = envelope("porting.port-requested.v1", payload, validate=False)
+    assert record.value == b"{broken"
+    assert dict(record.headers)["ce_type"] == b"porting.port-requested.v1"
+
+
+def test_porting_publish_refuses_an_unknown_topic(tmp_path):
+    payload = tmp_path / "x.json"
+    payload.write_text("{}")
+    with pytest.raises(PublishError, match="unknown topic"):
+        envelope("porting.nope.v1", payload)
