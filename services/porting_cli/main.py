@@ -15,11 +15,23 @@ from porting_runtime.settings import ServiceSettings
 from schemas import export
 
 from .publishing import PublishError, envelope, publish_record
-from .stack import LocalStack
+from .stack import SERVICES, LocalStack
+
+
+def _register_service_commands(app: typer.Typer) -> None:
+    """Each service that exists brings its own operator commands."""
+    import importlib
+    import importlib.util
+
+    for service in (s.name for s in SERVICES if s.exists):
+        if importlib.util.find_spec(f"{service}.entrypoints.cli"):
+            importlib.import_module(f"{service}.entrypoints.cli").register(app)
+
 
 app = typer.Typer(help="Operate the number-porting platform.", no_args_is_help=True)
 schemas_app = typer.Typer(help="The event contract.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
+_register_service_commands(app)
 console = Console()
 
 

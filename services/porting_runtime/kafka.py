@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -41,8 +42,10 @@ def build_producer(settings: ServiceSettings) -> AIOKafkaProducer:
 
 def build_broker(settings: ServiceSettings) -> KafkaBroker:
     # graceful_timeout: on SIGTERM an in-flight batch gets this long to finish before it is abandoned.
+    # Its logs go through the root logger, so they come out as JSON like the rest.
     return KafkaBroker(
-        settings.kafka_bootstrap_servers, security=settings.kafka_security(), graceful_timeout=15.0
+        settings.kafka_bootstrap_servers, security=settings.kafka_security(), graceful_timeout=15.0,
+        logger=logging.getLogger("faststream.porting"),
     )
 
 

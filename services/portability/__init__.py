@@ -1,0 +1,1 @@
+"""The portability service: can this number be ported into this account, and if not, why."""

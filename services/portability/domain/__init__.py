@@ -1,0 +1,1 @@
+"""Portability rules: pure, no I/O."""

@@ -1,0 +1,83 @@
+"""What a phone number is: its country and type, from libphonenumber and the number-block table."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+from phonenumbers import PhoneNumberType
+
+from schemas import NumberType
+
+STRICT_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+NANP_COUNTRY_CODE = 1
+
+_TYPES = {
+    PhoneNumberType.FIXED_LINE: NumberType.LOCAL,
+    PhoneNumberType.MOBILE: NumberType.MOBILE,
+    PhoneNumberType.TOLL_FREE: NumberType.TOLL_FREE,
+}
+
+
+@dataclass(frozen=True)
+class NumberBlock:
+    """An operator-imported block of numbers: who serves it and whether it is wireless."""
+
+    prefix: str  # E.164 digits without the plus, e.g. "1415555"
+    carrier_name: str
+    carrier_id: str
+    wireless: bool
+    rate_center: str | None = None
+
+
+@dataclass(frozen=True)
+class PhoneNumberFacts:
+    e164: str
+    country: str | None
+    number_type: NumberType
+    block: NumberBlock | None = None
+
+    @property
+    def digits(self) -> str:
+        return self.e164[1:]
+
+
+def parse_e164(raw: str) -> phonenumbers.PhoneNumber | None:
+    """The number when it is strict E.164 and valid for its country; None otherwise."""
+    if not STRICT_E164.match(raw):
+        return None
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        return None
+    return number if phonenumbers.is_valid_number(number) else None
+
+
+def candidate_prefixes(e164: str) -> list[str]:
+    """Every prefix a block of this number could be keyed by, longest first."""
+    digits = e164.lstrip("+")
+    return [digits[:length] for length in range(len(digits), 0, -1)]
+
+
+def longest_block(e164: str, blocks: dict[str, NumberBlock]) -> NumberBlock | None:
+    for prefix in candidate_prefixes(e164):
+        if prefix in blocks:
+            return blocks[prefix]
+    return None
+
+
+def describe(number: phonenumbers.PhoneNumber, block: NumberBlock | None) -> PhoneNumberFacts:
+    """Country and number type. In North America libphonenumber says FIXED_LINE_OR_MOBILE;
+    the number's block decides, and without one the number is LOCAL."""
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    kind = phonenumbers.number_type(number)
+    if kind in _TYPES:
+        number_type = _TYPES[kind]
+    elif kind == PhoneNumberType.FIXED_LINE_OR_MOBILE and number.country_code == NANP_COUNTRY_CODE:
+        number_type = NumberType.MOBILE if block and block.wireless else NumberType.LOCAL
+    else:
+        number_type = NumberType.UNKNOWN
+    region = phonenumbers.region_code_for_number(number)
+    # Non-geographic numbers (+800, +882, ...) have region "001": no country.
+    return PhoneNumberFacts(e164, region if region and region.isalpha() else None, number_type, block)

@@ -1,0 +1,35 @@
+"""The portability service, as the shared runtime runs it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+from fastapi import FastAPI
+
+from porting_runtime import Route, ServiceDefinition, ServiceSettings
+from schemas import PortabilityChecked, PortRequested, PortStatusChanged
+
+from .adapters.coverage_file import CoverageFile
+from .entrypoints.http import add_portability_api
+from .service_layer.handlers import PortRequestChecker, follow_port_status
+
+
+def _routes(pool: asyncpg.Pool, settings: ServiceSettings) -> list[Route]:
+    return [Route(PortRequested, PortRequestChecker(CoverageFile())), Route(PortStatusChanged, follow_port_status)]
+
+
+def _http_app(pool: asyncpg.Pool, settings: ServiceSettings) -> FastAPI:
+    app = FastAPI(title="Portability API", version="1.0.0",
+                  description="Can this number be ported into this account, and if not, why.")
+    add_portability_api(app, pool, CoverageFile())
+    return app
+
+
+PORTABILITY = ServiceDefinition(
+    name="portability",
+    migrations=Path(__file__).parent / "migrations",
+    routes=_routes,
+    publishes=[PortabilityChecked.event_type],
+    http_app=_http_app,
+)
