@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -27,9 +28,8 @@ def _with_database(url: str, database: str) -> str:
     return f"{base}/{database}"
 
 
-@pytest.fixture
-async def database_url(infrastructure: Infrastructure) -> AsyncIterator[str]:
-    """A fresh, empty database for this test alone."""
+@contextlib.asynccontextmanager
+async def fresh_database(infrastructure: Infrastructure) -> AsyncIterator[str]:
     name = f"test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(infrastructure.admin_database_url)
     try:
@@ -44,18 +44,31 @@ async def database_url(infrastructure: Infrastructure) -> AsyncIterator[str]:
         await admin.close()
 
 
-@pytest.fixture
-def topic_prefix() -> str:
-    """Fresh topic names for this test alone."""
-    return f"t{uuid.uuid4().hex[:10]}."
-
-
-@pytest.fixture
-def settings(infrastructure: Infrastructure, database_url: str, topic_prefix: str) -> ServiceSettings:
+def _settings(infrastructure: Infrastructure, database_url: str) -> ServiceSettings:
     return ServiceSettings(
         kafka_bootstrap_servers=infrastructure.kafka_bootstrap_servers,
         database_url=database_url,
-        topic_prefix=topic_prefix,
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",  # fresh topic names
         outbox_poll_interval_seconds=0.2,
         http_port=0,
     )
+
+
+@pytest.fixture
+async def database_url(infrastructure: Infrastructure) -> AsyncIterator[str]:
+    """A fresh, empty database for this test alone."""
+    async with fresh_database(infrastructure) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(infrastructure: Infrastructure, database_url: str) -> ServiceSettings:
+    """Settings with this test's own database and topics."""
+    return _settings(infrastructure, database_url)
+
+
+@pytest.fixture(scope="module")
+async def module_settings(infrastructure: Infrastructure) -> AsyncIterator[ServiceSettings]:
+    """Settings shared by one module's tests, for a service they all read from without changing."""
+    async with fresh_database(infrastructure) as url:
+        yield _settings(infrastructure, url)

@@ -1,0 +1,78 @@
+"""Running the portability service in a test, with accounts, inventory and blocks in place."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from porting_cli.embedded import free_port
+from porting_runtime import RunningService, ServiceSettings
+from portability.adapters.credentials import hash_token
+from portability.adapters.repository import PortabilityRepository
+from portability.domain.numbers import NumberBlock
+from portability.service import PORTABILITY
+from schemas import KafkaRecord, PortabilityChecked, PortStatusChanged, encode
+
+from ..factories import port_requested, request_sid
+from .ledger import collect, publish
+
+PARENT, TARGET, SIBLING, STRANGER = ("AC" + secrets.token_hex(16) for _ in range(4))
+TOKENS = {PARENT: "parent-token", TARGET: "target-token", SIBLING: "sibling-token", STRANGER: "stranger-token"}
+HELD_BY_TARGET, HELD_BY_SIBLING, HELD_BY_STRANGER = "+14155562601", "+14155562602", "+14155562603"
+WIRELESS = "+14155552671"  # in a wireless block: MOBILE, needs a PIN and account number
+PORTABLE = "+12015550123"
+
+
+@contextlib.asynccontextmanager
+async def portability_service(settings: ServiceSettings) -> AsyncIterator[RunningService]:
+    settings = settings.model_copy(update={"http_port": free_port()})
+    service = RunningService(PORTABILITY, settings, serve_http=True)
+    await service.start()
+    try:
+        async with service.pool.acquire() as connection:
+            repository = PortabilityRepository(connection)
+            for sid, parent in ((PARENT, None), (TARGET, PARENT), (SIBLING, PARENT), (STRANGER, None)):
+                await repository.add_account(sid, hash_token(TOKENS[sid]), parent)
+            await repository.hold([HELD_BY_TARGET], TARGET)
+            await repository.hold([HELD_BY_SIBLING], SIBLING)
+            await repository.hold([HELD_BY_STRANGER], STRANGER)
+            await repository.import_blocks([NumberBlock("1415555", "Pacific Wireless", "PW-1", True, "SNFC")])
+        yield service
+    finally:
+        await service.stop()
+
+
+def request_for(settings: ServiceSettings, numbers: list[str], account: str = TARGET, **overrides) -> tuple[str, KafkaRecord]:
+    sid = overrides.pop("port_in_request_sid", request_sid())
+    event = port_requested(port_in_request_sid=sid, account_sid=account,
+                           phone_numbers=[{"phone_number": n} for n in numbers], **overrides)
+    return sid, encode(event, source="tests", topic=settings.topic(event.event_type))
+
+
+def status_change(settings: ServiceSettings, sid: str, number: str, status_to: str, request_status: str,
+                  account: str = TARGET) -> KafkaRecord:
+    event = PortStatusChanged(
+        port_in_request_sid=sid, account_sid=account, status_from=None, status_to=request_status,
+        phone_numbers=[{"phone_number": number, "status_from": None, "status_to": status_to}],
+        changed_at=datetime.now(UTC),
+    )
+    return encode(event, source="workflow", topic=settings.topic(event.event_type))
+
+
+async def checked(settings: ServiceSettings, sids: list[str], timeout: float = 30.0) -> dict[str, PortabilityChecked]:
+    """The PortabilityChecked of each request, waiting until all arrived."""
+    records = await collect(settings, settings.topic(PortabilityChecked.event_type), expect=len(sids),
+                            timeout=timeout, settle=0.5)
+    answers = {}
+    for record in records:
+        event = PortabilityChecked.model_validate_json(record.value)
+        answers.setdefault(event.port_in_request_sid, []).append(event)
+    assert all(len(answers.get(s, [])) == 1 for s in sids), f"one PortabilityChecked per request: {answers.keys()}"
+    return {sid: answers[sid][0] for sid in sids}
+
+
+async def answers_for(settings: ServiceSettings, records: list[KafkaRecord], sids: list[str]) -> dict[str, PortabilityChecked]:
+    await publish(settings, records)
+    return await checked(settings, sids)
