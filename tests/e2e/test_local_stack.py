@@ -1,0 +1,87 @@
+"""`porting up` as a person runs it: everything up, an event consumed, Ctrl-C leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from porting_cli.embedded import free_port
+from schemas import PortabilityChecked
+
+from ..factories import port_requested_payload
+
+PORTING = [sys.executable, "-m", "porting_cli"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _porting(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([*PORTING, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_porting_up_starts_everything_consumes_a_published_event_and_ctrl_c_leaves_nothing_behind(tmp_path):
+    kafka, postgres, http = free_port(), free_port(), free_port()
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka}",
+           "PORTABILITY_DATABASE_URL": f"postgresql://portability:portability@127.0.0.1:{postgres}/portability"}
+    stack = subprocess.Popen(
+        [*PORTING, "up", "--data-dir", str(tmp_path / "stack"), "--kafka-port", str(kafka),
+         "--postgres-port", str(postgres), "--http-port", str(http)],
+        cwd=ROOT, env={**env, "COLUMNS": "200"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    started = time.monotonic()
+    output = ""
+    try:
+        for line in stack.stdout:  # type: ignore[union-attr]
+            output += line
+            if "Press Ctrl-C" in line or stack.poll() is not None:
+                break
+        assert "porting stack up" in output, output
+        assert time.monotonic() - started < 30, "up within 30 seconds"
+        assert f"127.0.0.1:{kafka}" in output and f"http://127.0.0.1:{http}" in output
+        health = httpx.get(f"http://127.0.0.1:{http}/health", timeout=5).json()
+        assert health["status"] == "ok" and health["database"] == "ok"
+        children = psutil.Process(stack.pid).children(recursive=True)
+        assert children, "the broker, PostgreSQL and the services run as child processes"
+
+        account = "AC" + "5" * 32
+        assert _porting("accounts", "add", account, "--token", "t", env=env).returncode == 0
+        payload = tmp_path / "request.json"
+        payload.write_text(json.dumps(port_requested_payload(account_sid=account,
+                                                             phone_numbers=[{"phone_number": "+12015550123"}])))
+        published = _porting("publish", "porting.port-requested.v1", str(payload), env=env)
+        assert published.returncode == 0, published.stdout + published.stderr
+        assert _wait_for_portability_checked(kafka, account)
+    finally:
+        stack.send_signal(signal.SIGINT)
+        stack.wait(60)
+    assert "nothing left running" in stack.stdout.read()  # type: ignore[union-attr]
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+
+
+def _wait_for_portability_checked(kafka_port: int, account: str, timeout: float = 30.0) -> bool:
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+
+    async def read() -> bool:
+        consumer = AIOKafkaConsumer(PortabilityChecked.event_type, bootstrap_servers=f"127.0.0.1:{kafka_port}",
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    if any(PortabilityChecked.model_validate_json(r.value).account_sid == account for r in records):
+                        return True
+            return False
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
