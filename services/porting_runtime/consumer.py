@@ -99,11 +99,16 @@ class EventConsumer:
                     outcomes = await self._record_effects(batch, decoded)
                 break
             except Exception as error:
-                if not is_transient(error):
-                    raise
+                # Handlers' own failures were dead-lettered above; what reaches here is the database
+                # or broker being away, or a fault in the pipeline itself. Either way the partition is
+                # held and retried: skipping it would lose the records.
                 metrics.TRANSIENT_FAILURES.labels("consumer").inc()
                 delay = backoff.next_delay()
-                log.warning("transient failure, retrying", consumer=self.name, error=repr(error), retry_in=round(delay, 2))
+                if is_transient(error):
+                    log.warning("transient failure, retrying", consumer=self.name, error=repr(error), retry_in=round(delay, 2))
+                else:
+                    log.exception("unexpected failure, holding the partition and retrying", consumer=self.name,
+                                  retry_in=round(delay, 2))
                 if await self._stopped_within(delay):
                     raise ProcessingAbandoned from error
         for record, item, outcome in zip(batch, decoded, outcomes, strict=True):

@@ -100,3 +100,26 @@ async def _count(settings, table: str, expected: int) -> bool:
 async def test_topics_are_created_once_and_creating_them_again_is_harmless(settings):
     await ensure_topics(settings, [settings.topic("x")])
     await ensure_topics(settings, [settings.topic("x")])
+
+
+async def test_a_fault_outside_the_handlers_holds_the_partition_instead_of_skipping_it(settings):
+    records = [port_requested_record(settings, port_requested()) for _ in range(3)]
+    async with running(settings):
+        # An operator mistake the pipeline cannot write around: its outbox is gone for a while.
+        await fetchval(settings.database_url, "ALTER TABLE outbox RENAME TO outbox_away")
+        await publish(settings, records)
+        await wait_until(lambda: _inbox_is_empty_after_attempts(settings), timeout=10)
+        await fetchval(settings.database_url, "ALTER TABLE outbox_away RENAME TO outbox")
+        await wait_until(lambda: _count(settings, "effects", 3))
+
+    assert await fetchval(settings.database_url, "SELECT count(*) FROM effects") == 3
+    assert await fetchval(settings.database_url, "SELECT count(*) FROM dead_letters") == 0
+
+
+async def _inbox_is_empty_after_attempts(settings) -> bool:
+    from porting_runtime.metrics import TRANSIENT_FAILURES
+
+    attempts = TRANSIENT_FAILURES.labels("consumer")._value.get()  # noqa: SLF001
+    baseline = _baseline.setdefault("fault", attempts)
+    nothing_committed = await fetchval(settings.database_url, "SELECT count(*) FROM inbox") == 0
+    return attempts >= baseline + 2 and nothing_committed
