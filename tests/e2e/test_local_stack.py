@@ -50,6 +50,7 @@ def test_porting_up_starts_everything_consumes_a_published_event_and_ctrl_c_leav
         children = psutil.Process(stack.pid).children(recursive=True)
         assert children, "the broker, PostgreSQL and the services run as child processes"
 
+        assert _role_cannot_open_another_services_database(postgres)
         account = "AC" + "5" * 32
         assert _porting("accounts", "add", account, "--token", "t", env=env).returncode == 0
         payload = tmp_path / "request.json"
@@ -58,6 +59,8 @@ def test_porting_up_starts_everything_consumes_a_published_event_and_ctrl_c_leav
         published = _porting("publish", "porting.port-requested.v1", str(payload), env=env)
         assert published.returncode == 0, published.stdout + published.stderr
         assert _wait_for_portability_checked(kafka, account)
+        metrics = httpx.get(f"http://127.0.0.1:{http}/metrics", timeout=5).text
+        assert 'porting_events_total{consumer="portability",outcome="handled",topic="porting.port-requested.v1"} 1.0' in metrics
     finally:
         stack.send_signal(signal.SIGINT)
         stack.wait(60)
@@ -85,3 +88,21 @@ def _wait_for_portability_checked(kafka_port: int, account: str, timeout: float 
             await consumer.stop()
 
     return asyncio.run(read())
+
+
+def _role_cannot_open_another_services_database(postgres_port: int) -> bool:
+    import asyncio
+
+    import asyncpg
+
+    async def attempt() -> bool:
+        own = await asyncpg.connect(f"postgresql://portability:portability@127.0.0.1:{postgres_port}/portability")
+        await own.close()
+        try:
+            other = await asyncpg.connect(f"postgresql://portability:portability@127.0.0.1:{postgres_port}/workflow")
+        except asyncpg.InsufficientPrivilegeError:
+            return True
+        await other.close()
+        return False
+
+    return asyncio.run(attempt())
