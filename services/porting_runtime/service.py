@@ -79,7 +79,7 @@ class RunningService:
         topics = service_topics(settings, self.pipeline, definition.publishes)
         await _until_available("broker", lambda: ensure_topics(settings, topics), self.stopping)
         self.broker = build_broker(settings)
-        subscribe(self.broker, self.pipeline, settings)
+        self.subscriber = subscribe(self.broker, self.pipeline, settings)
         self.relay = OutboxRelay(
             service=definition.name, database_url=settings.database_url, pool=self.pool,
             producer_factory=lambda: build_producer(settings), batch_size=settings.outbox_batch_size,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -23,7 +24,8 @@ async def record_effect(event: CloudEvent[PortRequested], unit: Any) -> None:
     if event.data.losing_carrier_information.customer_name == REJECTED_CUSTOMER:
         raise EventRejected("the customer name breaks a rule")
     await unit.connection.execute(
-        "INSERT INTO effects (request_sid, event_id) VALUES ($1, $2)", event.data.subject, event.attributes.id
+        "INSERT INTO effects (request_sid, event_id, worker_pid) VALUES ($1, $2, $3)",
+        event.data.subject, event.attributes.id, os.getpid(),
     )
     unit.publish(PortAlertRaised(
         port_in_request_sid=event.data.subject, alert=AlertKind.REVIEW_SLA_BREACHED,
@@ -115,3 +117,4 @@ async def committed_offsets(settings: ServiceSettings, group: str, topic: str) -
         return {p: await consumer.committed(TopicPartition(topic, p)) for p in sorted(partitions)}
     finally:
         await consumer.stop()
+

@@ -16,15 +16,20 @@ from .ledger import collect, committed_offsets, fetchval, port_requested_record,
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+async def start_worker(settings, *, die_after_commit: bool = False) -> asyncio.subprocess.Process:
+    environment = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+                   "DATABASE_URL": settings.database_url, "TOPIC_PREFIX": settings.topic_prefix,
+                   "LEDGER_DIE_AFTER_COMMIT": "1" if die_after_commit else "0", "CONSUMER_BATCH_SIZE": "10"}
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.integration.ledger_worker", cwd=PROJECT_ROOT, env=environment,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
 async def test_a_process_killed_after_its_database_commit_and_before_its_offset_commit_redelivers_without_a_second_effect(settings):
     record = port_requested_record(settings, port_requested())
     await publish(settings, [record])
-    environment = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-                   "DATABASE_URL": settings.database_url, "TOPIC_PREFIX": settings.topic_prefix}
-    worker = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.integration.crashing_ledger", cwd=PROJECT_ROOT, env=environment,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )
+    worker = await start_worker(settings, die_after_commit=True)
     assert await asyncio.wait_for(worker.wait(), 60) == -signal.SIGKILL
     assert await fetchval(settings.database_url, "SELECT count(*) FROM effects") == 1
     offsets = await committed_offsets(settings, "ledger", record.topic)
@@ -38,3 +43,39 @@ async def test_a_process_killed_after_its_database_commit_and_before_its_offset_
 
     assert await fetchval(settings.database_url, "SELECT count(*) FROM effects") == 1
     assert len(follow_ups) == 1
+
+
+async def test_two_instances_share_the_work_and_one_killed_midway_loses_nothing_and_duplicates_no_effect(settings):
+    records = [port_requested_record(settings, port_requested()) for _ in range(300)]
+    settings = settings.model_copy(update={"consumer_batch_size": 10})
+    doomed = await start_worker(settings)
+    try:
+        async with running(settings) as service:
+            async def both_assigned():
+                consumer = service.subscriber.consumer
+                return consumer is not None and 0 < len(consumer.assignment()) < 6
+            assert await wait_until(both_assigned, timeout=60), "the partitions are split between the two"
+            await publish(settings, records)
+            async def doomed_is_working():
+                return await fetchval(settings.database_url, "SELECT count(*) FROM effects WHERE worker_pid = $1",
+                                      doomed.pid) >= 10
+            assert await wait_until(doomed_is_working, timeout=60, interval=0.02)
+            doomed.kill()  # mid-stream, at whatever point it has reached
+            await doomed.wait()
+            assert await wait_until(lambda: _effects_at_least(settings, 300), timeout=90)
+            follow_ups = await collect(settings, settings.topic(PortAlertRaised.event_type), expect=300, settle=2.0)
+    finally:
+        if doomed.returncode is None:
+            doomed.kill()
+
+    assert await fetchval(settings.database_url, "SELECT count(*) FROM effects") == 300
+    assert await fetchval(settings.database_url, "SELECT count(DISTINCT event_id) FROM effects") == 300
+    assert await fetchval(settings.database_url, "SELECT count(DISTINCT worker_pid) FROM effects") == 2, "both shared the work"
+    # A relay killed between the broker's ack and marking the row sent may publish a row
+    # again, with the same ce_id (consumers dedupe on it); no follow-up is ever missing.
+    follow_up_ids = {dict(r.headers)["ce_id"] for r in follow_ups}
+    assert len(follow_up_ids) == 300
+
+
+async def _effects_at_least(settings, count: int) -> bool:
+    return await fetchval(settings.database_url, "SELECT count(*) FROM effects") >= count

@@ -3,5 +3,6 @@
 CREATE TABLE effects (
     id          bigserial PRIMARY KEY,
     request_sid text NOT NULL,
-    event_id    text NOT NULL
+    event_id    text NOT NULL,
+    worker_pid  integer NOT NULL  -- which process handled it
 );

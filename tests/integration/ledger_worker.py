@@ -1,4 +1,5 @@
-"""The ledger service, killed (SIGKILL) right after its database commit and before its offset commit."""
+"""The ledger service as its own process. LEDGER_DIE_AFTER_COMMIT=1 kills it (SIGKILL) right after
+its first database commit, before the offset commit."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ async def _die(records: object) -> None:
 
 
 async def main() -> None:
-    service = RunningService(LEDGER, ServiceSettings(), serve_http=False, after_commit=_die)
+    crash = _die if os.environ.get("LEDGER_DIE_AFTER_COMMIT") == "1" else None
+    service = RunningService(LEDGER, ServiceSettings(), serve_http=False, after_commit=crash)
     await service.start()
     await asyncio.Event().wait()
 
