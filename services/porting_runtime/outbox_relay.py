@@ -78,7 +78,7 @@ class OutboxRelay:
             producer = self.producer_factory()
             await producer.start()
             try:
-                await self._relay(producer)
+                await self._relay(producer, connection)
             finally:
                 with contextlib.suppress(Exception):
                     await producer.stop()
@@ -87,11 +87,14 @@ class OutboxRelay:
             with contextlib.suppress(Exception):
                 await connection.close()
 
-    async def _relay(self, producer: AIOKafkaProducer) -> None:
+    async def _relay(self, producer: AIOKafkaProducer, leadership: asyncpg.Connection) -> None:
         publish_backoff = Backoff(maximum=5.0)
         cleaned = asyncio.get_running_loop().time()
         while not self._stop.is_set():
             self._wake.clear()
+            # The lock lives as long as its connection: if that is gone, another relay may lead
+            # now, and publishing on would interleave a key's rows. This raises and steps down.
+            await leadership.fetchval("SELECT 1")
             rows = await self.pool.fetch(
                 """SELECT id, topic, key, value, header_names, header_values
                    FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1""",

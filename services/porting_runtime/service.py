@@ -122,10 +122,12 @@ class RunningService:
         log.info("stopped")
 
 
-async def run_service(definition: ServiceDefinition, settings: ServiceSettings | None = None) -> None:
+async def run_service(definition: ServiceDefinition, settings: ServiceSettings | None = None,
+                      after_commit: AfterCommit | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then stop cleanly."""
     settings = settings or ServiceSettings()
     configure_logging(definition.name, settings.log_level)
-    service = RunningService(definition, settings)
+    service = RunningService(definition, settings, after_commit=after_commit)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, service.stopping.set)
@@ -134,5 +136,5 @@ async def run_service(definition: ServiceDefinition, settings: ServiceSettings |
     await service.stop()
 
 
-def main(definition: ServiceDefinition) -> None:
-    asyncio.run(run_service(definition))
+def main(definition: ServiceDefinition, after_commit: AfterCommit | None = None) -> None:
+    asyncio.run(run_service(definition, after_commit=after_commit))

@@ -3,11 +3,10 @@ its first database commit, before the offset commit."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 
-from porting_runtime import RunningService, ServiceSettings
+from porting_runtime.service import main as service_main
 
 from .ledger import LEDGER
 
@@ -16,12 +15,10 @@ async def _die(records: object) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-async def main() -> None:
+def main() -> None:
     crash = _die if os.environ.get("LEDGER_DIE_AFTER_COMMIT") == "1" else None
-    service = RunningService(LEDGER, ServiceSettings(), serve_http=False, after_commit=crash)
-    await service.start()
-    await asyncio.Event().wait()
+    service_main(LEDGER, after_commit=crash)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -8,6 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
+import asyncpg
+
 from schemas import PortAlertRaised
 
 from ..factories import port_requested
@@ -19,7 +21,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 async def start_worker(settings, *, die_after_commit: bool = False) -> asyncio.subprocess.Process:
     environment = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
                    "DATABASE_URL": settings.database_url, "TOPIC_PREFIX": settings.topic_prefix,
-                   "LEDGER_DIE_AFTER_COMMIT": "1" if die_after_commit else "0", "CONSUMER_BATCH_SIZE": "10"}
+                   "LEDGER_DIE_AFTER_COMMIT": "1" if die_after_commit else "0", "CONSUMER_BATCH_SIZE": "10", "HTTP_PORT": "0"}
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.integration.ledger_worker", cwd=PROJECT_ROOT, env=environment,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
@@ -78,4 +80,24 @@ async def test_two_instances_share_the_work_and_one_killed_midway_loses_nothing_
 
 
 async def _effects_at_least(settings, count: int) -> bool:
-    return await fetchval(settings.database_url, "SELECT count(*) FROM effects") >= count
+    try:
+        return await fetchval(settings.database_url, "SELECT count(*) FROM effects") >= count
+    except asyncpg.UndefinedTableError:  # the worker has not applied its migrations yet
+        return False
+
+
+async def test_sigterm_mid_stream_stops_the_service_cleanly_and_a_restart_finishes_the_work_exactly_once(settings):
+    records = [port_requested_record(settings, port_requested()) for _ in range(200)]
+    settings = settings.model_copy(update={"consumer_batch_size": 10})
+    await publish(settings, records)
+    worker = await start_worker(settings)
+    assert await wait_until(lambda: _effects_at_least(settings, 10), timeout=60, interval=0.02)
+    worker.terminate()
+    assert await asyncio.wait_for(worker.wait(), 30) == 0, "a clean exit, not a kill"
+
+    async with running(settings):
+        assert await wait_until(lambda: _effects_at_least(settings, 200), timeout=60)
+        follow_ups = await collect(settings, settings.topic(PortAlertRaised.event_type), expect=200, settle=2.0)
+
+    assert await fetchval(settings.database_url, "SELECT count(*) FROM effects") == 200
+    assert len({dict(r.headers)["ce_id"] for r in follow_ups}) == 200
