@@ -6,7 +6,7 @@ import asyncio
 import random
 
 import asyncpg
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError
+from aiokafka.errors import KafkaError
 
 _TRANSIENT = (
     OSError,  # includes ConnectionError: the database or broker is unreachable
@@ -19,9 +19,7 @@ _TRANSIENT = (
     asyncpg.DeadlockDetectedError,
     asyncpg.OperatorInterventionError,  # admin shutdown, crash shutdown
     asyncpg.InsufficientResourcesError,
-    KafkaConnectionError,
-    KafkaTimeoutError,
-    NodeNotReadyError,
+    KafkaError,  # the broker away, a leader moving, a topic not yet known: all pass with time
 )
 
 

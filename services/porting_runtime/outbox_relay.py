@@ -104,7 +104,7 @@ class OutboxRelay:
                 try:
                     await _publish(producer, rows)
                 except Exception as error:
-                    if not is_transient(error) and not _is_kafka_error(error):
+                    if not is_transient(error):
                         raise
                     metrics.TRANSIENT_FAILURES.labels("outbox_relay").inc()
                     log.warning("publishing the outbox failed; retrying", error=repr(error))
@@ -152,8 +152,3 @@ async def _publish(producer: AIOKafkaProducer, rows: list[Any]) -> None:
     if failures:
         raise failures[0]
 
-
-def _is_kafka_error(error: BaseException) -> bool:
-    from aiokafka.errors import KafkaError
-
-    return isinstance(error, KafkaError)

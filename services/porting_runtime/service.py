@@ -46,7 +46,7 @@ async def _until_available(what: str, attempt: Callable[[], Awaitable[object]], 
         try:
             return await attempt()
         except Exception as error:
-            if not is_transient(error) and not type(error).__module__.startswith("aiokafka"):
+            if not is_transient(error):
                 raise
             log.warning(f"{what} unavailable; retrying", error=repr(error))
             with contextlib.suppress(TimeoutError):
