@@ -79,7 +79,7 @@ async def test_a_number_is_reserved_while_its_port_is_under_way_and_released_whe
         await publish(settings, [status_change(settings, sid, PORTABLE, "in_review", "in_review")])
         await _until_reserved(settings, PORTABLE, True)
         during_sid, during = request_for(settings, [PORTABLE], account=other_account)
-        await publish(settings, [during])
+        await answers_for(settings, [during], [during_sid])  # answered before the cancellation arrives
         await publish(settings, [status_change(settings, sid, PORTABLE, "canceled", "canceled")])
         await _until_reserved(settings, PORTABLE, False)
         after_sid, after = request_for(settings, [PORTABLE], account=other_account)
