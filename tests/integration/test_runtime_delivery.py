@@ -14,10 +14,7 @@ async def test_a_duplicated_event_has_one_effect_and_one_follow_up(settings):
     await publish(settings, [record, record])  # the same ce_id twice
 
     async with running(settings) as service:
-        async def both_seen():
-            return await fetchval(settings.database_url, "SELECT count(*) FROM inbox") == 1 and \
-                await committed_offsets(settings, "ledger", record.topic)
-        await wait_until(both_seen)
+        assert await wait_until(lambda: _inbox_duplicates_seen(settings, record.topic, 2)), "both copies consumed"
         follow_ups = await collect(settings, settings.topic(PortAlertRaised.event_type), expect=1, settle=2.0)
 
     assert await fetchval(settings.database_url, "SELECT count(*) FROM effects") == 1
