@@ -14,6 +14,7 @@ from rich.table import Table
 from porting_runtime.settings import ServiceSettings
 from schemas import export
 
+from .dead_letters import app as dead_letters_app
 from .publishing import PublishError, envelope, publish_record
 from .stack import SERVICES, LocalStack
 
@@ -31,6 +32,7 @@ def _register_service_commands(app: typer.Typer) -> None:
 app = typer.Typer(help="Operate the number-porting platform.", no_args_is_help=True)
 schemas_app = typer.Typer(help="The event contract.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(dead_letters_app, name="dead-letters")
 _register_service_commands(app)
 console = Console()
 

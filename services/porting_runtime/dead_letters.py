@@ -53,3 +53,39 @@ async def record_dead_letter(
         [KafkaRecord(dead_letter_topic, record.key or b"", record.value or b"", headers + reason_headers)],
     )
     return True
+
+
+async def list_dead_letters(connection: asyncpg.Connection, *, include_redriven: bool = False,
+                            limit: int = 100) -> list[asyncpg.Record]:
+    return await connection.fetch(
+        """SELECT id, consumer, source_topic, source_partition, source_offset, event_id, error,
+                  dead_lettered_at, redriven_at
+           FROM dead_letters WHERE $1 OR redriven_at IS NULL ORDER BY id LIMIT $2""",
+        include_redriven, limit,
+    )
+
+
+async def get_dead_letter(connection: asyncpg.Connection, dead_letter_id: int) -> asyncpg.Record | None:
+    return await connection.fetchrow("SELECT * FROM dead_letters WHERE id = $1", dead_letter_id)
+
+
+async def redrive(connection: asyncpg.Connection, dead_letter_ids: list[int] | None) -> list[int]:
+    """Send dead letters back to their source topic, as they were, through the service's own outbox.
+
+    Marking them redriven and queueing them commit together, so a dead letter is redriven once.
+    Meant for after a fix is deployed: a dead-lettered event left no inbox row, so it is handled.
+    """
+    async with connection.transaction():
+        rows = await connection.fetch(
+            """UPDATE dead_letters SET redriven_at = now()
+               WHERE redriven_at IS NULL AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))
+               RETURNING id, source_topic, key, value, header_names, header_values""",
+            dead_letter_ids,
+        )
+        rows = sorted(rows, key=lambda r: r["id"])
+        await write_outbox(connection, [
+            KafkaRecord(r["source_topic"], r["key"] or b"", r["value"] or b"",
+                        list(zip(r["header_names"], r["header_values"], strict=True)))
+            for r in rows
+        ])
+    return [r["id"] for r in rows]

@@ -23,6 +23,11 @@ REJECTED_CUSTOMER = "Rule Breaker"
 async def record_effect(event: CloudEvent[PortRequested], unit: Any) -> None:
     if event.data.losing_carrier_information.customer_name == REJECTED_CUSTOMER:
         raise EventRejected("the customer name breaks a rule")
+    await record_effect_without_rules(event, unit)
+
+
+async def record_effect_without_rules(event: CloudEvent[PortRequested], unit: Any) -> None:
+    """The ledger after a fix is deployed: the rule that rejected events is gone."""
     await unit.connection.execute(
         "INSERT INTO effects (request_sid, event_id, worker_pid) VALUES ($1, $2, $3)",
         event.data.subject, event.attributes.id, os.getpid(),
@@ -38,6 +43,14 @@ LEDGER = ServiceDefinition(
     migrations=Path(__file__).parent / "ledger_migrations",
     routes=lambda pool, settings: [Route(PortRequested, record_effect)],
     publishes=[PortAlertRaised.event_type],
+)
+
+
+FIXED_LEDGER = ServiceDefinition(
+    name="ledger",
+    migrations=LEDGER.migrations,
+    routes=lambda pool, settings: [Route(PortRequested, record_effect_without_rules)],
+    publishes=LEDGER.publishes,
 )
 
 
