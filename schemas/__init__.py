@@ -1,4 +1,5 @@
 """The porting event contract that every service imports."""
+# ruff: noqa: F401  (this module re-exports the contract)
 
 from .base import ContractModel, PortingEvent
 from .cloudevents import CloudEvent, ContractViolation, EventAttributes, KafkaRecord, decode, encode

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from porting_runtime.dead_letters import get_dead_letter, list_dead_letters, redrive
+from porting_runtime.operator_cli import run_with_database
 
 app = typer.Typer(help="Messages a service could not handle: list, inspect, redrive.", no_args_is_help=True)
 console = Console()
@@ -23,18 +23,7 @@ def _database_url(service: str, url: str | None) -> str:
 
 
 def _with_connection(url: str, work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
-    async def run() -> Any:
-        connection = await asyncpg.connect(url)
-        try:
-            return await work(connection)
-        finally:
-            await connection.close()
-
-    try:
-        return asyncio.run(run())
-    except (OSError, asyncpg.PostgresError) as error:
-        console.print(f"[red]cannot read dead letters at {url}: {error}[/red]")
-        raise typer.Exit(1) from None
+    return run_with_database(url, work, console=console)
 
 
 @app.command("list")

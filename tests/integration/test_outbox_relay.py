@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from porting_cli.embedded import EmbeddedKafka, free_port
 from porting_runtime.database import apply_migrations, create_pool
-from porting_runtime.kafka import build_producer, connection_options, ensure_topics
+from porting_runtime.kafka import build_producer, ensure_topics
 from porting_runtime.outbox_relay import OutboxRelay
 from porting_runtime.unit_of_work import UnitOfWork
 from schemas import AlertKind, PortAlertRaised

@@ -13,7 +13,7 @@ async def test_a_duplicated_event_has_one_effect_and_one_follow_up(settings):
     record = port_requested_record(settings, event)
     await publish(settings, [record, record])  # the same ce_id twice
 
-    async with running(settings) as service:
+    async with running(settings):
         assert await wait_until(lambda: _inbox_duplicates_seen(settings, record.topic, 2)), "both copies consumed"
         follow_ups = await collect(settings, settings.topic(PortAlertRaised.event_type), expect=1, settle=2.0)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 import os
@@ -16,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from porting_runtime.database import apply_migrations
+from porting_runtime.operator_cli import run_with_database
 
 from ..adapters.coverage_file import CoverageFile
 from ..adapters.credentials import hash_token
@@ -39,20 +38,12 @@ numbering_app = typer.Typer(help="Number blocks: carrier, wireless or not, rate 
 
 
 def _run(database_url: str, work: Callable[[PortabilityRepository], Awaitable[Any]]) -> Any:
-    async def run() -> Any:
-        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-        try:
-            await apply_migrations(pool, "portability", Path(__file__).resolve().parents[1] / "migrations")
-            async with pool.acquire() as connection, connection.transaction():
-                return await work(PortabilityRepository(connection))
-        finally:
-            await pool.close()
+    async def in_transaction(connection: asyncpg.Connection) -> Any:
+        async with connection.transaction():
+            return await work(PortabilityRepository(connection))
 
-    try:
-        return asyncio.run(run())
-    except (OSError, asyncpg.PostgresError) as error:
-        console.print(f"[red]cannot use the portability database at {database_url}: {error}[/red]")
-        raise typer.Exit(1) from None
+    return run_with_database(database_url, in_transaction, console=console, service="portability",
+                             migrations=[Path(__file__).resolve().parents[1] / "migrations"])
 
 
 def _fail(message: str) -> None:
