@@ -37,7 +37,7 @@ def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Pope
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
 
 
-def _stop(process: subprocess.Popen | None, sig: int, timeout: float = 15.0) -> None:
+def stop_process(process: subprocess.Popen | None, sig: int, timeout: float = 15.0) -> None:
     if process is None or process.poll() is not None:
         return
     process.send_signal(sig)
@@ -75,7 +75,7 @@ class EmbeddedKafka:
         return self
 
     def stop(self) -> None:
-        _stop(self.process, 15)
+        stop_process(self.process, 15)
 
 
 class EmbeddedPostgres:
@@ -144,4 +144,4 @@ class EmbeddedPostgres:
         return self
 
     def stop(self) -> None:
-        _stop(self.process, 2)  # SIGINT: PostgreSQL's fast shutdown
+        stop_process(self.process, 2)  # SIGINT: PostgreSQL's fast shutdown

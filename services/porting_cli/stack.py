@@ -16,11 +16,11 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from porting_runtime.kafka import DEFAULT_PARTITIONS, ensure_topics
+from porting_runtime.kafka import ensure_topics
 from porting_runtime.settings import ServiceSettings
 from schemas import ALL_TOPICS, dead_letter_topic
 
-from .embedded import EmbeddedKafka, EmbeddedPostgres, _stop
+from .embedded import EmbeddedKafka, EmbeddedPostgres, stop_process
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class LocalStack:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         for process in self.processes.values():
-            _stop(process, signal.SIGTERM, timeout=20)
+            stop_process(process, signal.SIGTERM, timeout=20)
         self.kafka.stop()
         self.postgres.stop()
 
@@ -134,7 +134,3 @@ class LocalStack:
             rows.append((f"{service.name} (health, metrics)", self.service_url(service)))
         rows.append(("logs", str(self.logs)))
         return rows
-
-    @staticmethod
-    def partitions() -> int:
-        return DEFAULT_PARTITIONS

@@ -17,7 +17,8 @@ def porting(database_url: str, *args: str):
 
 
 def answer(result) -> dict:
-    return json.loads(result.stdout[result.stdout.index("{"):])
+    """The first JSON document the command printed."""
+    return json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{"):])[0]
 
 
 def test_accounts_inventory_and_blocks_feed_the_portability_check(database_url, tmp_path):
@@ -35,7 +36,9 @@ def test_accounts_inventory_and_blocks_feed_the_portability_check(database_url, 
     assert (sibling["not_portable_reason_code"], sibling["account_sid"]) == (22136, CHILD)
     own = answer(porting(database_url, "check", "+14155562602", "--target", PARENT))
     assert own["not_portable_reason_code"] == 22131
-    mobile = answer(porting(database_url, "check", "+14155552671", "--target", PARENT))
+    mobile_check = porting(database_url, "check", "+14155552671", "--target", PARENT, "--requirements")
+    mobile = answer(mobile_check)
+    assert '"track": "api"' in mobile_check.stdout, "what its port requires"
     assert (mobile["number_type"], mobile["pin_and_account_number_required"], mobile["portable"]) == ("MOBILE", True, True)
     anyone = answer(porting(database_url, "check", "+14155562602"))
     assert anyone["not_portable_reason_code"] == 22132, "without a target, every holder is someone else"

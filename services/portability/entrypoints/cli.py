@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -160,6 +159,7 @@ def numbering_import(file: Path = typer.Argument(..., exists=True, dir_okay=Fals
 def check(
     number: str,
     target: str | None = typer.Option(None, "--target", help="The account to port into."),
+    requirements: bool = typer.Option(False, "--requirements", help="Also show what a port of it requires."),
     database_url: str = DatabaseOption,
 ) -> None:
     """Check a number's portability as the Portability API would answer it."""
@@ -173,7 +173,7 @@ def check(
 
     answer = _run(database_url, ask)
     console.print_json(json.dumps(answer.model_dump(mode="json", exclude={"requirements"})))
-    if os.environ.get("PORTING_SHOW_REQUIREMENTS") and answer.requirements:
+    if requirements and answer.requirements:
         console.print_json(answer.requirements.model_dump_json())
 
 
