@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test soak bench schemas install clean
+.PHONY: run test soak schemas install clean
 
 $(STAMP): pyproject.toml $(wildcard services/*/__init__.py)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
