@@ -25,6 +25,7 @@ log = get_logger(__name__)
 
 ProducerFactory = Callable[[], AIOKafkaProducer]
 SENT_RETENTION = "7 days"
+BACKLOG_MEASURE_INTERVAL = 5.0  # seconds
 
 
 class OutboxRelay:
@@ -47,6 +48,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self.is_leader = False
+        self._backlog_measured_at = float("-inf")
 
     def stop(self) -> None:
         self._stop.set()
@@ -115,13 +117,24 @@ class OutboxRelay:
                     "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
                 )
                 metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
-            backlog = await self.pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-            metrics.OUTBOX_BACKLOG.labels(self.service).set(backlog)
+            await self._report_backlog(full_batch=len(rows) == self.batch_size)
             if asyncio.get_running_loop().time() - cleaned > 3600:
                 await self.pool.execute(f"DELETE FROM outbox WHERE sent_at < now() - interval '{SENT_RETENTION}'")
                 cleaned = asyncio.get_running_loop().time()
             if len(rows) < self.batch_size:
                 await self._wait_for_work()
+
+    async def _report_backlog(self, *, full_batch: bool) -> None:
+        # A short batch took every unsent row there was: the backlog is nil, no need to count.
+        # Behind a full batch there may be more; count it, but not on every turn of a busy loop.
+        gauge = metrics.OUTBOX_BACKLOG.labels(self.service)
+        if not full_batch:
+            gauge.set(0)
+            return
+        now = asyncio.get_running_loop().time()
+        if now - self._backlog_measured_at >= BACKLOG_MEASURE_INTERVAL:
+            gauge.set(await self.pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+            self._backlog_measured_at = now
 
     async def _wait_for_work(self) -> None:
         with contextlib.suppress(TimeoutError):
