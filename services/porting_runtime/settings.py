@@ -29,8 +29,6 @@ class ServiceSettings(BaseSettings):
     database_pool_size: int = Field(default=5, ge=2)
     http_host: str = "127.0.0.1"
     http_port: int = 8080
-    metrics_host: str = "127.0.0.1"
-    metrics_port: int | None = None
     log_level: str = "INFO"
 
     def topic(self, name: str) -> str:
