@@ -84,16 +84,16 @@ def generated_files() -> dict[Path, str]:
 
 def stale_files() -> list[Path]:
     """Committed files that differ from what the models generate now (or are missing)."""
-    stale = [p for p, text in generated_files().items() if not p.exists() or p.read_text() != text]
-    known = set(generated_files())
-    stale += [p for p in JSON_DIR.glob("*.json") if p not in known]
-    return stale
+    generated = generated_files()
+    stale = [p for p, text in generated.items() if not p.exists() or p.read_text() != text]
+    return stale + [p for p in JSON_DIR.glob("*.json") if p not in generated]
 
 
 def write_all() -> list[Path]:
+    generated = generated_files()
     JSON_DIR.mkdir(exist_ok=True)
     for path in JSON_DIR.glob("*.json"):
         path.unlink()
-    for path, text in generated_files().items():
+    for path, text in generated.items():
         path.write_text(text)
-    return sorted(generated_files())
+    return sorted(generated)
