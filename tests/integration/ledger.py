@@ -119,6 +119,18 @@ async def fetchval(database_url: str, query: str, *args: Any) -> Any:
         await connection.close()
 
 
+async def rows_are(settings: ServiceSettings, table: str, expected: int) -> bool:
+    return await rows_at_least(settings, table, expected, exactly=True)
+
+
+async def rows_at_least(settings: ServiceSettings, table: str, count: int, *, exactly: bool = False) -> bool:
+    try:
+        rows = await fetchval(settings.database_url, f"SELECT count(*) FROM {table}")
+    except asyncpg.UndefinedTableError:  # the service has not applied its migrations yet
+        return False
+    return rows == count if exactly else rows >= count
+
+
 async def committed_offsets(settings: ServiceSettings, group: str, topic: str) -> dict[int, int | None]:
     consumer = AIOKafkaConsumer(**connection_options(settings), group_id=group, enable_auto_commit=False)
     await consumer.start()

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from porting_cli.main import app
 
 from ..factories import port_requested, port_requested_payload
-from .ledger import FIXED_LEDGER, REJECTED_CUSTOMER, fetchval, port_requested_record, publish, running, wait_until
+from .ledger import FIXED_LEDGER, REJECTED_CUSTOMER, fetchval, port_requested_record, publish, rows_are, running, wait_until
 
 runner = CliRunner()
 
@@ -23,7 +23,7 @@ async def test_a_dead_letter_redriven_after_a_fix_is_handled_once_and_cannot_be_
     record = port_requested_record(settings, port_requested(losing_carrier_information=carrier))
     await publish(settings, [record])
     async with running(settings):
-        assert await wait_until(lambda: _count(settings, "dead_letters", 1))
+        assert await wait_until(lambda: rows_are(settings, "dead_letters", 1))
 
     db = ("--database-url", settings.database_url)
     listed = await asyncio.to_thread(porting, "dead-letters", "list", "ledger", *db)
@@ -34,12 +34,8 @@ async def test_a_dead_letter_redriven_after_a_fix_is_handled_once_and_cannot_be_
     assert "redriven: nothing" in (await asyncio.to_thread(porting, "dead-letters", "redrive", "ledger", *db)).stdout
 
     async with running(settings, FIXED_LEDGER):
-        assert await wait_until(lambda: _count(settings, "effects", 1))
+        assert await wait_until(lambda: rows_are(settings, "effects", 1))
 
     assert await fetchval(settings.database_url, "SELECT count(*) FROM effects") == 1
     assert await fetchval(settings.database_url, "SELECT count(*) FROM dead_letters") == 1
     assert "the customer name" not in (await asyncio.to_thread(porting, "dead-letters", "list", "ledger", *db)).stdout
-
-
-async def _count(settings, table: str, expected: int) -> bool:
-    return await fetchval(settings.database_url, f"SELECT count(*) FROM {table}") == expected

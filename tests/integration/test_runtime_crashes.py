@@ -8,12 +8,19 @@ import signal
 import sys
 from pathlib import Path
 
-import asyncpg
-
 from schemas import PortAlertRaised
 
 from ..factories import port_requested
-from .ledger import collect, committed_offsets, fetchval, port_requested_record, publish, running, wait_until
+from .ledger import (
+    collect,
+    committed_offsets,
+    fetchval,
+    port_requested_record,
+    publish,
+    rows_at_least,
+    running,
+    wait_until,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,7 +71,7 @@ async def test_two_instances_share_the_work_and_one_killed_midway_loses_nothing_
             assert await wait_until(doomed_is_working, timeout=60, interval=0.02)
             doomed.kill()  # mid-stream, at whatever point it has reached
             await doomed.wait()
-            assert await wait_until(lambda: _effects_at_least(settings, 300), timeout=90)
+            assert await wait_until(lambda: rows_at_least(settings, "effects", 300), timeout=90)
             follow_ups = await collect(settings, settings.topic(PortAlertRaised.event_type), expect=300, settle=2.0)
     finally:
         if doomed.returncode is None:
@@ -79,24 +86,17 @@ async def test_two_instances_share_the_work_and_one_killed_midway_loses_nothing_
     assert len(follow_up_ids) == 300
 
 
-async def _effects_at_least(settings, count: int) -> bool:
-    try:
-        return await fetchval(settings.database_url, "SELECT count(*) FROM effects") >= count
-    except asyncpg.UndefinedTableError:  # the worker has not applied its migrations yet
-        return False
-
-
 async def test_sigterm_mid_stream_stops_the_service_cleanly_and_a_restart_finishes_the_work_exactly_once(settings):
     records = [port_requested_record(settings, port_requested()) for _ in range(200)]
     settings = settings.model_copy(update={"consumer_batch_size": 10})
     await publish(settings, records)
     worker = await start_worker(settings)
-    assert await wait_until(lambda: _effects_at_least(settings, 10), timeout=60, interval=0.02)
+    assert await wait_until(lambda: rows_at_least(settings, "effects", 10), timeout=60, interval=0.02)
     worker.terminate()
     assert await asyncio.wait_for(worker.wait(), 30) == 0, "a clean exit, not a kill"
 
     async with running(settings):
-        assert await wait_until(lambda: _effects_at_least(settings, 200), timeout=60)
+        assert await wait_until(lambda: rows_at_least(settings, "effects", 200), timeout=60)
         follow_ups = await collect(settings, settings.topic(PortAlertRaised.event_type), expect=200, settle=2.0)
 
     assert await fetchval(settings.database_url, "SELECT count(*) FROM effects") == 200

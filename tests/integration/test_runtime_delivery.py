@@ -5,7 +5,7 @@ from __future__ import annotations
 from schemas import PortAlertRaised
 
 from ..factories import port_requested
-from .ledger import collect, committed_offsets, fetchval, port_requested_record, publish, running, wait_until
+from .ledger import collect, committed_offsets, fetchval, port_requested_record, publish, rows_are, running, wait_until
 
 
 async def test_a_duplicated_event_has_one_effect_and_one_follow_up(settings):
@@ -28,7 +28,7 @@ async def test_a_batch_over_several_partitions_commits_each_partitions_offset(se
     await publish(settings, records)
 
     async with running(settings):
-        await wait_until(lambda: _effects_are(settings, 40))
+        await wait_until(lambda: rows_are(settings, "effects", 40))
         async def all_committed():
             offsets = await committed_offsets(settings, "ledger", records[0].topic)
             return offsets if sum(o or 0 for o in offsets.values()) == 40 else None
@@ -43,7 +43,7 @@ async def test_replaying_a_topic_from_offset_zero_changes_nothing_and_sends_noth
     records = [port_requested_record(settings, port_requested()) for _ in range(10)]
     await publish(settings, records)
     async with running(settings):
-        await wait_until(lambda: _effects_are(settings, 10))
+        await wait_until(lambda: rows_are(settings, "effects", 10))
     # An operator replays the whole topic into the service: a brand-new consumer group name
     # would be a new consumer, so the replay is the same service reading everything again.
     await publish(settings, records)
@@ -53,10 +53,6 @@ async def test_replaying_a_topic_from_offset_zero_changes_nothing_and_sends_noth
 
     assert await fetchval(settings.database_url, "SELECT count(*) FROM effects") == 10
     assert len(follow_ups) == 10
-
-
-async def _effects_are(settings, count):
-    return await fetchval(settings.database_url, "SELECT count(*) FROM effects") == count
 
 
 async def _inbox_duplicates_seen(settings, topic, total):

@@ -9,7 +9,7 @@ from schemas import KafkaRecord, dead_letter_topic
 
 from ..factories import port_requested, port_requested_payload
 from ..tcp_proxy import CuttableProxy
-from .ledger import REJECTED_CUSTOMER, collect, fetchval, port_requested_record, publish, running, wait_until
+from .ledger import REJECTED_CUSTOMER, collect, fetchval, port_requested_record, publish, rows_are, running, wait_until
 
 
 def _raw(settings, value: bytes, headers: list[tuple[str, bytes]], key: bytes = b"k") -> KafkaRecord:
@@ -36,7 +36,7 @@ async def test_poison_messages_land_in_the_dead_letter_topic_with_their_original
     await publish(settings, [*poison, good])
 
     async with running(settings):
-        await wait_until(lambda: _count(settings, "effects", 1))
+        await wait_until(lambda: rows_are(settings, "effects", 1))
         dead = await collect(settings, settings.topic(dead_letter_topic("ledger")), expect=5)
 
     assert await fetchval(settings.database_url, "SELECT count(*) FROM effects") == 1
@@ -68,7 +68,7 @@ async def test_a_database_outage_is_retried_and_never_dead_lettered(settings, in
             await wait_until(lambda: _transient_failures_grew(), timeout=15)
             assert await fetchval(settings.database_url, "SELECT count(*) FROM effects") == 0
             proxy.restore()
-            await wait_until(lambda: _count(settings, "effects", 5))
+            await wait_until(lambda: rows_are(settings, "effects", 5))
     finally:
         await proxy.stop()
 
@@ -93,10 +93,6 @@ def _host_port(url: str) -> tuple[str, int]:
     return host, int(port or 5432)
 
 
-async def _count(settings, table: str, expected: int) -> bool:
-    return await fetchval(settings.database_url, f"SELECT count(*) FROM {table}") == expected
-
-
 async def test_topics_are_created_once_and_creating_them_again_is_harmless(settings):
     await ensure_topics(settings, [settings.topic("x")])
     await ensure_topics(settings, [settings.topic("x")])
@@ -110,7 +106,7 @@ async def test_a_fault_outside_the_handlers_holds_the_partition_instead_of_skipp
         await publish(settings, records)
         await wait_until(lambda: _inbox_is_empty_after_attempts(settings), timeout=10)
         await fetchval(settings.database_url, "ALTER TABLE outbox_away RENAME TO outbox")
-        await wait_until(lambda: _count(settings, "effects", 3))
+        await wait_until(lambda: rows_are(settings, "effects", 3))
 
     assert await fetchval(settings.database_url, "SELECT count(*) FROM effects") == 3
     assert await fetchval(settings.database_url, "SELECT count(*) FROM dead_letters") == 0

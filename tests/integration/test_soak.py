@@ -10,8 +10,8 @@ import pytest
 from schemas import PortAlertRaised
 
 from ..factories import port_requested
-from .ledger import collect, fetchval, port_requested_record, publish, running, wait_until
-from .test_runtime_crashes import _effects_at_least, start_worker
+from .ledger import collect, fetchval, port_requested_record, publish, rows_at_least, running, wait_until
+from .test_runtime_crashes import start_worker
 
 WAVES, CHUNK = 5, 25
 
@@ -37,7 +37,7 @@ async def test_repeated_kills_of_one_of_two_instances_lose_nothing_and_duplicate
             assert await worker_is_busy(), f"wave {wave}: the new instance took part"
             worker.kill()  # wherever it is: mid-batch, between commits, mid-publish
             await worker.wait()
-        assert await wait_until(lambda: _effects_at_least(settings, published), timeout=180)
+        assert await wait_until(lambda: rows_at_least(settings, "effects", published), timeout=180)
         follow_ups = await collect(settings, settings.topic(PortAlertRaised.event_type), expect=published, timeout=120)
 
     assert await fetchval(settings.database_url, "SELECT count(*) FROM effects") == published
