@@ -6,7 +6,7 @@ import ssl
 from typing import Literal
 
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +24,21 @@ class ServiceSettings(BaseSettings):
     # Prefixes every topic name (tests and shared clusters keep their topics apart).
     topic_prefix: str = ""
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # How long a fetch waits for records. The embedded broker answers a waiting fetch on a
+    # fixed cycle, so a low wait keeps latency low; the cost is a few more empty fetches.
+    consumer_fetch_max_wait_ms: int = Field(default=20, ge=0, le=5_000)
+    # The broker's largest accepted record (Kafka's message.max.bytes, 1 MiB by default).
+    # Follow-ups larger than this are refused when published, so their cause is dead-lettered.
+    max_message_bytes: int = Field(default=1_000_000, ge=10_000)
+    # Fernet keys (comma-separated, newest first) that seal stored copies of whole events
+    # (dead letters and their outbox rows), which may hold PINs and account numbers.
+    # `porting up` makes one under its data directory; production sets its own.
+    data_encryption_keys: SecretStr | None = None
+    dead_letter_retention_days: float = Field(default=30, gt=0)
+    sent_outbox_retention_hours: float = Field(default=24, gt=0)
+    # /health turns degraded when a partition with lag, the relay with a backlog, or the
+    # timers with due work made no progress for this long.
+    stalled_after_seconds: float = Field(default=60, gt=0)
     outbox_batch_size: int = Field(default=1000, ge=1, le=10_000)
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
     database_pool_size: int = Field(default=5, ge=2)
