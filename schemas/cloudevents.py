@@ -93,17 +93,37 @@ def envelope_headers(
     return [(name, value.encode()) for name, value in headers]
 
 
-def decode_headers(headers: Iterable[tuple[str, bytes]]) -> dict[str, str]:
+# CloudEvents attributes are short strings; bounding them keeps any id usable as a database key.
+ATTRIBUTE_MAX_LENGTH = {"ce_id": 256, "ce_source": 512, "ce_type": 256, "ce_subject": 256,
+                        "ce_specversion": 16, "ce_time": 64, "content-type": 128}
+
+
+def decode_headers(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, str]:
+    """The envelope's headers as text. Only the headers of the envelope are read: any other
+    header may carry any bytes. A repeated, null, non-UTF-8, overlong or control-character
+    envelope header is a contract violation of this record."""
     decoded: dict[str, str] = {}
     for name, raw in headers:
+        if name not in ATTRIBUTE_MAX_LENGTH:
+            continue
+        if name in decoded:
+            raise ContractViolation(f"header {name!r} appears more than once")
+        if raw is None:
+            raise ContractViolation(f"header {name!r} has no value")
+        if len(raw) > ATTRIBUTE_MAX_LENGTH[name]:
+            raise ContractViolation(f"header {name!r} is longer than {ATTRIBUTE_MAX_LENGTH[name]} bytes")
         try:
-            decoded[name] = raw.decode("utf-8") if raw is not None else ""
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise ContractViolation(f"header {name!r} is not UTF-8") from None
+        if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text):
+            raise ContractViolation(f"header {name!r} holds control characters")
+        decoded[name] = text
     return decoded
 
 
-def decode_attributes(headers: Iterable[tuple[str, bytes]]) -> EventAttributes:
+def decode_attributes(headers: Iterable[tuple[str, bytes | None]]) -> EventAttributes:
+    headers = list(headers)
     values = decode_headers(headers)
     missing = [h for h in ("ce_specversion", "ce_id", "ce_source", "ce_type") if not values.get(h)]
     if missing:
@@ -119,7 +139,7 @@ def decode_attributes(headers: Iterable[tuple[str, bytes]]) -> EventAttributes:
             time = datetime.fromisoformat(values["ce_time"])
         except ValueError:
             raise ContractViolation(f"ce_time {values['ce_time']!r} is not an RFC 3339 time") from None
-    traceparent = values.get("traceparent")
+    traceparent = _lenient_traceparent(headers)
     return EventAttributes(
         id=values["ce_id"],
         source=values["ce_source"],
@@ -131,8 +151,15 @@ def decode_attributes(headers: Iterable[tuple[str, bytes]]) -> EventAttributes:
     )
 
 
+def _lenient_traceparent(headers: Iterable[tuple[str, bytes | None]]) -> str | None:
+    for name, raw in headers:
+        if name == "traceparent" and raw is not None and len(raw) <= 64:
+            return raw.decode("ascii", "replace")
+    return None
+
+
 def decode(
-    headers: Iterable[tuple[str, bytes]],
+    headers: Iterable[tuple[str, bytes | None]],
     value: bytes | None,
     *,
     expected_type: str | None = None,

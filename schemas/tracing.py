@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 
-_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
 
 def new_traceparent() -> str:
@@ -15,7 +15,7 @@ def new_traceparent() -> str:
 def is_valid_traceparent(value: str | None) -> bool:
     if not value:
         return False
-    match = _TRACEPARENT.match(value)
+    match = _TRACEPARENT.fullmatch(value)
     return bool(match) and match.group(1) != "0" * 32 and match.group(2) != "0" * 16
 
 

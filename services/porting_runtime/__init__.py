@@ -1,8 +1,12 @@
-"""What every porting service shares: inbox, outbox relay, dead letters, settings, broker and pool setup."""
+"""What every porting service shares: inbox, outbox relay, dead letters, timers, settings, broker and pool setup."""
 
-from .consumer import EventConsumer, EventRejected, Route
-from .service import RunningService, ServiceDefinition, run_service
+from .clock import Clock, MovableClock
+from .consumer import EventConsumer, Route
+from .failures import EventRejected
+from .service import RunningService, ServiceDefinition, run_service, service_unit
 from .settings import ServiceSettings
+from .timers import DueTimer, TimerRoute
 from .unit_of_work import UnitOfWork
 
-__all__ = ["EventConsumer", "EventRejected", "Route", "RunningService", "ServiceDefinition", "ServiceSettings", "UnitOfWork", "run_service"]
+__all__ = ["Clock", "DueTimer", "EventConsumer", "EventRejected", "MovableClock", "Route", "RunningService",
+           "ServiceDefinition", "ServiceSettings", "TimerRoute", "UnitOfWork", "run_service", "service_unit"]

@@ -1,7 +1,10 @@
 """The consumer pipeline: decode, dead-letter or handle, commit the database, then the offset.
 
-A batch of records from one partition shares one transaction and one offset commit;
-a single message is the batch of one.
+A batch of records from one partition shares one transaction; the caller commits the offset
+after it. The common path pays for no savepoint: the whole batch goes to its route's handler
+at once. When that fails for a reason that belongs to a record (or for an unknown reason,
+more than a few times), the batch runs again with every event alone in a savepoint, and the
+events that fail alone are dead-lettered: one bad record never holds its partition.
 """
 
 from __future__ import annotations
@@ -18,34 +21,60 @@ from schemas import CloudEvent, ContractViolation, PortingEvent, decode, dead_le
 from schemas.tracing import trace_id_of
 
 from . import metrics
-from .dead_letters import record_dead_letter
-from .failures import Backoff, is_transient
+from .clock import WALL_CLOCK, Clock
+from .dead_letter_writer import DeadLetterWriter
+from .failures import Backoff, EventRejected, classify, describe
+from .health import ProgressBoard
 from .logs import bind_event_context, clear_event_context, get_logger
-from .outbox import write_outbox
 from .unit_of_work import UnitOfWork
 
 log = get_logger(__name__)
 
 Handler = Callable[[CloudEvent[Any], UnitOfWork], Awaitable[None]]
+BatchHandler = Callable[[Sequence[CloudEvent[Any]], UnitOfWork], Awaitable[None]]
 AfterCommit = Callable[[Sequence[ConsumerRecord]], Awaitable[None]]
+UNKNOWN_FAILURE_RETRIES = 3
 
-
-class EventRejected(Exception):
-    """A rule the event's data breaks: it can never succeed, so it is dead-lettered with this reason."""
+__all__ = ["AfterCommit", "EventConsumer", "EventRejected", "ProcessingAbandoned", "Route"]
 
 
 class ProcessingAbandoned(Exception):
     """Shutdown came while a failure was being retried: nothing was committed, the records come again."""
 
 
-class _Poisoned(Exception):
+class _RuntimeFault(Exception):
     pass
+
+
+class _KnownCulprit(Exception):
+    def __init__(self, index: int, reason: str) -> None:
+        self.index, self.reason = index, reason
 
 
 @dataclass(frozen=True)
 class Route:
+    """Which handler takes an event type. `batch=True`: the handler takes every new event of a
+    partition batch at once (set-based); otherwise one event at a time."""
+
     event: type[PortingEvent]
-    handler: Handler
+    handler: Handler | BatchHandler
+    batch: bool = False
+
+
+@dataclass(frozen=True)
+class UnitOptions:
+    source: str
+    topic_prefix: str = ""
+    publishes: frozenset[str] | None = None
+    max_message_bytes: int = 1_000_000
+    clock: Clock = WALL_CLOCK
+
+    def unit(self, connection: asyncpg.Connection, cause: Any = None) -> UnitOfWork:
+        return UnitOfWork(connection, source=self.source, topic_prefix=self.topic_prefix, cause=cause,
+                          publishes=self.publishes, max_message_bytes=self.max_message_bytes, clock=self.clock)
+
+
+Decoded = CloudEvent[Any] | str  # an event, or why the record can never be one
 
 
 class EventConsumer:
@@ -58,12 +87,23 @@ class EventConsumer:
         topic_prefix: str = "",
         after_commit: AfterCommit | None = None,
         backoff: Backoff | None = None,
+        dead_letters: DeadLetterWriter | None = None,
+        unit_options: UnitOptions | None = None,
+        board: ProgressBoard | None = None,
     ) -> None:
         self.name = name
         self.pool = pool
         self.topic_prefix = topic_prefix
-        self.routes = {f"{topic_prefix}{r.event.event_type}": r for r in routes}
+        self.routes: dict[str, Route] = {}
+        for route in routes:
+            topic = f"{topic_prefix}{route.event.event_type}"
+            if topic in self.routes:
+                raise ValueError(f"{name}: two routes for {route.event.event_type}")
+            self.routes[topic] = route
         self.dead_letter_topic = f"{topic_prefix}{dead_letter_topic(name)}"
+        self.dead_letters = dead_letters or DeadLetterWriter(consumer=name, topic=self.dead_letter_topic)
+        self.unit_options = unit_options or UnitOptions(source=name, topic_prefix=topic_prefix)
+        self.board = board or ProgressBoard()
         self._after_commit = after_commit
         self._backoff = backoff or Backoff()
         self._stopping = asyncio.Event()
@@ -75,115 +115,181 @@ class EventConsumer:
     def stop(self) -> None:
         self._stopping.set()
 
-    async def process(self, records: Sequence[ConsumerRecord], consumer: AIOKafkaConsumer | None) -> None:
-        """Handle records (any partitions), committing each partition's offset after its transaction."""
-        batches = _by_partition(records)
-        for index, (partition, batch) in enumerate(batches.items()):
-            try:
-                await self._process_partition(batch)
-            except ProcessingAbandoned:
+    async def process(self, records: Sequence[ConsumerRecord], consumer: AIOKafkaConsumer | None = None) -> None:
+        """Handle records of any partitions, the partitions concurrently, each on its own
+        connection and in its own order; with a consumer, commit each partition's offset after
+        its transaction. Tests call this directly with fabricated records (no broker)."""
+        batches = by_partition(records)
+        results = await asyncio.gather(*(self.process_partition(b) for b in batches.values()), return_exceptions=True)
+        abandoned: BaseException | None = None
+        for (partition, batch), result in zip(batches.items(), results, strict=True):
+            if isinstance(result, BaseException):
                 if consumer is not None:
-                    # Rewind what was not committed, so this consumer can never skip it.
-                    for rest_partition, rest in list(batches.items())[index:]:
-                        consumer.seek(rest_partition, rest[0].offset)
-                raise
-            if consumer is not None:
-                await self._commit_offset(consumer, partition, batch[-1].offset + 1)
+                    consumer.seek(partition, batch[0].offset)  # never skip what was not committed
+                abandoned = abandoned or result
+            elif consumer is not None:
+                await commit_offset(consumer, self.name, partition, batch[-1].offset + 1)
+        if abandoned is not None:
+            raise abandoned
 
-    async def _process_partition(self, batch: list[ConsumerRecord]) -> None:
-        decoded: list[CloudEvent[Any] | str] = [self._decode(record) for record in batch]
+    async def process_partition(self, batch: list[ConsumerRecord]) -> None:
+        part = f"partition {batch[0].topic}[{batch[0].partition}]"
+        decoded: list[Decoded] = [self._decode(record) for record in batch]
         backoff = Backoff(self._backoff.initial, self._backoff.maximum)
+        isolate, unknown_failures = False, 0
         while True:
             try:
                 with metrics.HANDLER_SECONDS.labels(self.name).time():
-                    outcomes = await self._record_effects(batch, decoded)
+                    async with self.pool.acquire() as connection, connection.transaction():
+                        apply = self._apply_isolated if isolate else self._apply
+                        outcomes = await apply(connection, batch, decoded)
                 break
+            except _KnownCulprit as culprit:  # a one-event handler rejected its event: run again without it
+                decoded[culprit.index] = culprit.reason
+                continue
             except Exception as error:
-                # Handlers' own failures were dead-lettered above; what reaches here is the database
-                # or broker being away, or a fault in the pipeline itself. Either way the partition is
-                # held and retried: skipping it would lose the records.
-                metrics.TRANSIENT_FAILURES.labels("consumer").inc()
+                kind = classify(error)
+                metrics.PIPELINE_FAILURES.labels(self.name, kind).inc()
+                if kind != "transient" and not isolate and (kind == "record" or unknown_failures >= UNKNOWN_FAILURE_RETRIES):
+                    # Narrow it down: every event alone, so only the one that causes it is dead-lettered.
+                    log.warning("batch failed; handling its events one by one", consumer=self.name,
+                                error=describe(error))
+                    isolate = True
+                    continue
+                unknown_failures += kind != "transient"
+                self.board.failing(part, describe(error))
                 delay = backoff.next_delay()
-                if is_transient(error):
-                    log.warning("transient failure, retrying", consumer=self.name, error=repr(error), retry_in=round(delay, 2))
-                else:
-                    log.exception("unexpected failure, holding the partition and retrying", consumer=self.name,
+                if kind == "transient":
+                    log.warning("transient failure, holding the partition", consumer=self.name,
+                                error=describe(error), retry_in=round(delay, 2))
+                else:  # outside the handlers even with every event alone: hold, and health says so
+                    log.exception("failure outside the handlers, holding the partition", consumer=self.name,
                                   retry_in=round(delay, 2))
                 if await self._stopped_within(delay):
                     raise ProcessingAbandoned from error
-        for record, item, outcome in zip(batch, decoded, outcomes, strict=True):
-            metrics.EVENTS.labels(self.name, record.topic, outcome).inc()
-            if outcome == "dead_lettered":
-                metrics.DEAD_LETTERS.labels(self.name, record.topic).inc()
-                log.error("dead-lettered", consumer=self.name, topic=record.topic,
-                          partition=record.partition, offset=record.offset, error=item)
+        self.board.progressed(part)
+        self._report(batch, decoded, outcomes)
         if self._after_commit is not None:
             await self._after_commit(batch)
 
-    async def _record_effects(self, batch: list[ConsumerRecord], decoded: list[CloudEvent[Any] | str]) -> list[str]:
-        # Optimistic: the whole batch in one transaction. A handler that fails for good
-        # marks its record poisoned and the batch runs again without it, so no savepoints
-        # are paid for in the common case.
-        while True:
-            try:
-                async with self.pool.acquire() as connection, connection.transaction():
-                    return await self._apply(connection, batch, decoded)
-            except _Poisoned:
-                continue
-
-    async def _apply(self, connection: asyncpg.Connection, batch: list[ConsumerRecord], decoded: list[CloudEvent[Any] | str]) -> list[str]:
+    async def _apply(self, connection: asyncpg.Connection, batch: list[ConsumerRecord],
+                     decoded: list[Decoded]) -> list[str]:
+        """The whole batch in one go: one inbox statement, one handler call for a batch route."""
         claimed = await self._claim(connection, batch, decoded)
-        outcomes: list[str] = []
-        follow_ups = []
-        for index, (record, item) in enumerate(zip(batch, decoded, strict=True)):
+        outcomes, fresh = [], []
+        for index, item in enumerate(decoded):
             if isinstance(item, str):
-                await record_dead_letter(
-                    connection, consumer=self.name, dead_letter_topic=self.dead_letter_topic,
-                    record=record, error=item, event_id=_header(record, "ce_id"),
-                )
                 outcomes.append("dead_lettered")
-                continue
-            if item.attributes.id not in claimed:
+            elif _identity(item) in claimed:
+                claimed.discard(_identity(item))  # a second copy within the batch is a duplicate
+                outcomes.append("handled")
+                fresh.append((index, item))
+            else:
                 outcomes.append("duplicate")
-                continue
-            claimed.discard(item.attributes.id)
-            unit = UnitOfWork(connection, source=self.name, topic_prefix=self.topic_prefix, cause=item.attributes)
-            bind_event_context(
-                port_in_request_sid=item.data.subject, event_id=item.attributes.id,
-                event_type=item.attributes.type, trace_id=trace_id_of(item.attributes.traceparent),
-            )
-            try:
-                await self.routes[record.topic].handler(item, unit)
-            except Exception as error:
-                if is_transient(error):
-                    raise
-                reason = str(error) if isinstance(error, EventRejected) else f"handler failed: {type(error).__name__}: {error}"
-                log.error("handler failed for good", exc_info=not isinstance(error, EventRejected))
-                decoded[index] = reason
-                raise _Poisoned from error
-            finally:
-                clear_event_context()
-            follow_ups.extend(unit.pending)
-            outcomes.append("handled")
-        await write_outbox(connection, follow_ups)
+        unit = self.unit_options.unit(connection)
+        if fresh:
+            route = self.routes[batch[0].topic]
+            if route.batch:
+                await route.handler([item for _, item in fresh], unit)  # type: ignore[arg-type]
+            else:
+                for index, item in fresh:
+                    await self._handle_one(route, item, unit, index)
+        rejected = [(i, unit.rejection_of(d)) for i, d in enumerate(decoded)
+                    if not isinstance(d, str) and outcomes[i] == "handled" and unit.rejection_of(d)]
+        if rejected:
+            # A rejected event leaves no inbox row, so a redrive after a fix is handled.
+            await self._unclaim(connection, [decoded[i] for i, _ in rejected])  # type: ignore[misc]
+            for index, reason in rejected:
+                decoded[index], outcomes[index] = reason, "dead_lettered"  # type: ignore[assignment]
+        await self._write_dead_letters(connection, batch, decoded)
+        await unit.flush()
         return outcomes
 
-    async def _claim(self, connection: asyncpg.Connection, batch: list[ConsumerRecord], decoded: list[CloudEvent[Any] | str]) -> set[str]:
-        """Insert the inbox rows of the batch in one statement; returns the ids seen for the first time."""
-        rows = [(e.attributes.id, e.attributes.type, r.topic, r.partition, r.offset)
-                for r, e in zip(batch, decoded, strict=True) if not isinstance(e, str)]
+    async def _handle_one(self, route: Route, item: CloudEvent[Any], unit: UnitOfWork, index: int) -> None:
+        unit.cause = item.attributes
+        bind_event_context(port_in_request_sid=item.data.subject, event_id=item.attributes.id,
+                           event_type=item.attributes.type, trace_id=trace_id_of(item.attributes.traceparent))
+        try:
+            await route.handler(item, unit)  # type: ignore[arg-type]
+        except EventRejected as rejection:
+            raise _KnownCulprit(index, str(rejection)) from rejection
+        finally:
+            clear_event_context()
+            unit.cause = None
+
+    async def _apply_isolated(self, connection: asyncpg.Connection, batch: list[ConsumerRecord],
+                              decoded: list[Decoded]) -> list[str]:
+        """Every event alone in a savepoint; one that fails alone is dead-lettered, the rest commit."""
+        route = self.routes[batch[0].topic]
+        outcomes = []
+        for index, item in enumerate(decoded):
+            if isinstance(item, str):
+                outcomes.append("dead_lettered")
+                continue
+            try:
+                async with connection.transaction():
+                    if not await self._claim(connection, [batch[index]], [item]):
+                        outcomes.append("duplicate")
+                        continue
+                    unit = self.unit_options.unit(connection, cause=item.attributes)
+                    if route.batch:
+                        await route.handler([item], unit)  # type: ignore[arg-type]
+                    else:
+                        await route.handler(item, unit)  # type: ignore[arg-type]
+                    if (reason := unit.rejection_of(item)) is not None:
+                        raise EventRejected(reason)
+                    try:
+                        await unit.flush()
+                    except Exception as error:
+                        # The runtime's own writes: only a fault of the data belongs to the record.
+                        if classify(error) != "record":
+                            raise _RuntimeFault from error
+                        raise
+                outcomes.append("handled")
+            except _RuntimeFault as fault:
+                raise fault.__cause__ from None  # type: ignore[misc]
+            except Exception as error:
+                if classify(error) == "transient":
+                    raise
+                reason = str(error) if isinstance(error, EventRejected) else f"handler failed: {describe(error)}"
+                log.error("event failed alone; dead-lettering it", consumer=self.name, event_id=item.attributes.id,
+                          exc_info=not isinstance(error, EventRejected))
+                decoded[index] = reason
+                outcomes.append("dead_lettered")
+        await self._write_dead_letters(connection, batch, decoded)
+        return outcomes
+
+    async def _claim(self, connection: asyncpg.Connection, records: Sequence[ConsumerRecord],
+                     decoded: Sequence[Decoded]) -> set[tuple[str, str]]:
+        """Insert the inbox rows in one statement; returns the (source, id) pairs seen for the first time.
+        Every value is bounded and validated by the contract before it gets here."""
+        rows = [(e.attributes.source, e.attributes.id, e.attributes.type, r.topic, r.partition, r.offset)
+                for r, e in zip(records, decoded, strict=True) if not isinstance(e, str)]
         if not rows:
             return set()
         inserted = await connection.fetch(
-            """INSERT INTO inbox (consumer, event_id, event_type, topic, partition, "offset")
-               SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[])
-               ON CONFLICT (consumer, event_id) DO NOTHING
-               RETURNING event_id""",
+            """INSERT INTO inbox (consumer, event_source, event_id, event_type, topic, partition, "offset")
+               SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::bigint[])
+               ON CONFLICT (consumer, event_source, event_id) DO NOTHING
+               RETURNING event_source, event_id""",
             self.name, *map(list, zip(*rows, strict=True)),
         )
-        return {row["event_id"] for row in inserted}
+        return {(row["event_source"], row["event_id"]) for row in inserted}
 
-    def _decode(self, record: ConsumerRecord) -> CloudEvent[Any] | str:
+    async def _unclaim(self, connection: asyncpg.Connection, events: list[CloudEvent[Any]]) -> None:
+        await connection.execute(
+            """DELETE FROM inbox USING unnest($2::text[], $3::text[]) AS u(s, i)
+               WHERE consumer = $1 AND event_source = u.s AND event_id = u.i""",
+            self.name, [e.attributes.source for e in events], [e.attributes.id for e in events],
+        )
+
+    async def _write_dead_letters(self, connection: asyncpg.Connection, batch: list[ConsumerRecord],
+                                  decoded: list[Decoded]) -> None:
+        failures = [(record, item) for record, item in zip(batch, decoded, strict=True) if isinstance(item, str)]
+        if failures:
+            await self.dead_letters.write(connection, failures)
+
+    def _decode(self, record: ConsumerRecord) -> Decoded:
         route = self.routes.get(record.topic)
         if route is None:
             return f"no handler for topic {record.topic!r}"
@@ -191,16 +297,34 @@ class EventConsumer:
             return decode(record.headers or (), record.value, expected_type=route.event.event_type)
         except ContractViolation as violation:
             return str(violation)
+        except Exception as error:  # anything a hostile record provokes in decoding is that record's
+            return f"could not decode: {describe(error)}"
 
-    async def _commit_offset(self, consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int) -> None:
-        try:
-            await consumer.commit({partition: offset})
-        except Exception as error:  # a rebalance or a broker hiccup: the inbox dedupes the redelivery
-            log.warning("offset commit failed", consumer=self.name, partition=str(partition), error=repr(error))
-            return
-        highwater = consumer.highwater(partition)
-        if highwater is not None:
-            metrics.CONSUMER_LAG.labels(self.name, partition.topic, partition.partition).set(max(0, highwater - offset))
+    def _report(self, batch: list[ConsumerRecord], decoded: list[Decoded], outcomes: list[str]) -> None:
+        for record, item, outcome in zip(batch, decoded, outcomes, strict=True):
+            metrics.EVENTS.labels(self.name, record.topic, outcome).inc()
+            if outcome == "dead_lettered":
+                metrics.DEAD_LETTERS.labels(self.name, record.topic).inc()
+                log.error("dead-lettered", consumer=self.name, topic=record.topic,
+                          partition=record.partition, offset=record.offset, error=item)
+
+    async def record_undecodable(self, record: ConsumerRecord, reason: str) -> None:
+        """Dead-letter a record the client library could not even decode: only its place is known."""
+        backoff = Backoff(self._backoff.initial, self._backoff.maximum)
+        while True:
+            try:
+                async with self.pool.acquire() as connection, connection.transaction():
+                    await self.dead_letters.write(connection, [(record, reason)])
+                break
+            except Exception as error:
+                if classify(error) != "transient" and backoff.attempt >= UNKNOWN_FAILURE_RETRIES:
+                    log.exception("could not keep the undecodable record's dead letter; skipping it",
+                                  consumer=self.name, topic=record.topic, partition=record.partition,
+                                  offset=record.offset)
+                    break
+                if await self._stopped_within(backoff.next_delay()):
+                    raise ProcessingAbandoned from error
+        self._report([record], [reason], ["dead_lettered"])
 
     async def _stopped_within(self, seconds: float) -> bool:
         try:
@@ -210,15 +334,23 @@ class EventConsumer:
         return True
 
 
-def _by_partition(records: Sequence[ConsumerRecord]) -> dict[TopicPartition, list[ConsumerRecord]]:
+def _identity(event: CloudEvent[Any]) -> tuple[str, str]:
+    return (event.attributes.source, event.attributes.id)
+
+
+def by_partition(records: Sequence[ConsumerRecord]) -> dict[TopicPartition, list[ConsumerRecord]]:
     batches: dict[TopicPartition, list[ConsumerRecord]] = {}
     for record in records:
         batches.setdefault(TopicPartition(record.topic, record.partition), []).append(record)
     return batches
 
 
-def _header(record: ConsumerRecord, name: str) -> str | None:
-    for key, value in record.headers or ():
-        if key == name:
-            return value.decode("utf-8", "replace")
-    return None
+async def commit_offset(consumer: AIOKafkaConsumer, name: str, partition: TopicPartition, offset: int) -> None:
+    try:
+        await consumer.commit({partition: offset})
+    except Exception as error:  # a rebalance or a broker hiccup: the inbox dedupes the redelivery
+        log.warning("offset commit failed", consumer=name, partition=str(partition), error=repr(error))
+        return
+    highwater = consumer.highwater(partition)
+    if highwater is not None:
+        metrics.CONSUMER_LAG.labels(name, partition.topic, partition.partition).set(max(0, highwater - offset))

@@ -1,12 +1,36 @@
-"""Which failures can pass (retry, hold the partition) and which never will (dead-letter)."""
+"""Failures classified by cause, not by library.
+
+- transient: the database or broker is away, a serialisation conflict, a leader moving.
+  It passes with time: hold the partition (or the relay, or the timers) and retry.
+- record: the failure belongs to one record or one follow-up (bad data, a constraint, a
+  program limit, a message the broker can never accept). Retrying cannot help: dead-letter
+  that record (or set that outbox row aside) and go on.
+- unknown: anything else. Retried a bounded number of times, then narrowed down to the
+  record that causes it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import random
+from typing import Literal
 
 import asyncpg
-from aiokafka.errors import KafkaError
+from aiokafka import errors as kafka_errors
+from pydantic import ValidationError
+
+from schemas import ContractViolation
+
+FailureKind = Literal["transient", "record", "unknown"]
+
+
+class EventRejected(Exception):
+    """A rule the event's data breaks: it can never succeed, so it is dead-lettered with this reason."""
+
+
+class FollowUpRefused(Exception):
+    """A follow-up the broker would never accept (too large), or that the service did not declare."""
+
 
 _TRANSIENT = (
     OSError,  # includes ConnectionError: the database or broker is unreachable
@@ -17,14 +41,56 @@ _TRANSIENT = (
     asyncpg.TooManyConnectionsError,
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
+    asyncpg.LockNotAvailableError,
+    asyncpg.QueryCanceledError,  # statement timeout under load
     asyncpg.OperatorInterventionError,  # admin shutdown, crash shutdown
-    asyncpg.InsufficientResourcesError,
-    KafkaError,  # the broker away, a leader moving, a topic not yet known: all pass with time
+    asyncpg.InsufficientResourcesError,  # disk full, out of memory: an operator fixes it
+    # Class 42 (a table missing, a privilege revoked) and a missing database or schema: a fault
+    # of the deployment that every event would hit. Hold and let an operator fix it; dead-lettering
+    # would throw every event away.
+    asyncpg.SyntaxOrAccessError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InvalidSchemaNameError,
+)
+
+# Errors of one record or one produced message: the broker will refuse it however often it is sent.
+_RECORD_KAFKA = (
+    kafka_errors.MessageSizeTooLargeError,
+    kafka_errors.RecordTooLargeError,
+    kafka_errors.InvalidTopicError,
+    kafka_errors.CorruptRecordException,
+    kafka_errors.UnsupportedCodecError,
+)
+
+_RECORD = (
+    EventRejected,
+    FollowUpRefused,
+    ContractViolation,
+    ValidationError,
+    UnicodeError,
+    asyncpg.DataError,  # class 22: a value Postgres refuses (NUL, out of range, bad encoding)
+    asyncpg.IntegrityConstraintViolationError,  # class 23
+    asyncpg.ProgramLimitExceededError,  # class 54: index row too large, too many columns
+    *_RECORD_KAFKA,
 )
 
 
+def classify(error: BaseException) -> FailureKind:
+    if isinstance(error, _RECORD):
+        return "record"
+    if isinstance(error, _TRANSIENT) or isinstance(error, kafka_errors.KafkaError):
+        # Every other broker error (leader moving, broker away, topic not yet known) passes with time.
+        return "transient"
+    return "unknown"
+
+
 def is_transient(error: BaseException) -> bool:
-    return isinstance(error, _TRANSIENT)
+    return classify(error) == "transient"
+
+
+def describe(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 class Backoff:

@@ -1,20 +1,15 @@
-"""Broker setup: the FastStream broker and subscriber, the relay's producer, topic creation."""
+"""Broker setup: client options (SASL/TLS through FastStream's security settings), the relay's producer, topics."""
 
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from faststream import AckPolicy, Context
-from faststream.kafka import KafkaBroker
-from faststream.kafka.message import FAKE_CONSUMER, KafkaMessage
 from faststream.kafka.security import parse_security
-from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from .consumer import EventConsumer
 from .settings import ServiceSettings
@@ -36,55 +31,23 @@ def build_producer(settings: ServiceSettings) -> AIOKafkaProducer:
         enable_idempotence=False,
         linger_ms=5,
         max_batch_size=1024 * 1024,
+        max_request_size=settings.max_message_bytes + 64 * 1024,
         request_timeout_ms=15_000,
     )
 
 
-def build_broker(settings: ServiceSettings) -> KafkaBroker:
-    # graceful_timeout: on SIGTERM an in-flight batch gets this long to finish before it is abandoned.
-    # Its logs go through the root logger, so they come out as JSON like the rest.
-    return KafkaBroker(
-        settings.kafka_bootstrap_servers, security=settings.kafka_security(), graceful_timeout=15.0,
-        logger=logging.getLogger("faststream.porting"),
-    )
-
-
-async def _records_as_they_are(records: tuple[ConsumerRecord, ...]) -> KafkaMessage:
-    # Headers and bodies stay raw bytes: the pipeline validates them, so a malformed
-    # message becomes a dead letter instead of an error before any handler runs.
-    return KafkaMessage(
-        body=[r.value for r in records],
-        headers={},
-        raw_message=records,
-        consumer=FAKE_CONSUMER,
-    )
-
-
-async def _no_decoding(message: KafkaMessage) -> Any:
-    return message.body
-
-
-def subscribe(broker: KafkaBroker, pipeline: EventConsumer, settings: ServiceSettings) -> BatchSubscriber:
-    """One batch subscriber for all of a service's topics, committing offsets only through the pipeline."""
-    subscriber = broker.subscriber(
-        *pipeline.topics,
-        group_id=pipeline.name,
-        batch=True,
-        max_records=settings.consumer_batch_size,
-        batch_timeout_ms=100,
-        # FastStream's Kafka default (ACK_FIRST) is at-most-once; offsets are committed
-        # by the pipeline, per partition, after the database transaction.
-        ack_policy=AckPolicy.MANUAL,
+def build_consumer(settings: ServiceSettings, topics: Sequence[str], group_id: str) -> AIOKafkaConsumer:
+    # Offsets are committed by the pipeline, per partition, after the database transaction:
+    # never automatically (at-most-once), never before.
+    return AIOKafkaConsumer(
+        *topics,
+        **connection_options(settings),
+        group_id=group_id,
+        enable_auto_commit=False,
         auto_offset_reset="earliest",
-        parser=_records_as_they_are,
-        decoder=_no_decoding,
+        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
+        max_partition_fetch_bytes=max(1024 * 1024, settings.max_message_bytes + 64 * 1024),
     )
-
-    @subscriber
-    async def consume_batch(message: KafkaMessage = Context("message")) -> None:
-        await pipeline.process(message.raw_message, subscriber.consumer)
-
-    return subscriber
 
 
 async def ensure_topics(settings: ServiceSettings, topics: Iterable[str], partitions: int = DEFAULT_PARTITIONS) -> None:

@@ -29,6 +29,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         structlog.stdlib.ProcessorFormatter(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                # A library's exc_info is a (type, value, traceback) tuple: rendered as text here, or the
+                # JSON line would hold "<traceback object>" and nothing of the cause.
+                structlog.processors.format_exc_info,
                 structlog.processors.JSONRenderer(),
             ],
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],

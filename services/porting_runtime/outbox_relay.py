@@ -17,15 +17,16 @@ from aiokafka import AIOKafkaProducer
 
 from . import metrics
 from .database import advisory_lock_id
-from .failures import Backoff, is_transient
+from .failures import Backoff, classify, describe, is_transient
+from .health import ProgressBoard
 from .logs import get_logger
 from .outbox import NOTIFY_CHANNEL
 
 log = get_logger(__name__)
 
 ProducerFactory = Callable[[], AIOKafkaProducer]
-SENT_RETENTION = "7 days"
 BACKLOG_MEASURE_INTERVAL = 5.0  # seconds
+RECORD_OVERHEAD_BYTES = 512
 
 
 class OutboxRelay:
@@ -38,7 +39,15 @@ class OutboxRelay:
         producer_factory: ProducerFactory,
         batch_size: int = 1000,
         poll_interval: float = 1.0,
+        max_message_bytes: int = 1_000_000,
+        sent_retention_hours: float = 24.0,
+        board: ProgressBoard | None = None,
+        unseal: Callable[[bytes], bytes] | None = None,
     ) -> None:
+        self.max_message_bytes = max_message_bytes
+        self.sent_retention_hours = sent_retention_hours
+        self.board = board or ProgressBoard()
+        self.unseal = unseal
         self.service = service
         self.database_url = database_url
         self.pool = pool
@@ -55,16 +64,19 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self) -> None:
+        """Lead, or stand by; a transient failure (database or broker away) retries here,
+        anything else goes to the supervisor, which logs it and restarts the relay."""
         backoff = Backoff(maximum=5.0)
         while not self._stop.is_set():
             try:
                 await self._lead()
                 backoff.reset()
             except Exception as error:
-                if not is_transient(error):
-                    log.exception("outbox relay failed; restarting it")
-                metrics.TRANSIENT_FAILURES.labels("outbox_relay").inc()
                 self.is_leader = False
+                if not is_transient(error):
+                    raise
+                metrics.TRANSIENT_FAILURES.labels("outbox_relay").inc()
+                self.board.failing("outbox relay", describe(error))
                 await self._sleep(backoff.next_delay())
 
     async def _lead(self) -> None:
@@ -98,31 +110,84 @@ class OutboxRelay:
             # now, and publishing on would interleave a key's rows. This raises and steps down.
             await leadership.fetchval("SELECT 1")
             rows = await self.pool.fetch(
-                """SELECT id, topic, key, value, header_names, header_values
-                   FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1""",
+                """SELECT id, topic, key, value, header_names, header_values, sealed
+                   FROM outbox WHERE sent_at IS NULL AND set_aside_at IS NULL ORDER BY id LIMIT $1""",
                 self.batch_size,
             )
             if rows:
                 try:
-                    await _publish(producer, rows)
+                    sent, refused = await self._publish(producer, rows)
                 except Exception as error:
                     if not is_transient(error):
                         raise
                     metrics.TRANSIENT_FAILURES.labels("outbox_relay").inc()
-                    log.warning("publishing the outbox failed; retrying", error=repr(error))
+                    self.board.failing("outbox relay", describe(error))
+                    log.warning("publishing the outbox failed; retrying", error=describe(error))
                     await self._sleep(publish_backoff.next_delay())
                     continue
                 publish_backoff.reset()
-                await self.pool.execute(
-                    "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
-                )
-                metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
+                await self.pool.execute("UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", sent)
+                if refused:
+                    await self._set_aside(refused)
+                metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(sent))
             await self._report_backlog(full_batch=len(rows) == self.batch_size)
             if asyncio.get_running_loop().time() - cleaned > 3600:
-                await self.pool.execute(f"DELETE FROM outbox WHERE sent_at < now() - interval '{SENT_RETENTION}'")
+                await self.pool.execute("DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)",
+                                        self.sent_retention_hours * 3600)
                 cleaned = asyncio.get_running_loop().time()
             if len(rows) < self.batch_size:
                 await self._wait_for_work()
+
+    async def _publish(self, producer: AIOKafkaProducer, rows: list[Any]) -> tuple[list[int], list[tuple[int, str]]]:
+        """Send a batch; returns the ids acknowledged and the rows the broker can never accept.
+
+        Enqueue the whole batch (aiokafka groups it per partition), then wait for every ack. A
+        transient failure raises and nothing is marked sent, so the batch goes again in order:
+        duplicates are possible, losses are not, and consumers dedupe on (ce_source, ce_id).
+        """
+        refused: list[tuple[int, str]] = []
+        deliveries: list[tuple[int, Any]] = []
+        for row in rows:
+            size = len(row["key"] or b"") + len(row["value"] or b"") + RECORD_OVERHEAD_BYTES + sum(
+                len(n.encode()) + len(v or b"") for n, v in zip(row["header_names"], row["header_values"], strict=True))
+            if size > self.max_message_bytes:
+                refused.append((row["id"], f"{size} bytes; the broker takes at most {self.max_message_bytes}"))
+                continue
+            value = row["value"]
+            if row["sealed"] and value is not None:
+                if self.unseal is None:
+                    refused.append((row["id"], "sealed, and this relay has no key to unseal it"))
+                    continue
+                value = self.unseal(value)
+            try:
+                delivery = await producer.send(row["topic"], value=value, key=row["key"],
+                                               headers=list(zip(row["header_names"], row["header_values"], strict=True)))
+            except Exception as error:
+                if classify(error) != "record":
+                    raise
+                refused.append((row["id"], describe(error)))
+                continue
+            deliveries.append((row["id"], delivery))
+        results = await asyncio.gather(*(d for _, d in deliveries), return_exceptions=True)
+        sent = []
+        for (row_id, _), result in zip(deliveries, results, strict=True):
+            if not isinstance(result, BaseException):
+                sent.append(row_id)
+            elif classify(result) == "record":
+                refused.append((row_id, describe(result)))
+            else:
+                raise result
+        return sent, refused
+
+    async def _set_aside(self, refused: list[tuple[int, str]]) -> None:
+        await self.pool.execute(
+            """UPDATE outbox SET set_aside_at = now(), error = r.error
+               FROM unnest($1::bigint[], $2::text[]) AS r(id, error) WHERE outbox.id = r.id""",
+            [i for i, _ in refused], [e[:2000] for _, e in refused],
+        )
+        for row_id, error in refused:
+            log.error("outbox row refused by the broker for good; set aside", outbox_id=row_id, error=error)
+        metrics.OUTBOX_SET_ASIDE.labels(self.service).inc(len(refused))
 
     async def _report_backlog(self, *, full_batch: bool) -> None:
         # A short batch took every unsent row there was: the backlog is nil, no need to count.
@@ -130,10 +195,14 @@ class OutboxRelay:
         gauge = metrics.OUTBOX_BACKLOG.labels(self.service)
         if not full_batch:
             gauge.set(0)
+            self.board.progressed("outbox relay", waiting=0)
             return
+        self.board.progressed("outbox relay")
         now = asyncio.get_running_loop().time()
         if now - self._backlog_measured_at >= BACKLOG_MEASURE_INTERVAL:
-            gauge.set(await self.pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+            backlog = await self.pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL AND set_aside_at IS NULL")
+            gauge.set(backlog)
+            self.board.waiting("outbox relay", backlog)
             self._backlog_measured_at = now
 
     async def _wait_for_work(self) -> None:
@@ -146,22 +215,4 @@ class OutboxRelay:
             await asyncio.wait_for(self._stop.wait(), seconds)
         return self._stop.is_set()
 
-
-async def _publish(producer: AIOKafkaProducer, rows: list[Any]) -> None:
-    # Enqueue the whole batch (aiokafka groups it per partition), then wait for every ack.
-    # If any fails, none is marked sent and the batch goes again: duplicates are possible,
-    # losses are not, and consumers dedupe on ce_id.
-    deliveries = [
-        await producer.send(
-            row["topic"],
-            value=row["value"],
-            key=row["key"],
-            headers=list(zip(row["header_names"], row["header_values"], strict=True)),
-        )
-        for row in rows
-    ]
-    results = await asyncio.gather(*deliveries, return_exceptions=True)
-    failures = [r for r in results if isinstance(r, BaseException)]
-    if failures:
-        raise failures[0]
 

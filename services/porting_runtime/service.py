@@ -1,26 +1,34 @@
-"""Runs one service: database, migrations, topics, consumer, outbox relay, HTTP; stops on SIGTERM."""
+"""Runs one service: database, migrations, topics, consumer, outbox relay, timers, HTTP; stops on SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import uvicorn
 from fastapi import FastAPI
 
-from .consumer import AfterCommit, EventConsumer, Route
+from .clock import WALL_CLOCK, Clock
+from .consume_loop import ConsumeLoop
+from .consumer import AfterCommit, EventConsumer, Route, UnitOptions
 from .database import apply_migrations, create_pool
 from .failures import Backoff, is_transient
+from .health import ProgressBoard
 from .http import add_operational_routes
-from .kafka import build_broker, build_producer, ensure_topics, service_topics, subscribe
+from .kafka import build_producer, ensure_topics, service_topics
 from .logs import configure_logging, get_logger
 from .outbox_relay import OutboxRelay
 from .settings import ServiceSettings
+from .supervision import supervise
+from .timer_loop import TimerLoop
+from .timers import TimerRoute
+from .unit_of_work import UnitOfWork, unit_of_work
 
 log = get_logger(__name__)
 
@@ -33,10 +41,29 @@ class ServiceDefinition:
 
     name: str
     migrations: Path
-    routes: Callable[[asyncpg.Pool, ServiceSettings], Sequence[Route]]
+    routes: Callable[[asyncpg.Pool, Any], Sequence[Route]]
     publishes: Sequence[str] = ()
-    http_app: Callable[[asyncpg.Pool, ServiceSettings], FastAPI] | None = None
+    http_app: Callable[[asyncpg.Pool, Any], FastAPI] | None = None
     background: Sequence[BackgroundTask] = field(default_factory=tuple)
+    timers: Callable[[asyncpg.Pool, Any], Sequence[TimerRoute]] | None = None
+    # The service's own settings class: a ServiceSettings subclass, read from the environment.
+    settings: type[ServiceSettings] = ServiceSettings
+
+    def unit_options(self, settings: ServiceSettings, clock: Clock = WALL_CLOCK) -> UnitOptions:
+        return UnitOptions(source=self.name, topic_prefix=settings.topic_prefix, publishes=frozenset(self.publishes),
+                           max_message_bytes=settings.max_message_bytes, clock=clock)
+
+
+@contextlib.asynccontextmanager
+async def service_unit(pool: asyncpg.Pool, definition: ServiceDefinition, settings: ServiceSettings,
+                       clock: Clock = WALL_CLOCK) -> AsyncIterator[UnitOfWork]:
+    """The unit of work for HTTP handlers and operator commands of a service: state and
+    follow-ups commit together, and only the event types the service declares may be published."""
+    options = definition.unit_options(settings, clock)
+    async with unit_of_work(pool, source=options.source, topic_prefix=options.topic_prefix,
+                            publishes=options.publishes, max_message_bytes=options.max_message_bytes,
+                            clock=clock) as unit:
+        yield unit
 
 
 async def _until_available(what: str, attempt: Callable[[], Awaitable[object]], stop: asyncio.Event) -> object:
@@ -59,10 +86,13 @@ class RunningService:
     """A service started in this process: the entrypoint runs one, and so do the tests."""
 
     def __init__(self, definition: ServiceDefinition, settings: ServiceSettings, *,
-                 serve_http: bool = True, after_commit: AfterCommit | None = None) -> None:
+                 serve_http: bool = True, after_commit: AfterCommit | None = None,
+                 clock: Clock = WALL_CLOCK, timer_poll_interval: float = 5.0) -> None:
         self.definition, self.settings = definition, settings
         self.serve_http, self.after_commit = serve_http, after_commit
+        self.clock, self.timer_poll_interval = clock, timer_poll_interval
         self.stopping = asyncio.Event()
+        self.board = ProgressBoard()
         self.tasks: list[asyncio.Task[object]] = []
 
     async def start(self) -> None:
@@ -72,26 +102,43 @@ class RunningService:
             self.stopping,
         )  # type: ignore[assignment]
         await apply_migrations(self.pool, definition.name, definition.migrations)
+        self.unit_options = definition.unit_options(settings, self.clock)
         self.pipeline = EventConsumer(
             name=definition.name, pool=self.pool, routes=definition.routes(self.pool, settings),
             topic_prefix=settings.topic_prefix, after_commit=self.after_commit,
+            unit_options=self.unit_options, board=self.board,
         )
+        timer_routes = definition.timers(self.pool, settings) if definition.timers else ()
+        self.timers = TimerLoop(service=definition.name, pool=self.pool, database_url=settings.database_url,
+                                routes=timer_routes, unit_options=self.unit_options, board=self.board,
+                                poll_interval=self.timer_poll_interval)
         topics = service_topics(settings, self.pipeline, definition.publishes)
         await _until_available("broker", lambda: ensure_topics(settings, topics), self.stopping)
-        self.broker = build_broker(settings)
-        self.subscriber = subscribe(self.broker, self.pipeline, settings)
+        self.consume_loop = ConsumeLoop(settings, self.pipeline, self.board)
         self.relay = OutboxRelay(
             service=definition.name, database_url=settings.database_url, pool=self.pool,
             producer_factory=lambda: build_producer(settings), batch_size=settings.outbox_batch_size,
-            poll_interval=settings.outbox_poll_interval_seconds,
+            poll_interval=settings.outbox_poll_interval_seconds, max_message_bytes=settings.max_message_bytes,
+            sent_retention_hours=settings.sent_outbox_retention_hours, board=self.board,
         )
-        await _until_available("broker", self.broker.start, self.stopping)
-        self.tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        self._supervise("consumer", self.consume_loop.run)
+        self._supervise("outbox-relay", self.relay.run)
+        if timer_routes:
+            self._supervise("timers", self.timers.run)
+        for index, task in enumerate(definition.background):
+            name = getattr(task, "__name__", f"background-{index}")
+            self._supervise(name, lambda task=task: task(self.pool, settings, self.stopping))  # type: ignore[misc]
         if self.serve_http:
             self.tasks.append(asyncio.create_task(self._serve_http(), name="http"))
-        self.tasks += [asyncio.create_task(task(self.pool, settings, self.stopping)) for task in definition.background]
         log.info("service started", http=f"http://{settings.http_host}:{settings.http_port}",
                  topics=self.pipeline.topics, kafka=settings.kafka_bootstrap_servers)
+
+    def _supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        self.tasks.append(asyncio.create_task(
+            supervise(self.definition.name, name, run, self.stopping, self.board), name=name))
+
+    def unit(self) -> contextlib.AbstractAsyncContextManager[UnitOfWork]:
+        return service_unit(self.pool, self.definition, self.settings, self.clock)
 
     async def _serve_http(self) -> None:
         definition, settings = self.definition, self.settings
@@ -99,9 +146,10 @@ class RunningService:
 
         async def components() -> dict[str, object]:
             return {"outbox_relay": "leader" if self.relay.is_leader else "standby",
-                    "consumer": "running" if self.broker.running else "stopped"}
+                    "consumer": "running" if self.consume_loop.running else "stopped"}
 
-        add_operational_routes(app, service=definition.name, pool=self.pool, components=components)
+        add_operational_routes(app, service=definition.name, pool=self.pool, components=components,
+                               board=self.board, stalled_after=settings.stalled_after_seconds)
         self.server = uvicorn.Server(uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
                                                     log_config=None, access_log=False, lifespan="off"))
         self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours handle SIGTERM
@@ -111,11 +159,12 @@ class RunningService:
         log.info("stopping")
         self.stopping.set()
         self.pipeline.stop()
-        await self.broker.stop()  # waits up to graceful_timeout for the batch in flight
+        self.consume_loop.stop()  # finishes the batch in flight, then leaves the group
         self.relay.stop()
+        self.timers.stop()
         if self.serve_http and hasattr(self, "server"):
             self.server.should_exit = True
-        await asyncio.wait(self.tasks, timeout=10)
+        await asyncio.wait(self.tasks, timeout=20)
         for task in self.tasks:
             task.cancel()
         await self.pool.close()
@@ -125,7 +174,7 @@ class RunningService:
 async def run_service(definition: ServiceDefinition, settings: ServiceSettings | None = None,
                       after_commit: AfterCommit | None = None) -> None:
     """Run until SIGTERM or SIGINT, then stop cleanly."""
-    settings = settings or ServiceSettings()
+    settings = settings or definition.settings()
     configure_logging(definition.name, settings.log_level)
     service = RunningService(definition, settings, after_commit=after_commit)
     loop = asyncio.get_running_loop()

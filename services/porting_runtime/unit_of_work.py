@@ -1,41 +1,110 @@
-"""What a handler gets: one open transaction, and a way to publish follow-ups through it."""
+"""What a handler gets: one open transaction, and ways to publish, reject and schedule through it.
+
+Consumers, timers, HTTP handlers and operator commands all write through a unit of work, so
+no code path can change state and forget its follow-ups: they commit together or not at all.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 import asyncpg
 
-from schemas import EventAttributes, KafkaRecord, PortingEvent, encode
+from schemas import CloudEvent, EventAttributes, KafkaRecord, PortingEvent, encode
 
+from .clock import WALL_CLOCK, Clock
+from .failures import FollowUpRefused
 from .outbox import write_outbox
+from .timers import TimerChanges, write_timer_changes
+
+# Kafka's per-record overhead beyond key, value and headers (offsets, lengths, batch header share).
+RECORD_OVERHEAD_BYTES = 512
+
+
+def record_size(record: KafkaRecord) -> int:
+    headers = sum(len(n.encode()) + len(v or b"") for n, v in record.headers)
+    return len(record.key or b"") + len(record.value or b"") + headers + RECORD_OVERHEAD_BYTES
 
 
 @dataclass
 class UnitOfWork:
-    """Everything a handler records commits together: its state, its inbox row, its follow-ups."""
+    """Everything recorded through it commits together: state, inbox rows, follow-ups, timers."""
 
     connection: asyncpg.Connection
     source: str
     topic_prefix: str = ""
     cause: EventAttributes | None = None
+    # Event types this service declared it publishes; None accepts any (operator tools).
+    publishes: frozenset[str] | None = None
+    max_message_bytes: int = 1_000_000
+    clock: Clock = WALL_CLOCK
     _pending: list[KafkaRecord] = field(default_factory=list)
+    _timers: TimerChanges = field(default_factory=TimerChanges)
+    _rejected: dict[int, str] = field(default_factory=dict)
 
-    def publish(self, event: PortingEvent) -> None:
-        """Queue a follow-up; it reaches Kafka only if the transaction commits."""
-        self._pending.append(
-            encode(
-                event,
-                source=self.source,
-                topic=f"{self.topic_prefix}{event.event_type}",
-                caused_by=self.cause,
-            )
-        )
+    def publish(self, event: PortingEvent, cause: CloudEvent[Any] | EventAttributes | None = None) -> None:
+        """Queue a follow-up; it reaches Kafka only if the transaction commits. A follow-up names
+        its cause, so it continues the cause's trace (the unit's own cause by default)."""
+        if self.publishes is not None and event.event_type not in self.publishes:
+            raise FollowUpRefused(f"{self.source} does not declare that it publishes {event.event_type}")
+        attributes = cause.attributes if isinstance(cause, CloudEvent) else cause
+        record = encode(event, source=self.source, topic=f"{self.topic_prefix}{event.event_type}",
+                        caused_by=attributes or self.cause)
+        if (size := record_size(record)) > self.max_message_bytes:
+            raise FollowUpRefused(f"{event.event_type} would be {size} bytes; the broker takes at most "
+                                  f"{self.max_message_bytes}")
+        self._pending.append(record)
+
+    def reject(self, event: CloudEvent[Any], reason: str) -> None:
+        """From a batch handler: this event can never succeed; it is dead-lettered with the reason.
+        The handler must leave no effect of it behind."""
+        self._rejected[id(event)] = reason
+
+    def rejection_of(self, event: CloudEvent[Any]) -> str | None:
+        return self._rejected.get(id(event))
+
+    def schedule(self, kind: str, key: str, due_at: datetime, data: Mapping[str, Any] | None = None,
+                 cause: CloudEvent[Any] | EventAttributes | None = None) -> None:
+        """A durable timer, fired once into the handler of its kind; replaces a pending one of the
+        same kind and key. It carries the trace of its cause (the unit's own by default)."""
+        attributes = (cause.attributes if isinstance(cause, CloudEvent) else cause) or self.cause
+        traceparent = attributes.traceparent if attributes else None
+        self._timers.schedule(kind, key, due_at, dict(data or {}), traceparent)
+
+    def cancel_timers(self, kind: str, keys: Iterable[str]) -> None:
+        self._timers.cancel(kind, keys)
+
+    def now(self) -> datetime:
+        return self.clock.now()
 
     @property
     def pending(self) -> list[KafkaRecord]:
         return list(self._pending)
 
-    async def flush(self) -> None:
+    def take_pending(self) -> list[KafkaRecord]:
         pending, self._pending = self._pending, []
-        await write_outbox(self.connection, pending)
+        return pending
+
+    async def flush(self) -> None:
+        """Write what was queued (follow-ups, timer changes) in the open transaction."""
+        await write_outbox(self.connection, self.take_pending())
+        changes, self._timers = self._timers, TimerChanges()
+        await write_timer_changes(self.connection, changes)
+
+
+@contextlib.asynccontextmanager
+async def unit_of_work(pool: asyncpg.Pool, *, source: str, topic_prefix: str = "",
+                       publishes: Iterable[str] | None = None, max_message_bytes: int = 1_000_000,
+                       clock: Clock = WALL_CLOCK) -> AsyncIterator[UnitOfWork]:
+    """A transaction for code outside consumers (HTTP, operator commands, background loops):
+    state and follow-ups commit together when the block ends without an error."""
+    async with pool.acquire() as connection, connection.transaction():
+        unit = UnitOfWork(connection, source=source, topic_prefix=topic_prefix,
+                          publishes=frozenset(publishes) if publishes is not None else None,
+                          max_message_bytes=max_message_bytes, clock=clock)
+        yield unit
+        await unit.flush()

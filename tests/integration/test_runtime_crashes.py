@@ -61,7 +61,7 @@ async def test_two_instances_share_the_work_and_one_killed_midway_loses_nothing_
     try:
         async with running(settings) as service:
             async def both_assigned():
-                consumer = service.subscriber.consumer
+                consumer = service.consume_loop.consumer
                 return consumer is not None and 0 < len(consumer.assignment()) < 6
             assert await wait_until(both_assigned, timeout=60), "the partitions are split between the two"
             await publish(settings, records)

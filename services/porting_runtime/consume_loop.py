@@ -1,0 +1,155 @@
+"""The consume loop: poll, hand each partition's batch to the pipeline, survive any record.
+
+The runtime polls aiokafka itself instead of through FastStream's subscriber, because the
+hostile case lives inside the poll: a record whose header key is not UTF-8 makes the client
+raise from `getmany`, and FastStream's task restarts into the same record forever (and the
+other partitions' records drained in that call are lost from memory). Here such a failure
+rewinds every partition to what was committed and steps through record by record until the
+culprit is found; it is dead-lettered with what can be had (its place and the error), and
+the partition moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import errors as kafka_errors
+
+from . import metrics
+from .consumer import EventConsumer, ProcessingAbandoned, commit_offset
+from .failures import Backoff, classify, describe
+from .health import ProgressBoard
+from .kafka import build_consumer
+from .logs import get_logger
+from .settings import ServiceSettings
+
+log = get_logger(__name__)
+NARROWING_LIMIT = 500  # records stepped through one by one before polling normally again
+
+
+class ConsumeLoop:
+    def __init__(self, settings: ServiceSettings, pipeline: EventConsumer, board: ProgressBoard) -> None:
+        self.settings, self.pipeline, self.board = settings, pipeline, board
+        self.consumer: AIOKafkaConsumer | None = None
+        self.stopping = asyncio.Event()
+        # Where each partition's next unprocessed record is: the rewind point after a bad poll.
+        self.committed: dict[TopicPartition, int] = {}
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    @property
+    def running(self) -> bool:
+        return self.consumer is not None
+
+    async def run(self) -> None:
+        consumer = build_consumer(self.settings, self.pipeline.topics, self.pipeline.name)
+        await consumer.start()
+        self.consumer = consumer
+        backoff = Backoff(maximum=5.0)
+        try:
+            while not self.stopping.is_set():
+                try:
+                    fetched = await consumer.getmany(timeout_ms=200, max_records=self.settings.consumer_batch_size)
+                except Exception as error:
+                    if classify(error) == "transient":
+                        log.warning("polling failed; retrying", error=describe(error))
+                        self.board.failing("consumer poll", describe(error))
+                        await self._sleep(backoff.next_delay())
+                        continue
+                    await self._step_past_undecodable(consumer, error)
+                    continue
+                backoff.reset()
+                if fetched:
+                    records = [r for batch in fetched.values() for r in batch]
+                    if not await self._handle(consumer, records):
+                        return
+                self._report_lag(consumer)
+        finally:
+            self.consumer = None
+            await consumer.stop()
+
+    async def _handle(self, consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord]) -> bool:
+        try:
+            await self.pipeline.process(records, consumer)
+        except ProcessingAbandoned:
+            return False  # shutting down: nothing of it was committed, it comes again
+        for record in records:
+            self.committed[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        return True
+
+    def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            position = self.committed.get(tp)
+            lag = max(0, highwater - position) if position is not None else 0
+            name = f"partition {tp.topic}[{tp.partition}]"
+            self.board.waiting(name, lag)
+            metrics.CONSUMER_LAG.labels(self.pipeline.name, tp.topic, tp.partition).set(lag)
+
+    async def _step_past_undecodable(self, consumer: AIOKafkaConsumer, error: BaseException) -> None:
+        log.error("the Kafka client could not decode a record; finding it", error=describe(error))
+        metrics.PIPELINE_FAILURES.labels(self.pipeline.name, "undecodable").inc()
+        partitions = sorted(consumer.assignment())
+        await self._rewind(consumer, partitions)
+        for tp in partitions:
+            await self._narrow(consumer, tp)
+
+    async def _rewind(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+        # The failed poll may have moved other partitions' positions past records it then dropped.
+        for tp in partitions:
+            if tp in self.committed:
+                consumer.seek(tp, self.committed[tp])
+                continue
+            committed = await consumer.committed(tp)
+            if committed is not None:
+                consumer.seek(tp, committed)
+            else:
+                await consumer.seek_to_beginning(tp)  # the inbox skips what was already handled
+
+    async def _narrow(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
+        """One record at a time, until the culprit is found or the partition has nothing more buffered."""
+        good: list[ConsumerRecord] = []
+        while len(good) < NARROWING_LIMIT and not self.stopping.is_set():
+            try:
+                fetched = await consumer.getmany(tp, timeout_ms=200, max_records=1)
+            except kafka_errors.KafkaError as error:
+                if classify(error) == "transient":
+                    break
+                await self._skip_culprit(consumer, tp, good, error)
+                good = []
+                continue
+            except Exception as error:
+                await self._skip_culprit(consumer, tp, good, error)
+                good = []
+                continue
+            records = fetched.get(tp, [])
+            if not records:
+                break
+            good.extend(records)
+        if good:
+            await self._handle(consumer, good)
+
+    async def _skip_culprit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, good: list[ConsumerRecord],
+                            error: BaseException) -> None:
+        if good and not await self._handle(consumer, good):
+            return
+        offset = await consumer.position(tp)
+        culprit = ConsumerRecord(topic=tp.topic, partition=tp.partition, offset=offset, timestamp=-1,
+                                 timestamp_type=0, key=None, value=None, checksum=None,
+                                 serialized_key_size=-1, serialized_value_size=-1, headers=[])
+        reason = f"the Kafka client could not decode this record ({describe(error)}); its bytes are not available"
+        await self.pipeline.record_undecodable(culprit, reason)
+        await commit_offset(consumer, self.pipeline.name, tp, offset + 1)
+        consumer.seek(tp, offset + 1)
+        self.committed[tp] = offset + 1
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        except TimeoutError:
+            pass

@@ -1,0 +1,164 @@
+"""Fires due timers, each exactly once, into the handler registered for its kind.
+
+Due timers are claimed with `FOR UPDATE SKIP LOCKED`, so instances share the work; a fired
+timer is deleted in the same transaction as its handler's state change and follow-ups, so a
+crash before the commit fires it again and a commit fires it never again. The loop sleeps
+until the nearest due time, and wakes early on NOTIFY (a nearer timer was written) or when a
+test moves the clock. A timer whose handler fails for good is set aside with its error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+
+from schemas import EventAttributes
+
+from . import metrics
+from .consumer import UnitOptions
+from .failures import EventRejected, classify, describe
+from .health import ProgressBoard
+from .logs import get_logger
+from .timers import NOTIFY_CHANNEL, DueTimer, TimerRoute
+
+log = get_logger(__name__)
+
+
+class TimerLoop:
+    def __init__(self, *, service: str, pool: asyncpg.Pool, database_url: str, routes: Sequence[TimerRoute],
+                 unit_options: UnitOptions, board: ProgressBoard, poll_interval: float = 5.0,
+                 batch_size: int = 500) -> None:
+        self.service, self.pool, self.database_url = service, pool, database_url
+        self.routes: dict[str, TimerRoute] = {}
+        for route in routes:
+            if route.kind in self.routes:
+                raise ValueError(f"{service}: two timer routes for {route.kind!r}")
+            self.routes[route.kind] = route
+        self.unit_options, self.board = unit_options, board
+        self.clock = unit_options.clock
+        self.poll_interval, self.batch_size = poll_interval, batch_size
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self.clock.subscribe(self._wake)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        listener = await asyncpg.connect(self.database_url)
+        try:
+            await listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+            while not self._stop.is_set():
+                self._wake.clear()
+                fired = await self.fire_due()
+                if fired < self.batch_size:
+                    await self._sleep_until_next()
+        finally:
+            with contextlib.suppress(Exception):
+                await listener.close()
+
+    async def fire_due(self) -> int:
+        """Fire one batch of due timers; returns how many were claimed."""
+        now = self.clock.now()
+        try:
+            async with self.pool.acquire() as connection, connection.transaction():
+                rows = await connection.fetch(
+                    """SELECT id, kind, key, due_at, data, traceparent FROM timers
+                       WHERE due_at <= $1 AND failed_at IS NULL
+                       ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED""",
+                    now, self.batch_size,
+                )
+                if not rows:
+                    self.board.progressed("timers", waiting=0)
+                    return 0
+                timers = [_due_timer(row) for row in rows]
+                # Deleted first, so a handler that schedules the same kind and key again keeps the new one.
+                await connection.execute("DELETE FROM timers WHERE id = ANY($1::bigint[])", [t.id for t in timers])
+                failed = await self._handle(connection, timers)
+                if failed:
+                    await connection.executemany(
+                        """INSERT INTO timers (kind, key, due_at, data, traceparent, failed_at, error)
+                           VALUES ($1, $2, $3, $4::jsonb, $5, now(), $6)""",
+                        [(t.kind, t.key, t.due_at, json.dumps(t.data, default=str), t.traceparent, error[:2000])
+                         for t, error in failed],
+                    )
+        except Exception as error:
+            if classify(error) != "transient":
+                raise
+            self.board.failing("timers", describe(error))
+            log.warning("firing timers failed; retrying", error=describe(error))
+            return 0
+        for timer in timers:
+            metrics.TIMERS_FIRED.labels(self.service, timer.kind).inc()
+        self.board.progressed("timers", waiting=0)
+        return len(rows)
+
+    async def _handle(self, connection: asyncpg.Connection, timers: list[DueTimer]) -> list[tuple[DueTimer, str]]:
+        """Each kind's due timers in one handler call; if that fails for good, each timer alone in a savepoint."""
+        failed: list[tuple[DueTimer, str]] = []
+        by_kind: dict[str, list[DueTimer]] = {}
+        for timer in timers:
+            by_kind.setdefault(timer.kind, []).append(timer)
+        for kind, group in by_kind.items():
+            route = self.routes.get(kind)
+            if route is None:
+                failed += [(t, f"no handler for timer kind {kind!r}") for t in group]
+                continue
+            try:
+                async with connection.transaction():
+                    unit = self.unit_options.unit(connection, cause=_cause(self.service, group[0]))
+                    await route.handler(group, unit)
+                    await unit.flush()
+                continue
+            except Exception as error:
+                if classify(error) == "transient":
+                    raise
+                log.warning("timer batch failed; firing its timers one by one", kind=kind, error=describe(error))
+            for timer in group:
+                try:
+                    async with connection.transaction():
+                        unit = self.unit_options.unit(connection, cause=_cause(self.service, timer))
+                        await route.handler([timer], unit)
+                        await unit.flush()
+                except Exception as error:
+                    if classify(error) == "transient":
+                        raise
+                    log.error("timer failed for good; set aside", kind=kind, key=timer.key,
+                              exc_info=not isinstance(error, EventRejected))
+                    failed.append((timer, describe(error)))
+        return failed
+
+    async def _sleep_until_next(self) -> None:
+        try:
+            next_due: datetime | None = await self.pool.fetchval(
+                "SELECT min(due_at) FROM timers WHERE failed_at IS NULL")
+        except Exception as error:
+            if classify(error) != "transient":
+                raise
+            next_due = None
+        wait = self.poll_interval
+        if next_due is not None:
+            wait = min(wait, max(0.0, (next_due - self.clock.now()).total_seconds()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), wait)
+
+
+def _due_timer(row: asyncpg.Record) -> DueTimer:
+    data = row["data"]
+    return DueTimer(id=row["id"], kind=row["kind"], key=row["key"], due_at=row["due_at"],
+                    data=json.loads(data) if isinstance(data, str) else dict(data or {}),
+                    traceparent=row["traceparent"])
+
+
+def _cause(service: str, timer: DueTimer) -> EventAttributes:
+    # What a timer publishes continues the trace of the event that scheduled it.
+    from schemas.tracing import new_traceparent
+
+    return EventAttributes(id=f"timer-{timer.id}", source=f"{service}/timers", type=f"timer.{timer.kind}",
+                           subject=timer.key, time=timer.due_at, traceparent=timer.traceparent or new_traceparent())

@@ -1,0 +1,95 @@
+"""Durable timers: rows in the service's own database, written inside a unit of work.
+
+A timer is (kind, key): at most one is pending per pair, and scheduling again moves it.
+`timer_loop.py` fires them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+if TYPE_CHECKING:
+    from .unit_of_work import UnitOfWork
+
+NOTIFY_CHANNEL = "timer_scheduled"
+
+
+@dataclass(frozen=True)
+class DueTimer:
+    id: int
+    kind: str
+    key: str
+    due_at: datetime
+    data: dict[str, Any]
+    # The trace of the event that scheduled it: what a timer publishes continues that trace.
+    traceparent: str | None
+
+
+TimerHandler = Callable[[Sequence[DueTimer], "UnitOfWork"], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class TimerRoute:
+    kind: str
+    handler: TimerHandler
+
+
+@dataclass
+class TimerChanges:
+    """Schedules and cancels queued by a unit of work; the last word on each (kind, key) wins."""
+
+    _final: dict[tuple[str, str], tuple[datetime, dict[str, Any], str | None] | None] = field(default_factory=dict)
+
+    def schedule(self, kind: str, key: str, due_at: datetime, data: dict[str, Any], traceparent: str | None) -> None:
+        if due_at.tzinfo is None:
+            raise ValueError("a timer's due_at must carry its time zone")
+        self._final[(kind, key)] = (due_at, data, traceparent)
+
+    def cancel(self, kind: str, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._final[(kind, key)] = None
+
+    def __bool__(self) -> bool:
+        return bool(self._final)
+
+
+async def write_timer_changes(connection: asyncpg.Connection, changes: TimerChanges) -> None:
+    """One statement for the cancels, one for the schedules, whatever their number."""
+    if not changes:
+        return
+    cancels = [(kind, key) for (kind, key), value in changes._final.items() if value is None]  # noqa: SLF001
+    schedules = [(kind, key, *value) for (kind, key), value in changes._final.items() if value is not None]  # noqa: SLF001
+    if cancels:
+        await connection.execute(
+            """DELETE FROM timers t USING unnest($1::text[], $2::text[]) AS c(kind, key)
+               WHERE t.kind = c.kind AND t.key = c.key AND t.failed_at IS NULL""",
+            [k for k, _ in cancels], [k for _, k in cancels],
+        )
+    if schedules:
+        await connection.execute(
+            """INSERT INTO timers (kind, key, due_at, data, traceparent)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::jsonb[], $5::text[])
+               ON CONFLICT (kind, key) WHERE failed_at IS NULL
+               DO UPDATE SET due_at = EXCLUDED.due_at, data = EXCLUDED.data,
+                             traceparent = EXCLUDED.traceparent, scheduled_at = now()""",
+            [s[0] for s in schedules], [s[1] for s in schedules], [s[2] for s in schedules],
+            [json.dumps(s[3], default=str) for s in schedules], [s[4] for s in schedules],
+        )
+        # Wakes a timer loop that may be sleeping past the new due time.
+        await connection.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+
+
+async def pending_timers(connection: asyncpg.Connection, *, kind: str | None = None, key: str | None = None,
+                         limit: int = 1000) -> list[asyncpg.Record]:
+    return await connection.fetch(
+        """SELECT id, kind, key, due_at, data, scheduled_at, failed_at, error FROM timers
+           WHERE ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR key = $2)
+           ORDER BY failed_at IS NULL, due_at LIMIT $3""",
+        kind, key, limit,
+    )
