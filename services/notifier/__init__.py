@@ -1,0 +1,1 @@
+"""The notifier: tells customers and the ops desk what happened to a port, by e-mail and signed webhook."""

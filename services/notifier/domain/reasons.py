@@ -1,0 +1,58 @@
+"""Why a number was refused, and the one sentence that tells the customer how to fix it.
+
+The sentences live in `templates/rejection_fixes.yaml`, which ops edit like the templates;
+`FixAdvice` is what the domain reads from it. A code without a sentence (a review reason
+the workflow adds later) gets the default sentence, and the workflow's own reason text is
+always shown next to it, so the customer is never left without a way forward.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# Free text comes from carriers and people. The contract keeps PINs and account numbers out of
+# the fields the notifier reads, but a carrier's text may still quote what it refused
+# ("PIN 4412 does not match"): the value after such a word is masked before it is stored or sent.
+_SECRET_AFTER_WORD = re.compile(
+    r"(?P<word>\b(?:pin|passcode|password|security\s+code|account\s*(?:number|no\.?|num\.?|#)|acct\.?\s*(?:number|no\.?|#)?)"
+    r"(?:\s+(?:is|was|of|given))?\s*[:#=]?\s*)"
+    r"(?P<value>(?=[A-Za-z0-9-]*\d)[A-Za-z0-9][A-Za-z0-9-]{2,})",
+    re.IGNORECASE,
+)
+REDACTED = "[redacted]"
+
+
+def redact_secrets(text: str | None) -> str | None:
+    """The text with any value quoted after PIN / passcode / account number masked."""
+    if not text:
+        return text
+    return _SECRET_AFTER_WORD.sub(lambda m: m.group("word") + REDACTED, text)
+
+
+@dataclass(frozen=True)
+class FixAdvice:
+    """Reason code (a carrier's, a portability code's name or number, a review code) to sentence."""
+
+    sentences: Mapping[str, str]
+    default: str
+
+    def for_code(self, code: str | None) -> str:
+        if not code:
+            return self.default
+        return self.sentences.get(code.strip().upper(), self.default)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One refused number, as the e-mail shows it."""
+
+    phone_number: str | None
+    reason_code: str | None
+    reason: str | None
+    fix: str
+
+
+def refusal(phone_number: str | None, code: str | None, reason: str | None, advice: FixAdvice) -> Refusal:
+    return Refusal(phone_number, code, redact_secrets(reason), advice.for_code(code))

@@ -1,0 +1,163 @@
+"""Every template renders to a two-part message; reasons are redacted; retries back off and give up."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+
+import pytest
+
+from notifier.adapters.templates import EmailTemplates, TemplateProblem, compose, load_fix_advice
+from notifier.domain.announcements import NotifierPolicy, announce
+from notifier.domain.attempts import Outcome, RetryPolicy, classify_http_status, classify_smtp_reply
+from notifier.domain.deliveries import Channel
+from notifier.domain.reasons import redact_secrets
+
+from .events import alert_raised, cancellation_denied, status_changed
+
+TEMPLATES = EmailTemplates()
+POLICY = NotifierPolicy(ops_alert_emails=("ops@carrier.example",), advice=load_fix_advice())
+US, CA = "+14155550100", "+14165550123"
+SENT_AT = datetime(2027, 2, 1, 16, 0, tzinfo=UTC)
+
+# One event per e-mail kind, each built as the workflow would publish it.
+EVERY_KIND = [
+    status_changed(None, "in_review", [(US, None, "in_review"), (CA, None, "in_review")]),
+    status_changed("in_review", "in_progress", phone_numbers=[
+        {"phone_number": US, "status_from": "in_review", "status_to": "port_submitted"},
+        {"phone_number": CA, "status_from": "in_review", "status_to": "not_portable", "reason_code": "22130",
+         "reason": "Not supported"}]),
+    status_changed("in_review", "rejected", reason_code="STALE_BILL", reason="The bill is older than 30 days.",
+                   phone_numbers=[{"phone_number": CA, "status_from": "in_review", "status_to": "not_portable",
+                                   "reason_code": "STALE_BILL", "reason": "The bill is older than 30 days."}]),
+    status_changed("in_progress", "action_required", phone_numbers=[
+        {"phone_number": US, "status_from": "port_submitted", "status_to": "port_rejected",
+         "reason_code": "INVALID_PIN", "reason": "PIN mismatch"}]),
+    status_changed("in_progress", "in_progress", [(US, "port_submitted", "port_pending")], port_date="2027-03-02"),
+    status_changed("in_progress", "in_progress", [(US, "port_pending", "scheduled")], port_date="2027-03-02"),
+    status_changed("in_progress", "completed", [(CA, "scheduled", "completed")]),
+    status_changed("in_progress", "in_progress", [(US, "scheduled", "canceling")]),
+    status_changed("in_progress", "canceled", [(US, "port_pending", "canceled")]),
+    status_changed("action_required", "expired", reason_code="INVALID_PIN", reason="No corrected PIN arrived."),
+    status_changed("in_review", "in_review", phone_numbers=[
+        {"phone_number": US, "status_from": "in_review", "status_to": "not_portable", "reason_code": "UNSUPPORTED"}]),
+    cancellation_denied(),
+    alert_raised("delivery_gave_up"),
+]
+
+
+def rendered_notifications():
+    for event in EVERY_KIND:
+        for notification in announce(event, POLICY).notifications:
+            if notification.channel is Channel.EMAIL:
+                yield notification
+
+
+def test_every_template_file_is_sent_by_some_event_and_renders_text_and_html():
+    sent = {n.kind for n in rendered_notifications()}
+    assert sent == set(TEMPLATES.kinds())
+    for notification in rendered_notifications():
+        rendered = TEMPLATES.render(notification.kind, notification.payload)
+        assert rendered.subject and "\n" not in rendered.subject
+        assert rendered.html.lstrip().startswith("<!DOCTYPE html>")
+        assert "{{" not in rendered.text and "{%" not in rendered.html
+
+
+def test_a_message_has_plain_text_and_html_alternatives_and_the_delivery_id_as_message_id():
+    [notification] = [n for n in rendered_notifications() if n.kind == "port_date"]
+    message = compose(TEMPLATES.render("port_date", notification.payload), delivery_id=notification.delivery_id,
+                      sender="Porting <porting@carrier.example>", recipient=notification.recipient, sent_at=SENT_AT,
+                      port_in_request_sid=notification.port_in_request_sid)
+    parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
+    assert parsed.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
+    assert parsed["Message-ID"] == f"<{notification.delivery_id}@carrier.example>"
+    text = parsed.get_body(("plain",)).get_content()
+    assert "Tuesday 2 March 2027" in text and "voice and SMS routing" in text
+
+
+@pytest.mark.parametrize(("kind", "must_say"), [
+    ("request_received", ["keep your account with your current carrier active", "per-number rate"]),
+    ("action_required", ["port-out PIN", "within 30 days", "Reason: PIN mismatch"]),
+    ("port_completed", ["stop service on the old account", "per-number porting fee is now billed"]),
+    ("routing_reminder", ["configure their voice and SMS routing"]),
+    ("cancellation_denied", ["A port date is scheduled"]),
+    ("ops_alert", ["delivery_gave_up"]),
+])
+def test_the_messages_say_what_the_seed_documents_promise(kind, must_say):
+    [notification, *_] = [n for n in rendered_notifications() if n.kind == kind]
+    rendered = TEMPLATES.render(kind, notification.payload)
+    for phrase in must_say:
+        assert phrase.lower() in rendered.text.lower(), phrase
+        assert phrase.lower() in rendered.html.lower(), phrase
+
+
+def test_each_refused_number_reads_as_its_number_reason_and_fix_on_separate_lines():
+    [notification] = [n for n in rendered_notifications() if n.kind == "action_required"]
+    text = TEMPLATES.render("action_required", notification.payload).text
+    assert f"  - {US} (INVALID_PIN)\n    Reason: PIN mismatch\n    How to fix it: Ask the losing carrier" in text
+
+
+def test_html_escapes_what_came_from_outside_and_plain_text_keeps_it():
+    event = status_changed("in_progress", "action_required", phone_numbers=[
+        {"phone_number": US, "status_from": "port_submitted", "status_to": "port_rejected",
+         "reason_code": "CONTACT_SUPPORT_REQUIRED", "reason": "<script>alert(1)</script> & more"}])
+    [notification] = [n for n in announce(event, POLICY).notifications if n.channel is Channel.EMAIL]
+    rendered = TEMPLATES.render(notification.kind, notification.payload)
+    assert "<script>" not in rendered.html and "&lt;script&gt;" in rendered.html
+    assert "<script>alert(1)</script> & more" in rendered.text
+
+
+def test_a_template_naming_something_the_event_lacks_refuses_to_render(tmp_path):
+    (tmp_path / "email").mkdir()
+    (tmp_path / "email" / "broken.txt").write_text("Subject: hi {{ customer_pin }}\n\nbody\n")
+    (tmp_path / "email" / "broken.html").write_text("<p>body</p>")
+    with pytest.raises(TemplateProblem, match="customer_pin"):
+        EmailTemplates(tmp_path).render("broken", {"port_in_request_sid": "KW1"})
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("PIN 4412 does not match", "PIN [redacted] does not match"),
+    ("wrong pin: 99887", "wrong pin: [redacted]"),
+    ("account number is ACC-991-22 on file", "account number is [redacted] on file"),
+    ("Acct # 55120 invalid", "Acct # [redacted] invalid"),
+    ("The PIN does not match the carrier's records.", "The PIN does not match the carrier's records."),
+    ("Address 1 Market St does not match", "Address 1 Market St does not match"),
+])
+def test_free_text_never_carries_a_pin_or_account_number_it_quotes(text, expected):
+    assert redact_secrets(text) == expected
+
+
+@pytest.mark.parametrize(("status", "outcome"), [
+    (200, Outcome.DELIVERED), (204, Outcome.DELIVERED), (400, Outcome.FAILED), (404, Outcome.FAILED),
+    (410, Outcome.FAILED), (408, Outcome.RETRYABLE), (429, Outcome.RETRYABLE), (500, Outcome.RETRYABLE),
+    (503, Outcome.RETRYABLE), (302, Outcome.RETRYABLE),
+])
+def test_webhook_answers_are_classified_as_delivered_final_or_worth_retrying(status, outcome):
+    assert classify_http_status(status) is outcome
+
+
+def test_smtp_refusals_are_final_only_when_permanent():
+    assert classify_smtp_reply(550) is Outcome.FAILED
+    assert classify_smtp_reply(451) is Outcome.RETRYABLE
+
+
+def test_retries_back_off_exponentially_up_to_a_ceiling_and_stop_at_the_give_up_time():
+    retry = RetryPolicy(first_delay=timedelta(seconds=30), multiplier=2, max_delay=timedelta(hours=1),
+                        give_up_after=timedelta(hours=24), spread=0)
+    recorded = SENT_AT
+    delays = [retry.next_attempt("msg_x", attempts_made=n, recorded_at=recorded, now=recorded) - recorded
+              for n in (1, 2, 3, 10)]
+    assert delays == [timedelta(seconds=30), timedelta(seconds=60), timedelta(seconds=120), timedelta(hours=1)]
+    near_the_end = recorded + timedelta(hours=23, minutes=59)
+    assert retry.next_attempt("msg_x", attempts_made=40, recorded_at=recorded, now=near_the_end) == recorded + timedelta(hours=24)
+    assert retry.next_attempt("msg_x", attempts_made=41, recorded_at=recorded, now=recorded + timedelta(hours=24)) is None
+
+
+def test_a_receivers_retry_after_is_honoured_and_each_delivery_keeps_its_own_spread():
+    retry = RetryPolicy()
+    assert retry.next_attempt("msg_a", attempts_made=1, recorded_at=SENT_AT, now=SENT_AT,
+                              retry_after=600) == SENT_AT + timedelta(seconds=600)
+    assert retry.delay("msg_a", 1) == retry.delay("msg_a", 1)
+    spreads = {retry.delay(f"msg_{i}", 1) for i in range(20)}
+    assert len(spreads) > 1 and all(timedelta(seconds=30) <= d <= timedelta(seconds=36) for d in spreads)
