@@ -1,7 +1,14 @@
-"""`porting dead-letters`: list, inspect and redrive what a service could not handle."""
+"""`porting dead-letters`: list, inspect and redrive what a service could not handle.
+
+Dead letters are sealed at rest; `show` and `redrive` open them with DATA_ENCRYPTION_KEYS.
+`show` redacts PINs and account numbers unless `--reveal` is given, and never prints raw
+control characters (a hostile record could drive the operator's terminal).
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -9,21 +16,71 @@ import asyncpg
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from porting_runtime.dead_letters import get_dead_letter, list_dead_letters, redrive
-from porting_runtime.operator_cli import run_with_database
+from porting_runtime.dead_letters import DeadLetter, get_dead_letter, list_dead_letters, redrive
+from porting_runtime.operator_cli import database_url_for, run_with_database
+from porting_runtime.record_text import safe_bytes_text, safe_text
+from porting_runtime.sealing import SealedDataUnreadable, Sealer, SealingKeyMissing
+from porting_runtime.settings import ServiceSettings
 
 app = typer.Typer(help="Messages a service could not handle: list, inspect, redrive.", no_args_is_help=True)
 console = Console()
 DatabaseOption = typer.Option(None, "--database-url", help="The service's database (default: the local stack's).")
 
+REDACTED = "[redacted]"
+# Compared without case, underscores or dashes, so `accountNumber` or `PIN` are caught too.
+SECRET_FIELDS = frozenset({"pin", "accountnumber"})
+SHOWN_CHARS = 1_000_000
+
 
 def _database_url(service: str, url: str | None) -> str:
-    return url or f"postgresql://{service}:{service}@127.0.0.1:5433/{service}"
+    return database_url_for(service, url)
 
 
 def _with_connection(url: str, work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
     return run_with_database(url, work, console=console)
+
+
+def _sealer() -> Sealer:
+    try:
+        return Sealer.from_settings(ServiceSettings())
+    except SealingKeyMissing as error:
+        console.print(Text(f"{error} (the service's own keys open its dead letters)", style="red"))
+        raise typer.Exit(2) from None
+
+
+def is_secret_field(name: str) -> bool:
+    return re.sub(r"[^a-z0-9]", "", name.casefold()) in SECRET_FIELDS
+
+
+def redact_secrets(document: Any) -> Any:
+    """Replace the value of every `pin` and `account_number` field, at any depth, in place.
+    Iterative, so no nesting a JSON parser accepts can exhaust the stack here."""
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for name, value in node.items():
+                if is_secret_field(name):
+                    node[name] = REDACTED
+                else:
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return document
+
+
+def redacted_body(value: bytes | None) -> str:
+    """The body as an operator may see it without --reveal: JSON with secrets redacted, or
+    only its size when it is not JSON (secrets in it could not be found to redact)."""
+    if value is None:
+        return "(no value)"
+    try:
+        document = json.loads(value)
+        return json.dumps(redact_secrets(document), indent=2, ensure_ascii=False)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return f"(body not shown: {len(value)} bytes, not JSON that can be redacted; --reveal shows it)"
 
 
 @app.command("list")
@@ -37,27 +94,73 @@ def list_command(
     rows = _with_connection(_database_url(service, database_url),
                             lambda c: list_dead_letters(c, include_redriven=all_, limit=limit))
     table = Table(title=f"dead letters of {service}")
-    for column in ("id", "from", "event id", "error", "when", "redriven"):
+    for column in ("id", "from", "event id", "error", "bytes", "when", "redriven"):
         table.add_column(column)
     for r in rows:
-        table.add_row(str(r["id"]), f"{r['source_topic']}[{r['source_partition']}]@{r['source_offset']}",
-                      r["event_id"] or "-", r["error"], r["dead_lettered_at"].isoformat(timespec="seconds"),
+        size = str(r["original_size"]) if r["original_kept"] and r["original_size"] is not None else "-"
+        # Text, not markup: stored text comes from hostile records.
+        table.add_row(str(r["id"]), Text(f"{r['source_topic']}[{r['source_partition']}]@{r['source_offset']}"),
+                      Text(r["event_id"] or "-"), Text(r["error"]), size,
+                      r["dead_lettered_at"].isoformat(timespec="seconds"),
                       r["redriven_at"].isoformat(timespec="seconds") if r["redriven_at"] else "")
     console.print(table)
 
 
 @app.command("show")
-def show_command(service: str, dead_letter_id: int, database_url: str | None = DatabaseOption) -> None:
+def show_command(
+    service: str,
+    dead_letter_id: int,
+    reveal: bool = typer.Option(False, "--reveal", help="Print PINs, account numbers and non-JSON bodies."),
+    database_url: str | None = DatabaseOption,
+) -> None:
     """One dead letter: where it came from, why, its headers and its original bytes."""
-    row = _with_connection(_database_url(service, database_url), lambda c: get_dead_letter(c, dead_letter_id))
-    if row is None:
+    sealer = _sealer()
+    try:
+        letter = _with_connection(_database_url(service, database_url),
+                                  lambda c: get_dead_letter(c, dead_letter_id, sealer))
+    except SealedDataUnreadable as error:
+        console.print(Text(str(error), style="red"))
+        raise typer.Exit(2) from None
+    if letter is None:
         console.print(f"[red]no dead letter {dead_letter_id} in {service}[/red]")
         raise typer.Exit(2)
-    console.print(f"[bold]{row['source_topic']}[/bold] partition {row['source_partition']} offset {row['source_offset']}")
-    console.print(f"error: {row['error']}")
-    for name, value in zip(row["header_names"], row["header_values"], strict=True):
-        console.print(f"  {name}: {value.decode('utf-8', 'replace')}", markup=False, soft_wrap=True)
-    console.print((row["value"] or b"").decode("utf-8", "replace"), markup=False, highlight=False, soft_wrap=True)
+    _print(_described(letter, reveal))
+
+
+def _described(letter: DeadLetter, reveal: bool) -> list[str]:
+    lines = [
+        f"{letter.source_topic} partition {letter.source_partition} offset {letter.source_offset}",
+        f"error: {letter.error}",
+        f"event id: {letter.event_id or '-'}",
+        f"dead-lettered: {letter.dead_lettered_at.isoformat(timespec='seconds')}"
+        + (f", redriven {letter.redriven_at.isoformat(timespec='seconds')}" if letter.redriven_at else ""),
+    ]
+    if not letter.original_kept:
+        return [*lines, "its bytes are not available: the Kafka client could not decode the record"]
+    if letter.published_truncated:
+        lines.append(f"the copy on the dead-letter topic was cut to fit the broker; all {letter.original_size} "
+                     "bytes are here")
+    lines.append(f"key: {safe_bytes_text(letter.key, SHOWN_CHARS) if letter.key is not None else '(none)'}")
+    lines.append("headers:")
+    for name, value in letter.headers:
+        shown_name = safe_bytes_text(name, SHOWN_CHARS)
+        if value is None:
+            shown = "(null)"
+        elif is_secret_field(shown_name) and not reveal:
+            shown = REDACTED
+        else:
+            shown = safe_bytes_text(value, SHOWN_CHARS)
+        lines.append(f"  {shown_name}: {shown}")
+    if reveal:
+        body = "(no value)" if letter.value is None else safe_bytes_text(letter.value, SHOWN_CHARS)
+    else:
+        body = safe_text(redacted_body(letter.value), SHOWN_CHARS)
+    return [*lines, body]
+
+
+def _print(lines: list[str]) -> None:
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("redrive")
@@ -67,5 +170,13 @@ def redrive_command(
     database_url: str | None = DatabaseOption,
 ) -> None:
     """Send dead letters back to their source topic as they were (after a fix is deployed)."""
-    ids = _with_connection(_database_url(service, database_url), lambda c: redrive(c, dead_letter_ids or None))
-    console.print(f"redriven: {', '.join(map(str, ids)) or 'nothing'}")
+    sealer = _sealer()
+    try:
+        result = _with_connection(_database_url(service, database_url),
+                                  lambda c: redrive(c, dead_letter_ids or None, sealer))
+    except SealedDataUnreadable as error:
+        console.print(Text(str(error), style="red"))
+        raise typer.Exit(2) from None
+    console.print(f"redriven: {', '.join(map(str, result.ids)) or 'nothing'}")
+    if result.without_bytes:
+        console.print(f"not redrivable, their bytes are not available: {', '.join(map(str, result.without_bytes))}")
