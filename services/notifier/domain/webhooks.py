@@ -9,6 +9,7 @@ PortInPhoneNumberCanceled); the statuses it has no webhook for follow the same p
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from typing import Any
 
@@ -69,3 +70,16 @@ def webhook_body(
             "port_date": port_date.isoformat() if port_date else None,
         },
     }
+
+
+def webhook_bytes(body: dict[str, Any]) -> bytes:
+    """The exact bytes that are signed and sent, the same on every attempt: fields in the
+    public order whatever order the store gave them back in."""
+    data = body["data"]
+    ordered = {"type": body["type"], "timestamp": body["timestamp"],
+               "data": {key: data.get(key) for key in WEBHOOK_DATA_FIELDS}}
+    return json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+WEBHOOK_DATA_FIELDS = ("port_in_request_sid", "phone_number", "status", "last_date_updated", "rejection_reason",
+                       "rejection_reason_code", "port_date")

@@ -1,0 +1,92 @@
+"""Sends e-mail over SMTP (aiosmtplib) and says what came of it.
+
+Connections are kept and reused, one per concurrent send, because a connection per message
+(connect, EHLO, STARTTLS, AUTH, QUIT) would cost more than the message. One idle longer than
+a server is likely to keep it is closed before reuse rather than failing a send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from email.message import EmailMessage
+
+import aiosmtplib
+
+from ..domain.attempts import AttemptResult, Outcome, classify_smtp_reply
+
+IDLE_REUSE_SECONDS = 20.0
+
+
+class SmtpSender:
+    def __init__(self, *, host: str, port: int, username: str | None = None, password: str | None = None,
+                 starttls: bool = False, timeout_seconds: float = 30.0, connections: int = 8) -> None:
+        self.host, self.port, self.username, self.password = host, port, username, password
+        self.starttls, self.timeout = starttls, timeout_seconds
+        self._idle: asyncio.LifoQueue[tuple[aiosmtplib.SMTP, float]] = asyncio.LifoQueue()
+        self._slots = asyncio.Semaphore(connections)
+
+    async def send(self, message: EmailMessage) -> AttemptResult:
+        _, sender = email.utils.parseaddr(str(message["From"]))
+        recipient = str(message["To"])
+        async with self._slots:
+            client = None
+            try:
+                client = await self._connection()
+                errors, reply = await client.send_message(message, sender=sender, recipients=[recipient])
+            except Exception as error:
+                if client is not None:
+                    await _discard(client)
+                return classify_failure(error)
+            self._idle.put_nowait((client, time.monotonic()))
+        if errors:  # some recipients refused but not all: with one recipient, cannot happen
+            return AttemptResult(Outcome.FAILED, f"recipient refused: {errors}"[:500])
+        return AttemptResult(Outcome.DELIVERED, f"accepted: {reply}"[:500])
+
+    async def _connection(self) -> aiosmtplib.SMTP:
+        while not self._idle.empty():
+            client, since = self._idle.get_nowait()
+            if client.is_connected and time.monotonic() - since < IDLE_REUSE_SECONDS:
+                return client
+            await _discard(client)
+        client = aiosmtplib.SMTP(hostname=self.host, port=self.port, timeout=self.timeout,
+                                 start_tls=self.starttls, username=self.username, password=self.password)
+        await client.connect()
+        return client
+
+    async def close(self) -> None:
+        while not self._idle.empty():
+            client, _ = self._idle.get_nowait()
+            await _discard(client)
+
+
+async def _discard(client: aiosmtplib.SMTP) -> None:
+    try:
+        if client.is_connected:
+            await asyncio.wait_for(client.quit(), timeout=2)
+    except Exception:  # closing a broken connection may fail in any way; it is gone either way
+        client.close()
+
+
+def classify_failure(error: BaseException) -> AttemptResult:
+    """A permanent refusal of the recipient or of the message is final. A refused sender, a
+    failed login, STARTTLS missing, a timeout or a connection error is our configuration or the
+    server's availability: retried, so fixing it in time still delivers."""
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        codes = [r.code for r in error.recipients]
+        outcome = Outcome.FAILED if codes and all(classify_smtp_reply(c) is Outcome.FAILED for c in codes) \
+            else Outcome.RETRYABLE
+        detail = "; ".join(f"{r.code} {r.message}" for r in error.recipients)
+        return AttemptResult(outcome, f"recipient refused: {detail}"[:500], status_code=codes[0] if codes else None)
+    if isinstance(error, aiosmtplib.SMTPRecipientRefused | aiosmtplib.SMTPDataError):
+        return AttemptResult(classify_smtp_reply(error.code), f"refused: {error.code} {error.message}"[:500],
+                             status_code=error.code)
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return AttemptResult(Outcome.RETRYABLE, f"{type(error).__name__}: {error.code} {error.message}"[:500],
+                             status_code=error.code)
+    if isinstance(error, TimeoutError):
+        return AttemptResult(Outcome.RETRYABLE, f"no answer in time ({type(error).__name__})")
+    if isinstance(error, OSError | aiosmtplib.SMTPException):
+        return AttemptResult(Outcome.RETRYABLE, f"{type(error).__name__}: {error}"[:500])
+    raise error

@@ -1,0 +1,166 @@
+"""The notifier's adapters against real local servers: SMTP into the catcher and back out of its
+Maildir, signed webhooks verified by the Standard Webhooks library, outcomes classified."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+from typer.testing import CliRunner
+
+from notifier.adapters.mail_catcher import catching_mail, find_mail, read_mail
+from notifier.adapters.smtp import SmtpSender
+from notifier.adapters.templates import EmailTemplates, RenderedEmail, compose
+from notifier.adapters.webhook_client import WebhookClient
+from notifier.domain.attempts import Outcome
+from notifier.domain.webhooks import webhook_body, webhook_bytes
+from notifier.entrypoints.cli import register
+from porting_cli.embedded import free_port
+
+from ..unit.notifier.test_templates_and_retries import rendered_notifications
+from .test_notifier_support import REFUSED_DOMAIN, refusing_catcher, signing_secret, silent_receiver, webhook_receiver
+
+SID = "KW" + "ab" * 16
+NOW = datetime.now(UTC)
+BODY = webhook_bytes(webhook_body("PortInPhoneNumberCompleted", port_in_request_sid=SID, phone_number="+14155550100",
+                                  status="completed", last_date_updated=NOW, rejection_reason=None,
+                                  rejection_reason_code=None, port_date=NOW.date()))
+
+
+def message(recipient: str, delivery_id: str = "msg_test0001"):
+    rendered = RenderedEmail(subject="Your port is complete", text="ported\n", html="<p>ported</p>")
+    return compose(rendered, delivery_id=delivery_id, sender="Porting <porting@carrier.example>",
+                   recipient=recipient, sent_at=NOW, port_in_request_sid=SID)
+
+
+async def test_mail_sent_over_smtp_is_kept_by_the_catcher_and_read_back_with_both_parts(tmp_path):
+    async with catching_mail(tmp_path / "mail") as port:
+        sender = SmtpSender(host="127.0.0.1", port=port)
+        results = [await sender.send(message(f"ada{i}@example.com", f"msg_test000{i}")) for i in range(3)]
+        await sender.close()
+    assert [r.outcome for r in results] == [Outcome.DELIVERED] * 3
+    mails = read_mail(tmp_path / "mail")
+    assert [m.recipients for m in mails] == ["ada0@example.com", "ada1@example.com", "ada2@example.com"]
+    assert mails[0].subject == "Your port is complete" and mails[0].text == "ported\n"
+    assert "<p>ported</p>" in mails[0].html
+    assert find_mail(tmp_path / "mail", "msg_test0001").recipients == "ada1@example.com"
+    assert find_mail(tmp_path / "mail", mails[2].id).id == mails[2].id
+    assert find_mail(tmp_path / "mail", mails[2].id[:3]) is None, "an ambiguous prefix names no message"
+
+
+async def test_porting_mail_list_and_show_read_the_catchers_maildir(tmp_path):
+    async with catching_mail(tmp_path / "mail") as port:
+        sender = SmtpSender(host="127.0.0.1", port=port)
+        assert (await sender.send(message("grace@example.com"))).outcome is Outcome.DELIVERED
+        await sender.close()
+    import typer
+
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+    listing = runner.invoke(app, ["mail", "list", "--data-dir", str(tmp_path)], env={"COLUMNS": "200"})
+    assert listing.exit_code == 0 and "grace@example.com" in listing.output and "Your port is complete" in listing.output
+    [mail] = read_mail(tmp_path / "mail")
+    shown = runner.invoke(app, ["mail", "show", mail.id, "--data-dir", str(tmp_path)])
+    assert shown.exit_code == 0 and "Message-ID: <msg_test0001@carrier.example>" in shown.output and "ported" in shown.output
+    missing = runner.invoke(app, ["mail", "show", "nothing-like-it", "--data-dir", str(tmp_path)])
+    assert missing.exit_code == 2
+
+
+async def test_a_recipient_refused_for_good_is_a_final_failure_and_no_server_is_retryable(tmp_path):
+    async with refusing_catcher(tmp_path / "mail") as port:
+        sender = SmtpSender(host="127.0.0.1", port=port)
+        refused = await sender.send(message(f"nobody@{REFUSED_DOMAIN}"))
+        accepted = await sender.send(message("ada@example.com"))
+        await sender.close()
+    assert refused.outcome is Outcome.FAILED and "550" in refused.detail
+    assert accepted.outcome is Outcome.DELIVERED
+    nobody_listening = SmtpSender(host="127.0.0.1", port=free_port(), timeout_seconds=2)
+    unreachable = await nobody_listening.send(message("ada@example.com"))
+    assert unreachable.outcome is Outcome.RETRYABLE
+
+
+async def test_a_received_webhook_verifies_with_the_standard_webhooks_library_and_a_tampered_one_does_not():
+    secret = signing_secret()
+    async with webhook_receiver() as receiver:
+        client = WebhookClient(secret)
+        result = await client.post(receiver.url, "msg_delivery01", BODY)
+        await client.close()
+    assert result.outcome is Outcome.DELIVERED and result.status_code == 200
+    [call] = receiver.calls
+    verifier = Webhook(secret)
+    assert verifier.verify(call.body, call.headers) == json.loads(BODY)
+    assert call.headers["webhook-id"] == "msg_delivery01"
+    payload = json.loads(call.body)
+    assert payload["type"] == "PortInPhoneNumberCompleted" and payload["data"]["port_in_request_sid"] == SID
+    with pytest.raises(WebhookVerificationError):
+        verifier.verify(call.body.replace(b"completed", b"canceled"), call.headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(signing_secret()).verify(call.body, call.headers)
+
+
+async def test_a_webhook_replayed_later_fails_verification_for_its_old_timestamp():
+    secret = signing_secret()
+    client = WebhookClient(secret)
+    old = datetime.now(UTC) - timedelta(minutes=10)
+    headers = client.signed_headers("msg_delivery02", BODY, old)
+    await client.close()
+    assert headers["webhook-timestamp"] == str(math.floor(old.timestamp()))
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        Webhook(secret).verify(BODY, headers)
+    fresh = WebhookClient(secret).signed_headers("msg_delivery02", BODY, datetime.now(UTC))
+    assert Webhook(secret).verify(BODY, fresh)
+
+
+@pytest.mark.parametrize(("answer", "outcome"), [
+    (204, Outcome.DELIVERED), (410, Outcome.FAILED), (400, Outcome.FAILED),
+    (408, Outcome.RETRYABLE), (429, Outcome.RETRYABLE), (500, Outcome.RETRYABLE), (503, Outcome.RETRYABLE),
+])
+async def test_each_webhook_answer_is_delivered_final_or_retried(answer, outcome):
+    async with webhook_receiver([answer]) as receiver:
+        client = WebhookClient(signing_secret())
+        result = await client.post(receiver.url, "msg_delivery03", BODY)
+        await client.close()
+    assert (result.outcome, result.status_code) == (outcome, answer)
+
+
+async def test_a_receiver_that_never_answers_or_is_not_there_is_retried():
+    async with silent_receiver() as receiver:
+        client = WebhookClient(signing_secret(), timeout_seconds=0.5)
+        silent = await client.post(receiver.url, "msg_delivery04", BODY)
+        absent = await client.post(f"http://127.0.0.1:{free_port()}/hooks", "msg_delivery04", BODY)
+        await client.close()
+    assert receiver.connections == 1
+    assert silent.outcome is Outcome.RETRYABLE and "in time" in silent.detail
+    assert absent.outcome is Outcome.RETRYABLE and "connection failed" in absent.detail
+
+
+async def test_without_a_signing_secret_nothing_is_sent_unsigned():
+    async with webhook_receiver() as receiver:
+        client = WebhookClient(None)
+        result = await client.post(receiver.url, "msg_delivery05", BODY)
+        await client.close()
+    assert result.outcome is Outcome.RETRYABLE and receiver.calls == []
+
+
+async def test_every_kind_of_email_crosses_smtp_intact_with_its_subject_and_both_parts(tmp_path):
+    templates = EmailTemplates()
+    notifications = [n for n in rendered_notifications() if n.channel.value == "email"]
+    async with catching_mail(tmp_path / "mail") as port:
+        sender = SmtpSender(host="127.0.0.1", port=port, connections=4)
+        for n in notifications:
+            rendered = templates.render(n.kind, n.payload)
+            result = await sender.send(compose(rendered, delivery_id=n.delivery_id, sender="porting@carrier.example",
+                                               recipient=n.recipient, sent_at=NOW, port_in_request_sid=n.port_in_request_sid))
+            assert result.outcome is Outcome.DELIVERED, result.detail
+        await sender.close()
+    caught = {m.message_id: m for m in read_mail(tmp_path / "mail")}
+    assert len(caught) == len(notifications)
+    for n in notifications:
+        mail = caught[f"<{n.delivery_id}@carrier.example>"]
+        assert mail.subject == templates.render(n.kind, n.payload).subject
+        assert mail.text.strip() and mail.html.strip()

@@ -1,0 +1,101 @@
+"""No PIN or account number reaches a template, an e-mail or a webhook.
+
+The secrets of a PortSubmitted-like payload are fed in every way they could arrive: as fields
+smuggled into the events the notifier reads (the contract refuses them), and quoted in the
+free text those events do carry (redacted). Then the mail the catcher kept and the webhook
+bodies and headers the receiver got are searched for them.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from notifier.adapters.mail_catcher import catching_mail
+from notifier.adapters.smtp import SmtpSender
+from notifier.adapters.templates import EmailTemplates, compose, load_fix_advice
+from notifier.adapters.webhook_client import WebhookClient
+from notifier.domain.announcements import NotifierPolicy, announce
+from notifier.domain.deliveries import Channel
+from notifier.domain.webhooks import webhook_bytes
+from schemas import ContractViolation, PortSubmitted, decode, encode
+
+from ..factories import port_requested_payload
+from ..unit.notifier.events import alert_raised, cancellation_denied, status_changed
+from .test_notifier_support import signing_secret, webhook_receiver
+
+PIN, ACCOUNT_NUMBER = "738261", "ACCT-55419-ZQ"
+SECRETS = (PIN, ACCOUNT_NUMBER)
+QUOTING = f"Carrier says: PIN {PIN} does not match and account number {ACCOUNT_NUMBER} is unknown"
+
+
+def port_submitted_payload() -> dict:
+    requested = port_requested_payload()
+    requested["phone_numbers"] = [{"phone_number": "+14155550100", "pin": PIN}]
+    requested["losing_carrier_information"]["account_number"] = ACCOUNT_NUMBER
+    return {key: requested[key] for key in ("port_in_request_sid", "account_sid", "revision", "phone_numbers",
+                                            "losing_carrier_information")} | {"submitted_at": datetime.now(UTC).isoformat()}
+
+
+def events_quoting_the_secrets():
+    number = {"phone_number": "+14155550100", "status_from": "port_submitted", "status_to": "port_rejected",
+              "reason_code": "INVALID_PIN", "reason": QUOTING}
+    return [
+        status_changed("in_progress", "action_required", phone_numbers=[number], reason_code="INVALID_PIN", reason=QUOTING),
+        status_changed("action_required", "expired", reason_code="INVALID_ACCOUNT_NUMBER", reason=QUOTING),
+        cancellation_denied(reason=QUOTING),
+        alert_raised("carrier_sla_breached", message=QUOTING),
+    ]
+
+
+@pytest.mark.parametrize("topic_event", ["porting.port-status-changed.v1", "porting.cancellation-denied.v1",
+                                         "porting.port-alert-raised.v1"])
+def test_a_port_submitted_payload_with_its_secrets_is_refused_on_every_topic_the_notifier_reads(topic_event):
+    submitted = PortSubmitted.model_validate(port_submitted_payload())
+    record = encode(submitted, source="tests")
+    headers = [(name, value if name != "ce_type" else topic_event.encode()) for name, value in record.headers]
+    with pytest.raises(ContractViolation):
+        decode(headers, record.value, expected_type=topic_event)
+    # Nor can they ride along as extra fields of an otherwise valid status change.
+    valid = status_changed("in_progress", "in_progress").data
+    smuggled = json.loads(valid.model_dump_json())
+    smuggled["phone_numbers"] = [{"phone_number": "+14155550100", "status_from": "port_submitted",
+                                  "status_to": "port_pending", "pin": PIN}]
+    smuggled["losing_carrier_information"] = {"account_number": ACCOUNT_NUMBER}
+    with pytest.raises(ContractViolation, match="pin"):
+        decode(encode(valid, source="tests").headers, json.dumps(smuggled).encode(),
+               expected_type=valid.event_type)
+
+
+async def test_secrets_quoted_in_free_text_reach_no_email_and_no_webhook(tmp_path: Path):
+    policy = NotifierPolicy(ops_alert_emails=("ops@carrier.example",), advice=load_fix_advice())
+    notifications = [n for event in events_quoting_the_secrets() for n in announce(event, policy).notifications]
+    assert {n.channel for n in notifications} == {Channel.EMAIL, Channel.WEBHOOK}
+    for notification in notifications:
+        stored = json.dumps(notification.payload)
+        assert not any(secret in stored for secret in SECRETS), notification.kind
+    templates = EmailTemplates()
+    secret = signing_secret()
+    async with catching_mail(tmp_path / "mail") as port, webhook_receiver() as receiver:
+        sender, client = SmtpSender(host="127.0.0.1", port=port), WebhookClient(secret)
+        for n in notifications:
+            if n.channel is Channel.EMAIL:
+                message = compose(templates.render(n.kind, n.payload), delivery_id=n.delivery_id,
+                                  sender="porting@carrier.example", recipient=n.recipient,
+                                  sent_at=datetime.now(UTC), port_in_request_sid=n.port_in_request_sid)
+                assert (await sender.send(message)).outcome.value == "delivered"
+            else:
+                assert (await client.post(receiver.url, n.delivery_id, webhook_bytes(dict(n.payload)))).outcome.value == "delivered"
+        await sender.close()
+        await client.close()
+    mail_files = [p for p in (tmp_path / "mail").rglob("*") if p.is_file()]
+    assert len(mail_files) == sum(n.channel is Channel.EMAIL for n in notifications)
+    assert len(receiver.calls) == sum(n.channel is Channel.WEBHOOK for n in notifications)
+    everything = b"".join(p.read_bytes() for p in mail_files) + b"".join(
+        c.body + json.dumps(c.headers).encode() for c in receiver.calls)
+    assert b"does not match" in everything, "the reason itself still reaches the customer"
+    for value in SECRETS:
+        assert value.encode() not in everything
