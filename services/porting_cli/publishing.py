@@ -46,8 +46,8 @@ def _loose_json(text: str) -> dict:
 
 async def publish_record(settings: ServiceSettings, record: KafkaRecord) -> tuple[int, int]:
     producer = AIOKafkaProducer(**connection_options(settings), acks="all", enable_idempotence=False)
-    await producer.start()
     try:
+        await producer.start()
         sent = await producer.send_and_wait(record.topic, record.value, key=record.key, headers=record.headers)
         return sent.partition, sent.offset
     finally:

@@ -7,6 +7,7 @@ import ctypes
 import importlib.util
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,8 +17,11 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from porting_runtime import stack_record
 from porting_runtime.kafka import ensure_topics
+from porting_runtime.sealing import LOCAL_KEY_FILE, ensure_local_key
 from porting_runtime.settings import ServiceSettings
+from porting_runtime.stack_record import ServiceEndpoint, StackRecord, StackUnavailable
 from schemas import ALL_TOPICS, dead_letter_topic
 
 from .embedded import EmbeddedKafka, EmbeddedPostgres, stop_process
@@ -45,15 +49,29 @@ def _die_with_parent() -> None:
         pass
 
 
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT is no owner
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 class LocalStack:
     def __init__(self, root: Path, *, host: str = "127.0.0.1", kafka_port: int = 9092,
                  postgres_port: int = 5433, http_port: int = 8080) -> None:
         self.root, self.host, self.http_port = root, host, http_port
         self.logs = root / "logs"
+        self.stack_id = stack_record.new_stack_id()
         self.postgres = EmbeddedPostgres(root / "postgres", host, postgres_port)
-        self.kafka = EmbeddedKafka(host, kafka_port, log_file=self.logs / "kafka.log")
+        self.kafka = EmbeddedKafka(host, kafka_port, log_file=self.logs / "kafka.log", cluster_id=self.stack_id)
         self.services = [s for s in SERVICES if s.exists]
         self.processes: dict[str, subprocess.Popen] = {}
+        self.data_encryption_key_file = root / LOCAL_KEY_FILE
+        self.data_encryption_key: str | None = None
+        self.record: StackRecord | None = None
 
     def service_url(self, service: ServiceSpec) -> str:
         return f"http://{self.host}:{self.http_port + service.http_offset}"
@@ -62,8 +80,12 @@ class LocalStack:
         return self.postgres.dsn(database=service, user=service, password=service)
 
     def start(self, timeout: float = 30.0) -> None:
+        self._refuse_a_running_stack()
+        self._refuse_taken_ports()
         self.logs.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + timeout
+        # Made once and kept: dead letters sealed before a restart still open after it.
+        self.data_encryption_key = ensure_local_key(self.root)
         self.postgres.start()
         asyncio.run(self._provision_databases())
         self.kafka.start()
@@ -73,11 +95,44 @@ class LocalStack:
             self._start_service(service)
         for service in self.services:
             self._wait_healthy(service, deadline)
+        self.record = self._record()
+        self.record.write()
+
+    def _refuse_a_running_stack(self) -> None:
+        # Two launchers on one data directory would share (and break) one PostgreSQL data directory.
+        try:
+            running = stack_record.running(self.root)
+        except StackUnavailable:
+            return
+        raise RuntimeError(f"a stack is already running from {self.root} (porting up, pid {running.pid}); "
+                           "stop it first, or use another --data-dir")
+
+    def _refuse_taken_ports(self) -> None:
+        # A server already on a port would answer in our servers' place (the readiness checks
+        # only see that something listens): this repo's docker-compose PostgreSQL holds 5433.
+        wanted = [("Kafka", self.kafka.port), ("PostgreSQL", self.postgres.port),
+                  *((s.name, self.http_port + s.http_offset) for s in self.services)]
+        flags = {"Kafka": "--kafka-port (make run KAFKA_PORT=...)",
+                 "PostgreSQL": "--postgres-port (make run POSTGRES_PORT=...)"}
+        for what, port in wanted:
+            if not port_is_free(self.host, port):
+                raise RuntimeError(f"{self.host}:{port}, wanted for {what}, is taken by another program; choose "
+                                   f"another with {flags.get(what, '--http-port (make run HTTP_PORT=...)')}")
+
+    def _record(self) -> StackRecord:
+        return StackRecord(
+            stack_id=self.stack_id, pid=os.getpid(), data_dir=self.root,
+            kafka_bootstrap_servers=self.kafka.bootstrap_servers,
+            postgres_host=self.host, postgres_port=self.postgres.port, admin_database_url=self.postgres.dsn(),
+            services={s.name: ServiceEndpoint(self.service_url(s), self.database_url(s.name)) for s in self.services},
+            logs=self.logs, data_encryption_key_file=self.data_encryption_key_file,
+        )
 
     async def _provision_databases(self) -> None:
         """One database and one role per service; a role cannot connect to the others' databases."""
         admin = await asyncpg.connect(self.postgres.dsn())
         try:
+            await stack_record.claim_postgres(admin, self.stack_id)
             for service in (s.name for s in SERVICES):
                 if not await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", service):
                     await admin.execute(f"CREATE ROLE {service} LOGIN PASSWORD '{service}'")
@@ -95,6 +150,8 @@ class LocalStack:
             "HTTP_HOST": self.host,
             "HTTP_PORT": str(self.http_port + service.http_offset),
         }
+        if self.data_encryption_key and not os.environ.get("DATA_ENCRYPTION_KEYS"):  # the caller's keys win
+            environment["DATA_ENCRYPTION_KEYS"] = self.data_encryption_key
         log = open(self.logs / f"{service.name}.log", "ab")  # noqa: SIM115
         self.processes[service.name] = subprocess.Popen(
             [sys.executable, "-m", service.name], env=environment, stdout=log, stderr=subprocess.STDOUT,
@@ -119,6 +176,8 @@ class LocalStack:
         return [name for name, process in self.processes.items() if process.poll() is not None]
 
     def stop(self) -> None:
+        if self.record:
+            self.record.remove()  # first: from here on, commands say the stack is down
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -133,4 +192,5 @@ class LocalStack:
         for service in self.services:
             rows.append((f"{service.name} (health, metrics)", self.service_url(service)))
         rows.append(("logs", str(self.logs)))
+        rows.append(("stack record (porting commands read it)", str(stack_record.record_path(self.root))))
         return rows

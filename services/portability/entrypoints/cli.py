@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from porting_runtime.operator_cli import run_with_database
+from porting_runtime.operator_cli import database_url_for, run_with_database
 
 from ..adapters.coverage_file import CoverageFile
 from ..adapters.credentials import hash_token
@@ -23,25 +23,25 @@ from ..domain.numbers import NumberBlock, parse_e164
 from ..domain.portability import ProvidedDetails
 from ..service_layer.checks import check_numbers
 
-LOCAL_DATABASE_URL = "postgresql://portability:portability@127.0.0.1:5433/portability"
 ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 CHUNK = 1000
 
 console = Console()
 DatabaseOption = typer.Option(
-    LOCAL_DATABASE_URL, "--database-url", envvar="PORTABILITY_DATABASE_URL", help="The portability service's database."
+    None, "--database-url",
+    help="The portability service's database (default: PORTABILITY_DATABASE_URL, else the running local stack's).",
 )
 accounts_app = typer.Typer(help="Accounts and their hierarchy.", no_args_is_help=True)
 inventory_app = typer.Typer(help="Which account holds which number.", no_args_is_help=True)
 numbering_app = typer.Typer(help="Number blocks: carrier, wireless or not, rate center.", no_args_is_help=True)
 
 
-def _run(database_url: str, work: Callable[[PortabilityRepository], Awaitable[Any]]) -> Any:
+def _run(database_url: str | None, work: Callable[[PortabilityRepository], Awaitable[Any]]) -> Any:
     async def in_transaction(connection: asyncpg.Connection) -> Any:
         async with connection.transaction():
             return await work(PortabilityRepository(connection))
 
-    return run_with_database(database_url, in_transaction, console=console, service="portability",
+    return run_with_database(database_url_for("portability", database_url), in_transaction, service="portability",
                              migrations=[Path(__file__).resolve().parents[1] / "migrations"])
 
 
@@ -67,7 +67,7 @@ def accounts_add(
     account_sid: str,
     token: str = typer.Option(..., "--token", help="The auth token; only its hash is stored."),
     parent: str | None = typer.Option(None, "--parent", help="The parent account of a sub-account."),
-    database_url: str = DatabaseOption,
+    database_url: str | None = DatabaseOption,
 ) -> None:
     """Add (or update) an account that may use the Portability API."""
     _account(account_sid)
@@ -84,7 +84,7 @@ def accounts_add(
 
 
 @inventory_app.command("add")
-def inventory_add(number: str, account: str = typer.Option(..., "--account"), database_url: str = DatabaseOption) -> None:
+def inventory_add(number: str, account: str = typer.Option(..., "--account"), database_url: str | None = DatabaseOption) -> None:
     """Record that an account holds a number."""
     _run(database_url, lambda repository: repository.hold([_number(number)], _account(account)))
     console.print(f"{number} is held by {account}")
@@ -99,7 +99,7 @@ def _read_csv(path: Path, columns: list[str]) -> list[dict[str, str]]:
         return list(reader)
 
 
-def _import(database_url: str, rows: list[Any], save: Callable[[PortabilityRepository, list[Any]], Awaitable[None]]) -> None:
+def _import(database_url: str | None, rows: list[Any], save: Callable[[PortabilityRepository, list[Any]], Awaitable[None]]) -> None:
     async def work(repository: PortabilityRepository) -> None:
         with Progress(console=console) as progress:
             task = progress.add_task("importing", total=len(rows))
@@ -111,7 +111,7 @@ def _import(database_url: str, rows: list[Any], save: Callable[[PortabilityRepos
 
 
 @inventory_app.command("import")
-def inventory_import(file: Path = typer.Argument(..., exists=True, dir_okay=False), database_url: str = DatabaseOption) -> None:
+def inventory_import(file: Path = typer.Argument(..., exists=True, dir_okay=False), database_url: str | None = DatabaseOption) -> None:
     """Import holdings from a CSV with columns phone_number,account_sid (all or nothing)."""
     rows, problems = [], []
     for line, row in enumerate(_read_csv(file, ["phone_number", "account_sid"]), start=2):
@@ -134,7 +134,7 @@ def inventory_import(file: Path = typer.Argument(..., exists=True, dir_okay=Fals
 
 
 @numbering_app.command("import")
-def numbering_import(file: Path = typer.Argument(..., exists=True, dir_okay=False), database_url: str = DatabaseOption) -> None:
+def numbering_import(file: Path = typer.Argument(..., exists=True, dir_okay=False), database_url: str | None = DatabaseOption) -> None:
     """Import number blocks from a CSV: prefix,carrier_name,carrier_id,wireless,rate_center (all or nothing)."""
     truth = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
     blocks, problems = [], []
@@ -160,7 +160,7 @@ def check(
     number: str,
     target: str | None = typer.Option(None, "--target", help="The account to port into."),
     requirements: bool = typer.Option(False, "--requirements", help="Also show what a port of it requires."),
-    database_url: str = DatabaseOption,
+    database_url: str | None = DatabaseOption,
 ) -> None:
     """Check a number's portability as the Portability API would answer it."""
     if target:
