@@ -1,6 +1,7 @@
 """`porting dead-letters`: list, inspect and redrive what a service could not handle.
 
-Dead letters are sealed at rest; `show` and `redrive` open them with DATA_ENCRYPTION_KEYS.
+Dead letters are sealed at rest; `show` and `redrive` open them with DATA_ENCRYPTION_KEYS, or
+else the key file of the running local stack.
 `show` redacts PINs and account numbers unless `--reveal` is given, and never prints raw
 control characters (a hostile record could drive the operator's terminal).
 """
@@ -19,14 +20,14 @@ from rich.table import Table
 from rich.text import Text
 
 from porting_runtime.dead_letters import DeadLetter, get_dead_letter, list_dead_letters, redrive
-from porting_runtime.operator_cli import database_url_for, run_with_database
+from porting_runtime.operator_cli import data_encryption_keys, database_url_for, refuse, run_with_database
 from porting_runtime.record_text import safe_bytes_text, safe_text
 from porting_runtime.sealing import SealedDataUnreadable, Sealer, SealingKeyMissing
-from porting_runtime.settings import ServiceSettings
 
 app = typer.Typer(help="Messages a service could not handle: list, inspect, redrive.", no_args_is_help=True)
 console = Console()
-DatabaseOption = typer.Option(None, "--database-url", help="The service's database (default: the local stack's).")
+DatabaseOption = typer.Option(None, "--database-url",
+                              help="The service's database (default: <SERVICE>_DATABASE_URL, else the local stack's).")
 
 REDACTED = "[redacted]"
 # Compared without case, underscores or dashes, so `accountNumber` or `PIN` are caught too.
@@ -34,20 +35,18 @@ SECRET_FIELDS = frozenset({"pin", "accountnumber"})
 SHOWN_CHARS = 1_000_000
 
 
-def _database_url(service: str, url: str | None) -> str:
-    return database_url_for(service, url)
-
-
-def _with_connection(url: str, work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
-    return run_with_database(url, work, console=console)
+def _with_connection(service: str, url: str | None, work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+    try:
+        return run_with_database(database_url_for(service, url), work)
+    except SealedDataUnreadable as error:
+        refuse(f"{error}: the service's own DATA_ENCRYPTION_KEYS open its dead letters")
 
 
 def _sealer() -> Sealer:
     try:
-        return Sealer.from_settings(ServiceSettings())
+        return Sealer.from_text(data_encryption_keys())
     except SealingKeyMissing as error:
-        console.print(Text(f"{error} (the service's own keys open its dead letters)", style="red"))
-        raise typer.Exit(2) from None
+        refuse(f"{error}; the service's own keys open its dead letters")
 
 
 def is_secret_field(name: str) -> bool:
@@ -91,8 +90,7 @@ def list_command(
     database_url: str | None = DatabaseOption,
 ) -> None:
     """The service's dead letters, oldest first."""
-    rows = _with_connection(_database_url(service, database_url),
-                            lambda c: list_dead_letters(c, include_redriven=all_, limit=limit))
+    rows = _with_connection(service, database_url, lambda c: list_dead_letters(c, include_redriven=all_, limit=limit))
     table = Table(title=f"dead letters of {service}")
     for column in ("id", "from", "event id", "error", "bytes", "when", "redriven"):
         table.add_column(column)
@@ -115,15 +113,9 @@ def show_command(
 ) -> None:
     """One dead letter: where it came from, why, its headers and its original bytes."""
     sealer = _sealer()
-    try:
-        letter = _with_connection(_database_url(service, database_url),
-                                  lambda c: get_dead_letter(c, dead_letter_id, sealer))
-    except SealedDataUnreadable as error:
-        console.print(Text(str(error), style="red"))
-        raise typer.Exit(2) from None
+    letter = _with_connection(service, database_url, lambda c: get_dead_letter(c, dead_letter_id, sealer))
     if letter is None:
-        console.print(f"[red]no dead letter {dead_letter_id} in {service}[/red]")
-        raise typer.Exit(2)
+        refuse(f"no dead letter {dead_letter_id} in {service}")
     _print(_described(letter, reveal))
 
 
@@ -171,12 +163,7 @@ def redrive_command(
 ) -> None:
     """Send dead letters back to their source topic as they were (after a fix is deployed)."""
     sealer = _sealer()
-    try:
-        result = _with_connection(_database_url(service, database_url),
-                                  lambda c: redrive(c, dead_letter_ids or None, sealer))
-    except SealedDataUnreadable as error:
-        console.print(Text(str(error), style="red"))
-        raise typer.Exit(2) from None
+    result = _with_connection(service, database_url, lambda c: redrive(c, dead_letter_ids or None, sealer))
     console.print(f"redriven: {', '.join(map(str, result.ids)) or 'nothing'}")
     if result.without_bytes:
         console.print(f"not redrivable, their bytes are not available: {', '.join(map(str, result.without_bytes))}")

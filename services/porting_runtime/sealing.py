@@ -53,8 +53,12 @@ class Sealer:
     def from_settings(cls, settings: Any) -> Sealer:
         """From `ServiceSettings.data_encryption_keys`; raises SealingKeyMissing when unset."""
         secret = settings.data_encryption_keys
-        text = secret.get_secret_value() if secret is not None else ""
-        return cls([k for k in text.split(",") if k.strip()])
+        return cls.from_text(secret.get_secret_value() if secret is not None else None)
+
+    @classmethod
+    def from_text(cls, keys: str | None) -> Sealer:
+        """From DATA_ENCRYPTION_KEYS' form: comma-separated, newest first."""
+        return cls([k for k in (keys or "").split(",") if k.strip()])
 
     def seal(self, data: bytes) -> bytes:
         return self._fernet.encrypt(data)

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import asyncio
 
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from porting_cli.main import app
+from porting_runtime.sealing import generate_key
 
 from ..factories import port_requested, port_requested_payload
 from .ledger import FIXED_LEDGER, REJECTED_CUSTOMER, fetchval, port_requested_record, publish, rows_are, running, wait_until
 
 runner = CliRunner()
+KEY = generate_key()
 
 
 def porting(*args: str):
-    return runner.invoke(app, list(args), catch_exceptions=False, env={"COLUMNS": "250"})
+    return runner.invoke(app, list(args), catch_exceptions=False, env={"COLUMNS": "250", "DATA_ENCRYPTION_KEYS": KEY})
 
 
 async def test_a_dead_letter_redriven_after_a_fix_is_handled_once_and_cannot_be_redriven_twice(settings):
+    settings = settings.model_copy(update={"data_encryption_keys": SecretStr(KEY)})
     carrier = {**port_requested_payload()["losing_carrier_information"], "customer_name": REJECTED_CUSTOMER}
     record = port_requested_record(settings, port_requested(losing_carrier_information=carrier))
     await publish(settings, [record])
