@@ -6,12 +6,25 @@ webhooks read like the ones operators already know.
 
 from __future__ import annotations
 
+import re
 from enum import Enum, IntEnum
 from typing import Annotated
 
 from pydantic import StringConstraints
 
-PhoneNumberE164 = Annotated[str, StringConstraints(pattern=r"^\+[1-9]\d{1,14}$")]
+# E.164: a plus, a country code not starting with 0, at most 15 digits in all; ASCII digits only.
+# Never \d: in Python's re and in pydantic's Rust regex it matches any Unicode digit, so a
+# full-width or Arabic-Indic digit would pass, and phonenumbers reads it as the ASCII one.
+E164_PATTERN = r"^\+[1-9][0-9]{1,14}$"
+_E164 = re.compile(E164_PATTERN)
+
+
+def is_e164(value: str) -> bool:
+    """Whether the whole value is E.164 syntax. A full match: `$` alone also matches before a final newline."""
+    return _E164.fullmatch(value) is not None
+
+
+PhoneNumberE164 = Annotated[str, StringConstraints(pattern=E164_PATTERN)]
 # A number as the customer typed it: kept unparsed (bounded) so one malformed number
 # becomes that number's 22102 result instead of losing the whole request.
 PhoneNumberAsGiven = Annotated[str, StringConstraints(min_length=1, max_length=32)]

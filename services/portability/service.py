@@ -8,6 +8,7 @@ import asyncpg
 from fastapi import FastAPI
 
 from porting_runtime import Route, ServiceDefinition, ServiceSettings
+from porting_runtime.http_errors import install_public_error_handlers
 from schemas import PortabilityChecked, PortRequested, PortStatusChanged
 
 from .adapters.coverage_file import CoverageFile
@@ -23,6 +24,8 @@ def _http_app(pool: asyncpg.Pool, settings: ServiceSettings) -> FastAPI:
     app = FastAPI(title="Portability API", version="1.0.0",
                   description="Can this number be ported into this account, and if not, why.")
     add_portability_api(app, pool, CoverageFile())
+    # Until the runtime installs it for every service's app (idempotent, so both may).
+    install_public_error_handlers(app)
     return app
 
 

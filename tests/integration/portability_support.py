@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+
+import httpx
 
 from porting_cli.embedded import free_port
 from porting_runtime import RunningService, ServiceSettings
@@ -16,7 +19,7 @@ from portability.service import PORTABILITY
 from schemas import KafkaRecord, PortabilityChecked, PortStatusChanged, encode
 
 from ..factories import port_requested, request_sid
-from .ledger import collect, publish
+from ..kafka_support import collect, publish
 
 PARENT, TARGET, SIBLING, STRANGER = ("AC" + secrets.token_hex(16) for _ in range(4))
 TOKENS = {PARENT: "parent-token", TARGET: "target-token", SIBLING: "sibling-token", STRANGER: "stranger-token"}
@@ -42,6 +45,21 @@ async def portability_service(settings: ServiceSettings) -> AsyncIterator[Runnin
         yield service
     finally:
         await service.stop()
+
+
+@contextlib.asynccontextmanager
+async def portability_api(settings: ServiceSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """The service with its HTTP API answering, and a client authenticated as TARGET."""
+    async with portability_service(settings) as service:
+        base = f"http://127.0.0.1:{service.settings.http_port}"
+        async with httpx.AsyncClient(base_url=base, auth=(TARGET, TOKENS[TARGET])) as client:
+            for _ in range(100):
+                try:
+                    if (await client.get("/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.05)
+            yield client
 
 
 def request_for(settings: ServiceSettings, numbers: list[str], account: str = TARGET, **overrides) -> tuple[str, KafkaRecord]:

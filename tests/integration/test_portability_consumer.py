@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas import KafkaRecord, PortabilityReason, dead_letter_topic
 
-from .ledger import collect, fetchval, publish
+from ..kafka_support import collect, fetchval, publish, wait_until
 from .portability_support import (
     HELD_BY_SIBLING,
     HELD_BY_STRANGER,
@@ -115,9 +115,46 @@ async def test_a_broken_coverage_file_answers_internal_error_until_it_is_fixed(s
     assert answers[fixed_sid].results[0].portable
 
 
-async def _until_held(settings, number):
-    from .ledger import wait_until
+async def test_look_alike_and_control_character_numbers_are_each_22102_and_the_request_is_answered(settings):
+    numbers = {
+        "+1４155562603": R.INVALID_PHONE_NUMBER,  # full-width 4: HELD_BY_STRANGER to libphonenumber
+        "+1\u0664155562603": R.INVALID_PHONE_NUMBER,  # Arabic-Indic 4
+        HELD_BY_STRANGER + "\n": R.INVALID_PHONE_NUMBER,
+        "+1415556260\x00": R.INVALID_PHONE_NUMBER,  # Postgres text and jsonb refuse a NUL
+        "\x00": R.INVALID_PHONE_NUMBER,
+        "+1415\x1b[2J": R.INVALID_PHONE_NUMBER,
+        "+4402079460000": R.INVALID_PHONE_NUMBER,  # a second spelling of +442079460000
+        HELD_BY_STRANGER: R.ALREADY_IN_TWILIO_DIFFERENT_OWNER,
+        PORTABLE: None,
+    }
+    async with portability_service(settings) as service:
+        sid, record = request_for(settings, list(numbers))
+        answers = await answers_for(settings, [record], [sid])
+        kept = await service.pool.fetch(
+            "SELECT phone_number, phone_number_given, result FROM portability_checks WHERE port_in_request_sid = $1 "
+            "ORDER BY id", sid)
+        dead = await fetchval(settings.database_url, "SELECT count(*) FROM dead_letters")
+    results = answers[sid].results
+    assert [r.phone_number for r in results] == list(numbers), "each number answered, as given"
+    assert [r.not_portable_reason_code for r in results] == list(numbers.values())
+    assert dead == 0
+    assert [row["phone_number_given"].decode() for row in kept] == list(numbers), "kept exactly, as bytes"
+    assert [row["phone_number"] for row in kept] == [None] * 6 + ["+4402079460000", HELD_BY_STRANGER, PORTABLE]
 
+
+async def test_a_status_change_for_a_look_alike_number_reserves_nothing(settings):
+    async with portability_service(settings) as service:
+        sid, _ = request_for(settings, [PORTABLE])
+        # One request's changes share a key, hence a partition: the second is applied after the first.
+        await publish(settings, [status_change(settings, sid, "+1２015550123", "in_review", "in_review"),
+                                 status_change(settings, sid, PORTABLE + "\n", "in_review", "in_review"),
+                                 status_change(settings, sid, PORTABLE, "in_review", "in_review")])
+        await _until_reserved(settings, PORTABLE, True)
+        reserved = await service.pool.fetch("SELECT phone_number FROM inventory WHERE port_in_request_sid = $1", sid)
+    assert [r["phone_number"] for r in reserved] == [PORTABLE]
+
+
+async def _until_held(settings, number):
     async def held():
         return await fetchval(settings.database_url,
                               "SELECT account_sid FROM inventory WHERE phone_number = $1 AND port_in_request_sid IS NULL", number)
@@ -125,10 +162,8 @@ async def _until_held(settings, number):
 
 
 async def _until_reserved(settings, number, reserved: bool):
-    from .ledger import wait_until
-
     async def state():
         value = await fetchval(settings.database_url,
                                "SELECT port_in_request_sid IS NOT NULL FROM inventory WHERE phone_number = $1", number)
         return bool(value) == reserved
-    assert await wait_until(state)
+    await wait_until(state, what=f"{number} reserved is {reserved}")

@@ -11,7 +11,7 @@ from twilio.rest import Client
 
 from schemas import PortabilityReason
 
-from .ledger import fetchval
+from ..kafka_support import fetchval
 from .portability_support import (
     HELD_BY_SIBLING,
     HELD_BY_STRANGER,
@@ -22,6 +22,7 @@ from .portability_support import (
     TARGET,
     TOKENS,
     WIRELESS,
+    portability_api,
     portability_service,
 )
 
@@ -33,16 +34,8 @@ R = PortabilityReason
 
 @pytest.fixture(scope="module")
 async def api(module_settings):
-    async with portability_service(module_settings) as service:
-        base = f"http://127.0.0.1:{service.settings.http_port}"
-        async with httpx.AsyncClient(base_url=base, auth=(TARGET, TOKENS[TARGET])) as client:
-            for _ in range(100):
-                try:
-                    if (await client.get("/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.05)
-            yield client
+    async with portability_api(module_settings) as client:
+        yield client
 
 
 def path(number: str) -> str:

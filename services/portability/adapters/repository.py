@@ -7,11 +7,20 @@ from collections.abc import Iterable, Sequence
 
 import asyncpg
 
-from schemas import NumberPortability
+from schemas import NumberPortability, is_e164
 
 from ..domain.accounts import AccountHierarchy
 from ..domain.numbers import NumberBlock, candidate_prefixes
 from ..domain.portability import Holding
+
+
+# The contract bounds a number as given to 32 characters; this bounds what any caller can store.
+MAX_NUMBER_AS_GIVEN_BYTES = 256
+
+
+def as_given(phone_number: str) -> bytes:
+    """The number exactly as given, as bytes that Postgres stores whatever they hold (bytea)."""
+    return phone_number.encode("utf-8", "surrogatepass")[:MAX_NUMBER_AS_GIVEN_BYTES]
 
 
 class PortabilityRepository:
@@ -47,12 +56,19 @@ class PortabilityRepository:
 
     async def record_checks(self, results: Sequence[NumberPortability], *, target_account_sid: str,
                             requested_by: str, port_in_request_sid: str | None = None) -> None:
-        await self.db.executemany(
-            """INSERT INTO portability_checks (port_in_request_sid, requested_by, target_account_sid,
-                                               phone_number, portable, reason_code, result)
-               VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)""",
-            [(port_in_request_sid, requested_by, target_account_sid, r.phone_number, r.portable,
-              r.not_portable_reason_code, json.dumps(r.model_dump(mode="json"))) for r in results],
+        await self.db.execute(
+            """INSERT INTO portability_checks (port_in_request_sid, requested_by, target_account_sid, phone_number,
+                                               phone_number_given, portable, reason_code, result)
+               SELECT $1, $2, $3, c.number, c.given, c.portable, c.reason_code, c.result::jsonb
+               FROM unnest($4::text[], $5::bytea[], $6::boolean[], $7::integer[], $8::text[])
+                    AS c(number, given, portable, reason_code, result)""",
+            port_in_request_sid, requested_by, target_account_sid,
+            [r.phone_number if is_e164(r.phone_number) else None for r in results],
+            [as_given(r.phone_number) for r in results],
+            [r.portable for r in results],
+            [r.not_portable_reason_code for r in results],
+            # The number is in its own columns; a NUL in it would make jsonb refuse the whole row.
+            [json.dumps(r.model_dump(mode="json", exclude={"phone_number"})) for r in results],
         )
 
     async def token_hash(self, account_sid: str) -> str | None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
-from schemas import NumberType
+from schemas import NumberType, is_e164
 
-STRICT_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 NANP_COUNTRY_CODE = 1
 
 _TYPES = {
@@ -44,14 +43,27 @@ class PhoneNumberFacts:
 
 
 def parse_e164(raw: str) -> phonenumbers.PhoneNumber | None:
-    """The number when it is strict E.164 and valid for its country; None otherwise."""
-    if not STRICT_E164.match(raw):
+    """The number when `raw` is strict E.164 in its one canonical spelling and valid for its country;
+    None otherwise (the number's 22102)."""
+    if not is_e164(raw):
         return None
     try:
         number = phonenumbers.parse(raw, None)
     except phonenumbers.NumberParseException:
         return None
-    return number if phonenumbers.is_valid_number(number) else None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    # libphonenumber reads "+4402079460000" as +442079460000: a second spelling of a number would be a
+    # second inventory key for it, so only the canonical one is E.164 here.
+    if phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) != raw:
+        return None
+    return number
+
+
+def normalised_e164(raw: str) -> str | None:
+    """The E.164 number to look up and store, or None when `raw` is not one (see parse_e164)."""
+    number = parse_e164(raw)
+    return None if number is None else phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def candidate_prefixes(e164: str) -> list[str]:
@@ -60,17 +72,18 @@ def candidate_prefixes(e164: str) -> list[str]:
     return [digits[:length] for length in range(len(digits), 0, -1)]
 
 
-def longest_block(e164: str, blocks: dict[str, NumberBlock]) -> NumberBlock | None:
+def longest_block(e164: str, blocks: Mapping[str, NumberBlock]) -> NumberBlock | None:
     for prefix in candidate_prefixes(e164):
         if prefix in blocks:
             return blocks[prefix]
     return None
 
 
-def describe(number: phonenumbers.PhoneNumber, block: NumberBlock | None) -> PhoneNumberFacts:
+def describe(number: phonenumbers.PhoneNumber, blocks: Mapping[str, NumberBlock]) -> PhoneNumberFacts:
     """Country and number type. In North America libphonenumber says FIXED_LINE_OR_MOBILE;
-    the number's block decides, and without one the number is LOCAL."""
+    the number's block (found by its normalised E.164) decides, and without one the number is LOCAL."""
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    block = longest_block(e164, blocks)
     kind = phonenumbers.number_type(number)
     if kind in _TYPES:
         number_type = _TYPES[kind]

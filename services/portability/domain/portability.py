@@ -1,7 +1,8 @@
 """The Portability API's rules: for a number and a target account, portable or why not.
 
 Precedence, first match wins:
-  1. 22102 INVALID_PHONE_NUMBER   not strict E.164, or not a valid number for its country
+  1. 22102 INVALID_PHONE_NUMBER   not strict E.164 (ASCII digits, canonical spelling), or not a valid
+                                  number for its country
   2. 20003 UNAUTHORIZED           the caller may not act for the target account (or it is unknown)
   3. 22131 ALREADY_IN_THE_TARGET_ACCOUNT, 22136 ALREADY_IN_ONE_OF_YOUR_TWILIO_ACCOUNTS,
      22132 ALREADY_IN_TWILIO_DIFFERENT_OWNER
@@ -22,7 +23,7 @@ from schemas import NumberPortability, NumberType, PortabilityReason, PortingReq
 
 from .accounts import AccountHierarchy
 from .coverage import Coverage
-from .numbers import NumberBlock, describe, longest_block, parse_e164
+from .numbers import NumberBlock, describe, parse_e164
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ def assess(question: PortabilityQuestion, facts: PortingFacts) -> NumberPortabil
     parsed = parse_e164(question.phone_number)
     if parsed is None:
         return not_portable(question.phone_number, PortabilityReason.INVALID_PHONE_NUMBER)
-    number = describe(parsed, longest_block(question.phone_number, facts.blocks))
+    # From here on only the normalised number: holdings and blocks are keyed by it.
+    number = describe(parsed, facts.blocks)
     country = facts.coverage.for_country(number.country)
     answer = {
         "phone_number": number.e164,

@@ -17,13 +17,13 @@ from rich.progress import Progress
 from porting_runtime.operator_cli import database_url_for, run_with_database
 
 from ..adapters.coverage_file import CoverageFile
-from ..adapters.credentials import hash_token
+from ..adapters.credentials import hash_token, is_plausible_token
 from ..adapters.repository import PortabilityRepository
-from ..domain.numbers import NumberBlock, parse_e164
+from ..domain.numbers import NumberBlock, normalised_e164
 from ..domain.portability import ProvidedDetails
 from ..service_layer.checks import check_numbers
 
-ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 CHUNK = 1000
 
 console = Console()
@@ -51,15 +51,16 @@ def _fail(message: str) -> None:
 
 
 def _account(sid: str, what: str = "account sid") -> str:
-    if not ACCOUNT_SID.match(sid):
+    if not ACCOUNT_SID.fullmatch(sid):
         _fail(f"{what} {sid!r} must match AC followed by 32 hex digits")
     return sid
 
 
 def _number(raw: str) -> str:
-    if parse_e164(raw) is None:
+    e164 = normalised_e164(raw)
+    if e164 is None:
         _fail(f"{raw!r} is not a valid E.164 phone number (22102)")
-    return raw
+    return e164
 
 
 @accounts_app.command("add")
@@ -71,6 +72,8 @@ def accounts_add(
 ) -> None:
     """Add (or update) an account that may use the Portability API."""
     _account(account_sid)
+    if not is_plausible_token(token):
+        _fail("the token must be 1 to 256 printable ASCII characters")
     if parent:
         _account(parent, "parent sid")
 
@@ -115,10 +118,10 @@ def inventory_import(file: Path = typer.Argument(..., exists=True, dir_okay=Fals
     """Import holdings from a CSV with columns phone_number,account_sid (all or nothing)."""
     rows, problems = [], []
     for line, row in enumerate(_read_csv(file, ["phone_number", "account_sid"]), start=2):
-        number, account = row["phone_number"].strip(), row["account_sid"].strip()
-        if parse_e164(number) is None:
-            problems.append(f"line {line}: {number!r} is not a valid E.164 number")
-        elif not ACCOUNT_SID.match(account):
+        number, account = normalised_e164(row["phone_number"].strip()), row["account_sid"].strip()
+        if number is None:
+            problems.append(f"line {line}: {row['phone_number']!r} is not a valid E.164 number")
+        elif not ACCOUNT_SID.fullmatch(account):
             problems.append(f"line {line}: {account!r} is not an account sid")
         else:
             rows.append((number, account))
@@ -141,7 +144,7 @@ def numbering_import(file: Path = typer.Argument(..., exists=True, dir_okay=Fals
     for line, row in enumerate(_read_csv(file, ["prefix", "carrier_name", "carrier_id", "wireless"]), start=2):
         prefix = row["prefix"].strip().lstrip("+")
         wireless = truth.get(row["wireless"].strip().lower())
-        if not re.fullmatch(r"[1-9]\d{0,14}", prefix):
+        if not re.fullmatch(r"[1-9][0-9]{0,14}", prefix):  # ASCII digits: \d is any Unicode digit
             problems.append(f"line {line}: prefix {row['prefix']!r} must be E.164 digits")
         elif wireless is None:
             problems.append(f"line {line}: wireless {row['wireless']!r} must be true or false")

@@ -9,7 +9,7 @@ from schemas import NumberPortability, PortabilityReason
 
 from ..adapters.coverage_file import CoverageFile, CoverageUnavailable
 from ..adapters.repository import PortabilityRepository
-from ..domain.numbers import STRICT_E164
+from ..domain.numbers import normalised_e164
 from ..domain.portability import PortabilityQuestion, PortingFacts, ProvidedDetails, assess, not_portable
 
 log = get_logger(__name__)
@@ -34,7 +34,8 @@ async def check_numbers(
     except CoverageUnavailable as error:
         log.error("coverage unavailable", error=str(error))
         return [not_portable(n, PortabilityReason.ERROR_INTERNAL_SERVER_ERROR) for n, _ in numbers]
-    wellformed = [n for n, _ in numbers if STRICT_E164.match(n)]
+    # Looked up by the normalised number only: the raw one is whatever the asker typed.
+    wellformed = [e164 for n, _ in numbers if (e164 := normalised_e164(n))]
     holdings = await repository.holdings(wellformed)
     accounts = {*(h.account_sid for h in holdings.values()), *([target_account_sid] if target_account_sid else [])}
     if caller_account_sid:

@@ -9,7 +9,7 @@ from schemas import CloudEvent, NumberStatus, PortabilityChecked, PortRequested,
 
 from ..adapters.coverage_file import CoverageFile
 from ..adapters.repository import PortabilityRepository
-from ..domain.numbers import STRICT_E164
+from ..domain.numbers import normalised_e164
 from ..domain.portability import ProvidedDetails
 from .checks import check_numbers
 
@@ -51,14 +51,16 @@ async def follow_port_status(event: CloudEvent[PortStatusChanged], unit: UnitOfW
     repository = PortabilityRepository(unit.connection)
     by_outcome: dict[str, list[str]] = {"hold": [], "reserve": [], "release": []}
     for number in change.phone_numbers:
-        if not STRICT_E164.match(number.phone_number):
+        # The inventory is keyed by the normalised number; a malformed one was never checked nor reserved.
+        e164 = normalised_e164(number.phone_number)
+        if e164 is None:
             continue
         if number.status_to is NumberStatus.COMPLETED:
-            by_outcome["hold"].append(number.phone_number)
+            by_outcome["hold"].append(e164)
         elif number.status_to in UNDER_WAY:
-            by_outcome["reserve"].append(number.phone_number)
+            by_outcome["reserve"].append(e164)
         elif number.status_to in RELEASED:
-            by_outcome["release"].append(number.phone_number)
+            by_outcome["release"].append(e164)
     if by_outcome["hold"]:
         await repository.hold(by_outcome["hold"], change.account_sid)
     if by_outcome["reserve"]:

@@ -44,6 +44,24 @@ def test_tokens_are_stored_hashed_and_only_the_right_token_matches():
     assert not token_matches("s3cret", "garbage")
 
 
+def test_a_token_with_a_trailing_nul_does_not_match_though_scrypt_alone_would_say_it_does():
+    import base64
+    import hashlib
+
+    stored = hash_token("s3cret")
+    _, n, r, p, salt, digest = stored.split("$")
+    padded = hashlib.scrypt(b"s3cret\x00", salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p))
+    assert padded == base64.b64decode(digest), "HMAC pads its key with NULs"
+    assert not token_matches("s3cret\x00", stored)
+    assert not token_matches("s3cret\n", stored)
+
+
+@pytest.mark.parametrize("token", ["", "x" * 257, "tab\there", "caf\u00e9", "nul\x00"])
+def test_a_token_that_is_not_1_to_256_printable_ascii_characters_is_never_stored(token):
+    with pytest.raises(ValueError):
+        hash_token(token)
+
+
 def test_the_default_coverage_follows_the_seeds():
     coverage = CoverageFile().current()
     for country in ("US", "CA"):
