@@ -135,7 +135,7 @@ async def record_undecodable(
 def _prepare(consumer: str, dead_letter_topic: str, record: RawRecord | UndecodableRecord, error: str,
              sealer: Sealer, max_message_bytes: int) -> _Prepared:
     topic = safe_text(str(record.topic), MAX_TOPIC_CHARS)
-    error = safe_text(error, MAX_ERROR_CHARS)
+    error = safe_text(str(error), MAX_ERROR_CHARS)
     timestamp = getattr(record, "timestamp", None)
     timestamp = timestamp if isinstance(timestamp, int) and timestamp >= 0 else None
     reasons: RawHeaders = [

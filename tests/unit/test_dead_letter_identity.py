@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from porting_runtime.dead_letter_shape import (
+    DLT_ID_RESERVE_BYTES,
     RECORD_OVERHEAD_BYTES,
     content_hash,
     fit_to_broker,
@@ -67,6 +68,13 @@ def test_a_dead_letter_too_large_for_the_broker_is_cut_to_fit_and_says_so():
     assert note.startswith(f"original {len(value) + 1 + sum(len(n) + len(v) for n, v in HEADERS)} bytes")
     size = len(copy.key) + len(copy.value) + headers_size(copy.headers) + RECORD_OVERHEAD_BYTES
     assert size <= 1_000_000
+
+
+def test_a_dead_letter_exactly_at_the_limit_is_sent_whole_and_one_byte_more_is_cut():
+    fixed = RECORD_OVERHEAD_BYTES + DLT_ID_RESERVE_BYTES + headers_size(HEADERS + REASONS) + 1  # the key
+    at_limit = b"v" * (20_000 - fixed)
+    assert not fit_to_broker(b"k", at_limit, HEADERS, REASONS, max_message_bytes=20_000).truncated
+    assert fit_to_broker(b"k", at_limit + b"v", HEADERS, REASONS, max_message_bytes=20_000).truncated
 
 
 def test_a_huge_key_and_many_headers_are_cut_too_and_the_reasons_always_survive():
