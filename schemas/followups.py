@@ -77,6 +77,10 @@ class NumberStatusChange(ContractModel):
     status_to: NumberStatus
     reason_code: ShortText | None = None
     reason: LongText | None = None
+    # Set when the number completes and its country charges per number (Canada): the fee is
+    # recorded for billing then (seed 002: "billed to your account after the port's completion").
+    fee_per_number: Decimal | None = Field(default=None, ge=0)
+    fee_currency: CurrencyCode | None = None
 
 
 class PortStatusChanged(PortingEvent):
@@ -92,6 +96,10 @@ class PortStatusChanged(PortingEvent):
     reason_code: ShortText | None = None
     reason: LongText | None = None
     port_date: date | None = None
+    # The confirmed port window on port_date, in its time zone (set when a date is scheduled).
+    port_time_range_start: time | None = None
+    port_time_range_end: time | None = None
+    time_zone: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     changed_at: datetime
     notification_emails: list[EmailAddress] = Field(default_factory=list)
     webhook_url: AnyHttpUrl | None = None

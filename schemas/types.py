@@ -96,6 +96,8 @@ class CarrierOutcome(str, Enum):
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     ACTIVATED = "activated"
+    # The losing carrier confirms a late (international) cancellation: the number stays with it.
+    CANCELED = "canceled"
 
 
 class CustomerType(str, Enum):
