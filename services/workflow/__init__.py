@@ -1,0 +1,1 @@
+"""The workflow service: every port-in request, its numbers' lifecycle, and its timers."""

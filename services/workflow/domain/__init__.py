@@ -1,0 +1,8 @@
+"""The port-in lifecycle, pure: no I/O, the current time is an argument."""
+
+from .decisions import CancelTimer, Decisions, FeeRecorded, HistoryEntry, HistoryKind, ScheduleTimer, TimerKind
+from .numbers import NumberState, derive_request_status
+from .request import PortInRequest, decide
+
+__all__ = ["CancelTimer", "Decisions", "FeeRecorded", "HistoryEntry", "HistoryKind", "NumberState",
+           "PortInRequest", "ScheduleTimer", "TimerKind", "decide", "derive_request_status"]

@@ -1,0 +1,108 @@
+"""Business days: the `holidays` calendar of a number's country (and its province or state
+where the library has one), with that country's weekend; never weekdays alone.
+
+Deadlines are counted in the local time of the number, so "within one business day" means
+what the porting desk and the customer both read on their calendars.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import holidays
+import phonenumbers
+from phonenumbers import timezone as phone_time_zones
+
+_SUPPORTED = holidays.list_supported_countries()
+
+
+@lru_cache(maxsize=256)
+def _holidays(country: str | None, subdivision: str | None) -> holidays.HolidayBase:
+    if country in _SUPPORTED:
+        return holidays.country_holidays(country, subdiv=subdivision)
+    # A country the library does not know: no holiday is known, Saturday and Sunday are off.
+    # Coverage only lists countries the library has (a unit test says so).
+    return holidays.HolidayBase()
+
+
+def subdivision_for(country: str | None, state: str | None) -> str | None:
+    """The address's state or province when the library keeps a calendar for it ("QC", "CA")."""
+    if not country or not state:
+        return None
+    candidate = state.strip().upper()
+    return candidate if candidate in (_SUPPORTED.get(country) or ()) else None
+
+
+def time_zone_for_number(phone_number: str) -> ZoneInfo:
+    """The number's own time zone (the first libphonenumber gives), UTC when it has none."""
+    try:
+        names = phone_time_zones.time_zones_for_number(phonenumbers.parse(phone_number, None))
+    except phonenumbers.NumberParseException:
+        return ZoneInfo("UTC")
+    name = next((n for n in names if n != "Etc/Unknown"), "UTC")
+    return ZoneInfo(name)
+
+
+@dataclass(frozen=True)
+class BusinessCalendar:
+    country: str | None
+    subdivision: str | None = None
+    time_zone: ZoneInfo = ZoneInfo("UTC")
+
+    @classmethod
+    def for_number(cls, phone_number: str, country: str | None, *, address_country: str | None = None,
+                   address_state: str | None = None) -> BusinessCalendar:
+        # The service address names the province or state only for numbers of its own country.
+        subdivision = subdivision_for(country, address_state) if address_country == country else None
+        return cls(country, subdivision, time_zone_for_number(phone_number))
+
+    def is_business_day(self, day: date) -> bool:
+        return _holidays(self.country, self.subdivision).is_working_day(day)
+
+    def today(self, now: datetime) -> date:
+        return now.astimezone(self.time_zone).date()
+
+    def next_business_day(self, day: date) -> date:
+        """The day itself when it is a business day, else the first one after it."""
+        while not self.is_business_day(day):
+            day += timedelta(days=1)
+        return day
+
+    def add_business_days(self, day: date, count: int) -> date:
+        """The count-th business day after `day` (`day` itself does not count)."""
+        for _ in range(count):
+            day = self.next_business_day(day + timedelta(days=1))
+        return day
+
+    def subtract_business_days(self, day: date, count: int) -> date:
+        for _ in range(count):
+            day -= timedelta(days=1)
+            while not self.is_business_day(day):
+                day -= timedelta(days=1)
+        return day
+
+    def business_days_between(self, start: date, end: date) -> int:
+        """Business days from `start` up to, not including, `end`: the notice `start` gives before
+        `end`. A request received on a Saturday is worked on Monday, so Saturday gives none."""
+        count, day = 0, start
+        while day < end:
+            count += self.is_business_day(day)
+            day += timedelta(days=1)
+        return count
+
+    def deadline(self, moment: datetime, count: int) -> datetime:
+        """`count` business days after `moment`, at the same local time. A moment outside business
+        days starts at the beginning of the next one: received Saturday, one business day is the
+        end of Monday."""
+        local = moment.astimezone(self.time_zone)
+        if self.is_business_day(local.date()):
+            day, at = self.add_business_days(local.date(), count), local.time()
+        else:
+            day, at = self.add_business_days(self.next_business_day(local.date()), count), time(0)
+        return datetime.combine(day, at, self.time_zone).astimezone(UTC)
+
+    def at(self, day: date, when: time) -> datetime:
+        return datetime.combine(day, when, self.time_zone).astimezone(UTC)
