@@ -2,7 +2,8 @@
 
 from .decisions import CancelTimer, Decisions, FeeRecorded, HistoryEntry, HistoryKind, ScheduleTimer, TimerKind
 from .numbers import NumberState, derive_request_status
-from .request import PortInRequest, decide
+from .request import PortInRequest, decide, decide_in_order
 
 __all__ = ["CancelTimer", "Decisions", "FeeRecorded", "HistoryEntry", "HistoryKind", "NumberState",
-           "PortInRequest", "ScheduleTimer", "TimerKind", "decide", "derive_request_status"]
+           "PortInRequest", "ScheduleTimer", "TimerKind", "decide", "decide_in_order",
+           "derive_request_status"]

@@ -126,3 +126,15 @@ def decide(request: PortInRequest | None, event: CloudEvent[Any], now: datetime)
     if handler is None:
         raise TypeError(f"the workflow does not take {type(data).__name__}")
     return request, handler(event, now)  # type: ignore[operator]
+
+
+def decide_in_order(request: PortInRequest | None, events: list[CloudEvent[Any]], now: datetime,
+                    ) -> tuple[PortInRequest | None, list[Decisions]]:
+    """One request's events in the order they arrived, each seeing the state the last one left.
+    Also how parked events are applied once their request arrives: the ones still early
+    (a check of a revision not yet received) come back parked again."""
+    decisions = []
+    for event in events:
+        request, decided = decide(request, event, now)
+        decisions.append(decided)
+    return request, decisions
