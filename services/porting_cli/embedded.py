@@ -132,15 +132,21 @@ class EmbeddedPostgres:
 
         self._prepare()
         socket_dir = self.data_dir / "sockets"
-        socket_dir.mkdir(exist_ok=True)
-        if self.system_user:
-            shutil.chown(socket_dir, self.system_user)
+        # A Unix socket path is limited to 107 bytes, which a deep checkout exceeds; everything
+        # here connects over TCP, so the socket is only a convenience and goes when it cannot fit.
+        if len(os.fsencode(f"{socket_dir}/.s.PGSQL.{self.port}")) <= 107:
+            socket_dir.mkdir(exist_ok=True)
+            if self.system_user:
+                shutil.chown(socket_dir, self.system_user)
+            sockets = str(socket_dir)
+        else:
+            sockets = ""
         settings = ["-c", "max_connections=300", "-c", "shared_buffers=128MB"]
         if not self.durable:  # tests: speed over crash safety
             settings += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         self.process = subprocess.Popen(
             [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir), "-h", self.host,
-             "-p", str(self.port), "-k", str(socket_dir), *settings],
+             "-p", str(self.port), "-k", sockets, *settings],
             stdout=open(self.data_dir / "server.log", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
             user=self.system_user, start_new_session=True,
         )

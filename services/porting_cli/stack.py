@@ -86,9 +86,15 @@ class LocalStack:
         deadline = time.monotonic() + timeout
         # Made once and kept: dead letters sealed before a restart still open after it.
         self.data_encryption_key = ensure_local_key(self.root)
-        self.postgres.start()
+        try:
+            self.postgres.start()
+        except (RuntimeError, TimeoutError) as error:
+            raise RuntimeError(f"PostgreSQL: {error}; see {self.postgres.data_dir / 'server.log'}") from None
         asyncio.run(self._provision_databases())
-        self.kafka.start()
+        try:
+            self.kafka.start()
+        except (RuntimeError, TimeoutError) as error:
+            raise RuntimeError(f"the Kafka broker: {error}; see {self.logs / 'kafka.log'}") from None
         topics = [*ALL_TOPICS, *(dead_letter_topic(s.name) for s in SERVICES)]
         asyncio.run(ensure_topics(ServiceSettings(kafka_bootstrap_servers=self.kafka.bootstrap_servers), topics))
         for service in self.services:

@@ -43,7 +43,7 @@ KAFKA_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 
 _errors = Console(stderr=True, soft_wrap=True, highlight=False)
 _data_dir_flag: Path | None = None
-_verified: set[tuple[str, str, str]] = set()  # (what, where, stack id) checked in this process
+_verified: set[tuple[str, str, str]] = set()  # (server, its address, stack id) checked in this process
 
 
 def database_env(service: str) -> str:
@@ -199,7 +199,7 @@ def _reason(error: BaseException) -> str:
 
 def _verify_postgres(record: StackRecord) -> None:
     where = f"{record.postgres_host}:{record.postgres_port}"
-    if ("postgres", where, record.stack_id) in _verified:
+    if ("postgres", record.admin_database_url, record.stack_id) in _verified:
         return
     try:
         found = _run_sync(stack_record.postgres_stack_id(record.admin_database_url))
@@ -210,7 +210,7 @@ def _verify_postgres(record: StackRecord) -> None:
         refuse(f"the PostgreSQL at {where} is not the stack recorded in {record.path} "
                f"(it holds {'stack ' + found if found else 'no stack id'}, expected {record.stack_id}): "
                "another server has that port; start the stack again with `make run`")
-    _verified.add(("postgres", where, record.stack_id))
+    _verified.add(("postgres", record.admin_database_url, record.stack_id))
 
 
 def _verify_broker(record: StackRecord, settings: ServiceSettings) -> None:

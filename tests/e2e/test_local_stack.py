@@ -1,4 +1,5 @@
-"""`porting up` as a person runs it: everything up, an event consumed, Ctrl-C leaves nothing behind."""
+"""`porting up` as a person runs it: on ports other than the defaults, everything up, every command
+finding it without flags, an event consumed, Ctrl-C leaves nothing behind and commands then refuse."""
 
 from __future__ import annotations
 
@@ -19,21 +20,23 @@ from schemas import PortabilityChecked
 from ..factories import port_requested_payload
 
 PORTING = [sys.executable, "-m", "porting_cli"]
-ROOT = Path(__file__).resolve().parents[2]
+# Whatever would point commands elsewhere than the stack's record is left out, as on a fresh shell.
+OVERRIDES = ("PORTING_DATA_DIR", "KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "PORTABILITY_DATABASE_URL",
+             "WORKFLOW_DATABASE_URL", "NOTIFIER_DATABASE_URL", "DATA_ENCRYPTION_KEYS")
 
 
-def _porting(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([*PORTING, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+def _porting(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*PORTING, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 def test_porting_up_starts_everything_consumes_a_published_event_and_ctrl_c_leaves_nothing_behind(tmp_path):
     kafka, postgres, http = free_port(), free_port(), free_port()
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka}",
-           "PORTABILITY_DATABASE_URL": f"postgresql://portability:portability@127.0.0.1:{postgres}/portability"}
+    env = {**{k: v for k, v in os.environ.items() if k not in OVERRIDES}, "COLUMNS": "300"}
+    checkout = tmp_path / "checkout"  # where `make run` runs: the stack keeps .porting here
+    (checkout / "services").mkdir(parents=True)
     stack = subprocess.Popen(
-        [*PORTING, "up", "--data-dir", str(tmp_path / "stack"), "--kafka-port", str(kafka),
-         "--postgres-port", str(postgres), "--http-port", str(http)],
-        cwd=ROOT, env={**env, "COLUMNS": "200"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [*PORTING, "up", "--kafka-port", str(kafka), "--postgres-port", str(postgres), "--http-port", str(http)],
+        cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     started = time.monotonic()
     output = ""
@@ -51,14 +54,33 @@ def test_porting_up_starts_everything_consumes_a_published_event_and_ctrl_c_leav
         assert children, "the broker, PostgreSQL and the services run as child processes"
 
         assert _role_cannot_open_another_services_database(postgres)
+        record = json.loads((checkout / ".porting" / "stack.json").read_text())
+        assert record["kafka_bootstrap_servers"] == f"127.0.0.1:{kafka}" and record["postgres_port"] == postgres
+        assert record["services"]["portability"]["url"] == f"http://127.0.0.1:{http}"
+
+        # From a subdirectory, with no flag and no variable, every command finds the stack.
+        here = checkout / "services"
         account = "AC" + "5" * 32
-        assert _porting("accounts", "add", account, "--token", "t", env=env).returncode == 0
+        added = _porting("accounts", "add", account, "--token", "t", env=env, cwd=here)
+        assert added.returncode == 0, added.stdout + added.stderr
         payload = tmp_path / "request.json"
         payload.write_text(json.dumps(port_requested_payload(account_sid=account,
                                                              phone_numbers=[{"phone_number": "+12015550123"}])))
-        published = _porting("publish", "porting.port-requested.v1", str(payload), env=env)
+        published = _porting("publish", "porting.port-requested.v1", str(payload), env=env, cwd=here)
         assert published.returncode == 0, published.stdout + published.stderr
         assert _wait_for_portability_checked(kafka, account)
+        listed = _porting("dead-letters", "list", "portability", env=env, cwd=here)
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+
+        # A record naming these very ports but another stack: the servers there are not its own.
+        impostor = tmp_path / "impostor"
+        impostor.mkdir()
+        (impostor / "stack.json").write_text(json.dumps({**record, "stack_id": "porting-0000000000000000"}))
+        for command in (["accounts", "add", account, "--token", "t"], ["publish", "porting.port-requested.v1", str(payload)]):
+            refused = _porting("--data-dir", str(impostor), *command, env=env, cwd=here)
+            assert refused.returncode == 1
+            assert "is not the stack recorded in" in refused.stderr and "expected porting-0000000000000000" in refused.stderr
+            assert "Traceback" not in refused.stdout + refused.stderr
         metrics = httpx.get(f"http://127.0.0.1:{http}/metrics", timeout=5).text
         assert 'porting_events_total{consumer="portability",outcome="handled",topic="porting.port-requested.v1"} 1.0' in metrics
     finally:
@@ -66,6 +88,13 @@ def test_porting_up_starts_everything_consumes_a_published_event_and_ctrl_c_leav
         stack.wait(60)
     assert "nothing left running" in stack.stdout.read()  # type: ignore[union-attr]
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert not (checkout / ".porting" / "stack.json").exists()
+    for command in (["accounts", "add", account, "--token", "t"], ["publish", "porting.port-requested.v1", str(payload)],
+                    ["dead-letters", "list", "portability"]):
+        refused = _porting(*command, env=env, cwd=checkout)
+        assert refused.returncode == 1
+        assert refused.stderr.strip().startswith("no local stack is running"), refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stdout
 
 
 def _wait_for_portability_checked(kafka_port: int, account: str, timeout: float = 30.0) -> bool:
