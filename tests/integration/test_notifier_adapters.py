@@ -62,12 +62,12 @@ async def test_porting_mail_list_and_show_read_the_catchers_maildir(tmp_path):
     app = typer.Typer()
     register(app)
     runner = CliRunner()
-    listing = runner.invoke(app, ["mail", "list", "--data-dir", str(tmp_path)], env={"COLUMNS": "200"})
+    listing = runner.invoke(app, ["mail", "list", "--maildir", str(tmp_path / "mail")], env={"COLUMNS": "200"})
     assert listing.exit_code == 0 and "grace@example.com" in listing.output and "Your port is complete" in listing.output
     [mail] = read_mail(tmp_path / "mail")
-    shown = runner.invoke(app, ["mail", "show", mail.id, "--data-dir", str(tmp_path)])
+    shown = runner.invoke(app, ["mail", "show", mail.id, "--maildir", str(tmp_path / "mail")])
     assert shown.exit_code == 0 and "Message-ID: <msg_test0001@carrier.example>" in shown.output and "ported" in shown.output
-    missing = runner.invoke(app, ["mail", "show", "nothing-like-it", "--data-dir", str(tmp_path)])
+    missing = runner.invoke(app, ["mail", "show", "nothing-like-it", "--maildir", str(tmp_path / "mail")])
     assert missing.exit_code == 2
 
 

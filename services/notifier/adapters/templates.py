@@ -50,6 +50,19 @@ class EmailTemplates:
     def kinds(self) -> list[str]:
         return sorted(p.stem for p in self.directory.glob("*.txt") if not p.name.startswith("_"))
 
+    def check(self) -> None:
+        """Every message has both files and both parse. (Edits made later are picked up when the
+        next message is rendered; a broken edit holds that kind's e-mail, retrying, until fixed.)"""
+        kinds = self.kinds()
+        if not kinds:
+            raise TemplateProblem(f"no templates in {self.directory}")
+        for kind in kinds:
+            for suffix in ("txt", "html"):
+                try:
+                    self.environment.get_template(f"{kind}.{suffix}")
+                except Exception as error:
+                    raise TemplateProblem(f"{kind}.{suffix}: {error}") from error
+
     def render(self, kind: str, context: Mapping[str, Any]) -> RenderedEmail:
         try:
             text = self.environment.get_template(f"{kind}.txt").render(context)

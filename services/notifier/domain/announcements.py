@@ -214,7 +214,7 @@ def _alert_raised(event: CloudEvent[Any], alert: PortAlertRaised, policy: Notifi
             delivery_id=delivery_id(event.attributes.source, event.attributes.id, Channel.EMAIL, address),
             port_in_request_sid=alert.port_in_request_sid, channel=Channel.EMAIL, audience=Audience.OPS,
             recipient=address, kind="ops_alert", payload=context, phone_numbers=tuple(alert.phone_numbers),
-            cause_id=event.attributes.id,
+            cause_source=event.attributes.source, cause_id=event.attributes.id,
         )
         for address in _distinct(policy.ops_alert_emails)
     ]
@@ -228,7 +228,7 @@ def _emails(source: str, event_id: str, sid: str, addresses: Iterable[str], kind
         Notification(
             delivery_id=delivery_id(source, event_id, Channel.EMAIL, address, part),
             port_in_request_sid=sid, channel=Channel.EMAIL, audience=Audience.CUSTOMER, recipient=address,
-            kind=kind, payload=context, phone_numbers=tuple(numbers), cause_id=event_id,
+            kind=kind, payload=context, phone_numbers=tuple(numbers), cause_source=source, cause_id=event_id,
         )
         for address in _distinct(addresses)
     ]
@@ -239,7 +239,8 @@ def _webhook(source: str, event_id: str, sid: str, url: str, hook_type: str, num
     return Notification(
         delivery_id=delivery_id(source, event_id, Channel.WEBHOOK, url, f"{hook_type}:{number or ''}"),
         port_in_request_sid=sid, channel=Channel.WEBHOOK, audience=Audience.CUSTOMER, recipient=url,
-        kind=hook_type, payload=body, phone_numbers=(number,) if number else (), cause_id=event_id,
+        kind=hook_type, payload=body, phone_numbers=(number,) if number else (), cause_source=source,
+        cause_id=event_id,
     )
 
 

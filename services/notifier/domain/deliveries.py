@@ -53,6 +53,7 @@ class Notification:
     phone_numbers: tuple[str, ...] = ()
     # Not before this time (the routing reminder ahead of a port date); None: right away.
     due_at: datetime | None = None
+    cause_source: str = ""
     cause_id: str = ""
 
     @property

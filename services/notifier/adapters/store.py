@@ -1,0 +1,198 @@
+"""The notifier's database: notifications and their delivery attempts. One statement per batch,
+whatever its size."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from ..domain.attempts import AttemptResult
+from ..domain.deliveries import Notification
+
+# NOTIFY wakes senders when something became due to send (delivered on commit).
+DUE_CHANNEL = "notifier_deliveries_due"
+UNFINISHED = ("pending", "sending", "retrying")
+
+
+@dataclass(frozen=True)
+class ToRecord:
+    notification: Notification
+    state: str  # scheduled (waits for its date), pending (send now) or withdrawn (already moot)
+    ready_at: datetime
+
+
+@dataclass(frozen=True)
+class Claimed:
+    delivery_id: str
+    port_in_request_sid: str
+    channel: str
+    audience: str
+    recipient: str
+    kind: str
+    payload: dict[str, Any]
+    phone_numbers: tuple[str, ...]
+    attempt: int
+    ready_at: datetime
+    # Set when the previous attempt's sender stopped before recording its outcome.
+    interrupted_since: datetime | None
+
+
+@dataclass(frozen=True)
+class Finished:
+    claimed: Claimed
+    result: AttemptResult
+    started_at: datetime
+    finished_at: datetime
+    state: str  # delivered, failed, retrying or gave_up
+    next_attempt_at: datetime | None = None
+
+
+async def record(connection: asyncpg.Connection, rows: Sequence[ToRecord], recorded_at: datetime) -> list[asyncpg.Record]:
+    """Insert what is new; what was recorded before (a replay) stays as it is. Returns the new rows."""
+    if not rows:
+        return []
+    n = [r.notification for r in rows]
+    return await connection.fetch(
+        """INSERT INTO notifications (delivery_id, port_in_request_sid, channel, audience, recipient, kind, payload,
+                                      phone_numbers, cause_source, cause_id, state, recorded_at, ready_at, finished_at)
+           SELECT d, s, c, a, r, k, p::jsonb, ARRAY(SELECT jsonb_array_elements_text(nums::jsonb)), cs, ci, st, $13::timestamptz, ra,
+                  CASE WHEN st = 'withdrawn' THEN $13::timestamptz END
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                       $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[])
+                AS x(d, s, c, a, r, k, p, nums, cs, ci, st, ra)
+           ON CONFLICT (delivery_id) DO NOTHING
+           RETURNING delivery_id, state, ready_at""",
+        [x.delivery_id for x in n], [x.port_in_request_sid for x in n], [x.channel.value for x in n],
+        [x.audience.value for x in n], [x.recipient for x in n], [x.kind for x in n],
+        [json.dumps(x.payload) for x in n], [json.dumps(list(x.phone_numbers)) for x in n],
+        [x.cause_source for x in n], [x.cause_id for x in n], [r.state for r in rows], [r.ready_at for r in rows],
+        recorded_at,
+    )
+
+
+async def withdraw_reminders(connection: asyncpg.Connection, targets: Sequence[tuple[str, str | None]],
+                             at: datetime) -> list[str]:
+    """Withdraw scheduled reminders of (request, number), or of the whole request when number is None."""
+    if not targets:
+        return []
+    rows = await connection.fetch(
+        """UPDATE notifications n SET state = 'withdrawn', finished_at = $3
+           FROM unnest($1::text[], $2::text[]) AS w(sid, number)
+           WHERE n.state = 'scheduled' AND n.port_in_request_sid = w.sid
+             AND (w.number IS NULL OR w.number = ANY (n.phone_numbers))
+           RETURNING n.delivery_id""",
+        [sid for sid, _ in targets], [number for _, number in targets], at,
+    )
+    return [r["delivery_id"] for r in rows]
+
+
+async def make_ready(connection: asyncpg.Connection, delivery_ids: Sequence[str], at: datetime) -> int:
+    """A reminder's date or a retry's time has come: it is to be sent now."""
+    result = await connection.execute(
+        """UPDATE notifications SET state = 'pending', next_attempt_at = NULL
+           WHERE delivery_id = ANY ($1::text[]) AND state IN ('scheduled', 'retrying')""",
+        list(delivery_ids),
+    )
+    changed = int(result.split()[-1])
+    if changed:
+        await connection.execute("SELECT pg_notify($1, '')", DUE_CHANNEL)
+    return changed
+
+
+async def claim(connection: asyncpg.Connection, channel: str, limit: int, now: datetime,
+                lease: timedelta) -> list[Claimed]:
+    """Take up to `limit` notifications due to send on `channel`, each counted as a new attempt.
+    One whose sender's lease ran out (it stopped mid-send) is taken again."""
+    if limit <= 0:
+        return []
+    rows = await connection.fetch(
+        """WITH due AS (
+               SELECT delivery_id, state AS was, lease_until AS old_lease FROM notifications
+               WHERE channel = $1 AND (state = 'pending' OR (state = 'sending' AND lease_until < $2))
+               ORDER BY ready_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+           UPDATE notifications n SET state = 'sending', attempts = n.attempts + 1, lease_until = $4
+           FROM due WHERE n.delivery_id = due.delivery_id
+           RETURNING n.delivery_id, n.port_in_request_sid, n.channel, n.audience, n.recipient, n.kind, n.payload,
+                     n.phone_numbers, n.attempts, n.ready_at, due.was, due.old_lease""",
+        channel, now, limit, now + lease,
+    )
+    return [Claimed(
+        delivery_id=r["delivery_id"], port_in_request_sid=r["port_in_request_sid"], channel=r["channel"],
+        audience=r["audience"], recipient=r["recipient"], kind=r["kind"], payload=json.loads(r["payload"]),
+        phone_numbers=tuple(r["phone_numbers"]), attempt=r["attempts"], ready_at=r["ready_at"],
+        interrupted_since=(r["old_lease"] - lease) if r["was"] == "sending" and r["old_lease"] else None,
+    ) for r in rows]
+
+
+async def finish(connection: asyncpg.Connection, finished: Sequence[Finished], now: datetime) -> set[str]:
+    """Keep each attempt and move its notification on. Returns the delivery ids moved on: one
+    re-taken by another sender meanwhile (its lease ran out) is left to that sender."""
+    if not finished:
+        return set()
+    interrupted = [f.claimed for f in finished if f.claimed.interrupted_since is not None]
+    await connection.execute(
+        """INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, outcome, status_code, detail)
+           SELECT * FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::timestamptz[], $5::text[],
+                                $6::int[], $7::text[])
+           ON CONFLICT (delivery_id, attempt) DO NOTHING""",
+        [c.delivery_id for c in interrupted] + [f.claimed.delivery_id for f in finished],
+        [c.attempt - 1 for c in interrupted] + [f.claimed.attempt for f in finished],
+        [c.interrupted_since for c in interrupted] + [f.started_at for f in finished],
+        [now for _ in interrupted] + [f.finished_at for f in finished],
+        ["interrupted" for _ in interrupted] + [f.result.outcome.value for f in finished],
+        [None for _ in interrupted] + [f.result.status_code for f in finished],
+        ["the notifier stopped before it learned the outcome" for _ in interrupted]
+        + [f.result.detail for f in finished],
+    )
+    rows = await connection.fetch(
+        """UPDATE notifications n
+           SET state = u.state, next_attempt_at = u.next_at, lease_until = NULL,
+               last_error = CASE WHEN u.state = 'delivered' THEN NULL ELSE u.detail END,
+               finished_at = CASE WHEN u.state IN ('delivered', 'failed', 'gave_up') THEN $6::timestamptz END
+           FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[], $5::text[])
+                AS u(delivery_id, attempt, state, next_at, detail)
+           WHERE n.delivery_id = u.delivery_id AND n.state = 'sending' AND n.attempts = u.attempt
+           RETURNING n.delivery_id""",
+        [f.claimed.delivery_id for f in finished], [f.claimed.attempt for f in finished],
+        [f.state for f in finished], [f.next_attempt_at for f in finished], [f.result.detail for f in finished],
+        now,
+    )
+    return {r["delivery_id"] for r in rows}
+
+
+async def unfinished_by_channel(connection: asyncpg.Connection | asyncpg.Pool) -> dict[str, tuple[int, datetime | None]]:
+    rows = await connection.fetch(
+        """SELECT channel, count(*) AS waiting, min(ready_at) AS oldest FROM notifications
+           WHERE state = ANY ($1::text[]) GROUP BY channel""",
+        list(UNFINISHED),
+    )
+    return {r["channel"]: (r["waiting"], r["oldest"]) for r in rows}
+
+
+async def notifications_of(connection: asyncpg.Connection, port_in_request_sid: str) -> list[dict[str, Any]]:
+    """A request's notifications, oldest first, each with every attempt."""
+    rows = await connection.fetch(
+        """SELECT n.delivery_id, n.channel, n.audience, n.recipient, n.kind, n.state, n.recorded_at, n.ready_at,
+                  n.next_attempt_at, n.attempts, n.last_error, n.finished_at, n.phone_numbers, n.cause_id,
+                  coalesce(json_agg(json_build_object(
+                      'attempt', a.attempt, 'started_at', a.started_at, 'finished_at', a.finished_at,
+                      'outcome', a.outcome, 'status_code', a.status_code, 'detail', a.detail)
+                      ORDER BY a.attempt) FILTER (WHERE a.attempt IS NOT NULL), '[]') AS attempt_list
+           FROM notifications n LEFT JOIN delivery_attempts a USING (delivery_id)
+           WHERE n.port_in_request_sid = $1
+           GROUP BY n.delivery_id ORDER BY n.recorded_at, n.channel, n.kind, n.recipient""",
+        port_in_request_sid,
+    )
+    result = []
+    for row in rows:
+        item = {k: row[k] for k in row.keys() if k != "attempt_list"}
+        item["phone_numbers"] = list(row["phone_numbers"])
+        item["attempts_made"] = item.pop("attempts")
+        item["attempts"] = json.loads(row["attempt_list"])
+        result.append(item)
+    return result

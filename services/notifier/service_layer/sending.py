@@ -1,0 +1,249 @@
+"""The sender: takes committed notifications, sends them, keeps every attempt, retries, gives up.
+
+A notification is claimed (a committed attempt with a lease) before it is sent, and its outcome
+is recorded after, so the notifier always knows what it sent: a delivered notification is never
+sent again. A sender that stops mid-send leaves a lease that runs out; the next sender records
+that attempt as interrupted and sends again, with the same delivery id, so the receiver can
+tell. Sends run concurrently, bounded per channel; outcomes are recorded in batches. A
+retryable failure waits on a durable timer; past the give-up time (or refused for good) a
+customer delivery raises PortAlertRaised(delivery_gave_up) for the ops desk, while an ops
+delivery that fails is logged and counted only, so an alert never begets another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from porting_runtime import Clock, ServiceDefinition, service_unit
+from porting_runtime.logs import get_logger
+from schemas import AlertKind, PortAlertRaised
+
+from .. import metrics
+from ..adapters import store
+from ..adapters.smtp import SmtpSender
+from ..adapters.templates import EmailTemplates, TemplateProblem, compose
+from ..adapters.webhook_client import WebhookClient
+from ..domain.attempts import AttemptResult, Outcome, RetryPolicy
+from ..domain.webhooks import webhook_bytes
+from ..settings import NotifierSettings
+from .recording import DELIVERY_RETRY
+
+log = get_logger(__name__)
+POLL_SECONDS = 2.0
+GAUGE_SECONDS = 5.0
+DRAIN_SECONDS = 15.0
+
+
+class DeliverySender:
+    """A background loop of the notifier service (see ServiceDefinition.background)."""
+
+    __name__ = "delivery-sender"
+
+    def __init__(self, definition: Callable[[], ServiceDefinition], clock: Clock,
+                 templates: EmailTemplates | None = None) -> None:
+        self.definition, self.clock = definition, clock
+        self.templates = templates or EmailTemplates()
+        self._wake = asyncio.Event()
+        clock.subscribe(self._wake)  # a test moving the clock wakes the sender too
+
+    async def __call__(self, pool: asyncpg.Pool, settings: Any, stopping: asyncio.Event) -> None:
+        run = _SenderRun(self, pool, settings, stopping)
+        try:
+            await run.loop()
+        finally:
+            await run.close()
+
+
+class _SenderRun:
+    """One run of the loop, with its connections; the runtime restarts a failed run."""
+
+    def __init__(self, sender: DeliverySender, pool: asyncpg.Pool, settings: NotifierSettings,
+                 stopping: asyncio.Event) -> None:
+        self.sender, self.pool, self.settings, self.stopping = sender, pool, settings, stopping
+        self.clock, self.wake = sender.clock, sender._wake  # noqa: SLF001
+        self.retry: RetryPolicy = settings.retry_policy()
+        self.limits = {"email": settings.email_send_concurrency, "webhook": settings.webhook_send_concurrency}
+        self.lease = timedelta(seconds=2 * max(settings.smtp_timeout_seconds, settings.webhook_timeout_seconds) + 60)
+        secret = settings.webhook_signing_secret.get_secret_value() if settings.webhook_signing_secret else None
+        if secret is None:
+            log.error("WEBHOOK_SIGNING_SECRET is not set: webhooks wait, unsent, until it is")
+        self.smtp = SmtpSender(
+            host=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            starttls=settings.smtp_starttls, timeout_seconds=settings.smtp_timeout_seconds,
+            connections=settings.email_send_concurrency)
+        self.webhooks = WebhookClient(secret, timeout_seconds=settings.webhook_timeout_seconds,
+                                      max_connections=settings.webhook_send_concurrency)
+        self.in_flight: dict[asyncio.Task[None], str] = {}
+        self.finished: list[store.Finished] = []
+        self.gauges_at = 0.0
+
+    async def loop(self) -> None:
+        listener = await asyncpg.connect(self.settings.database_url)
+        try:
+            await listener.add_listener(store.DUE_CHANNEL, lambda *_: self.wake.set())
+            while not self.stopping.is_set():
+                self.wake.clear()
+                await self.record_finished()
+                claimed_all = await self.claim_and_send()
+                await self.refresh_gauges()
+                if not claimed_all:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake_or_stop(), POLL_SECONDS)
+            await self.drain()
+        finally:
+            with contextlib.suppress(Exception):
+                await listener.close()
+
+    async def _wake_or_stop(self) -> None:
+        stop = asyncio.ensure_future(self.stopping.wait())
+        wake = asyncio.ensure_future(self.wake.wait())
+        try:
+            await asyncio.wait({stop, wake}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            wake.cancel()
+
+    async def claim_and_send(self) -> bool:
+        """Fill every free slot; True when a channel had more due than free slots."""
+        more = False
+        now = self.clock.now()
+        for channel, limit in self.limits.items():
+            free = limit - sum(1 for c in self.in_flight.values() if c == channel)
+            if free <= 0:
+                continue
+            async with self.pool.acquire() as connection:
+                claimed = await store.claim(connection, channel, free, now, self.lease)
+            more = more or len(claimed) == free
+            for item in claimed:
+                task = asyncio.create_task(self.deliver(item), name=f"deliver-{item.delivery_id}")
+                self.in_flight[task] = channel
+                task.add_done_callback(self._done)
+        return more and not self.stopping.is_set()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.pop(task, None)
+        self.wake.set()
+
+    async def deliver(self, item: store.Claimed) -> None:
+        started, began = self.clock.now(), time.monotonic()
+        try:
+            result = await self.send(item)
+        except Exception as error:  # a fault of ours must cost a retry, never the notification
+            log.exception("delivery attempt failed unexpectedly", delivery_id=item.delivery_id)
+            result = AttemptResult(Outcome.RETRYABLE, f"notifier error: {type(error).__name__}")
+        metrics.SEND_SECONDS.labels(item.channel).observe(time.monotonic() - began)
+        self.finished.append(self.decide(item, result, started, self.clock.now()))
+
+    async def send(self, item: store.Claimed) -> AttemptResult:
+        if item.channel == "webhook":
+            return await self.webhooks.post(item.recipient, item.delivery_id, webhook_bytes(item.payload))
+        try:
+            rendered = self.sender.templates.render(item.kind, item.payload)
+        except TemplateProblem as problem:
+            # A broken template is fixed by ops and a restart; until then the e-mail waits.
+            log.error("e-mail template cannot be rendered", kind=item.kind, problem=str(problem))
+            return AttemptResult(Outcome.RETRYABLE, f"template problem: {problem}"[:500])
+        message = compose(rendered, delivery_id=item.delivery_id, sender=self.settings.notifier_from_address,
+                          recipient=item.recipient, sent_at=datetime.now(UTC),
+                          port_in_request_sid=item.port_in_request_sid)
+        return await self.smtp.send(message)
+
+    def decide(self, item: store.Claimed, result: AttemptResult, started: datetime,
+               finished: datetime) -> store.Finished:
+        if result.outcome is Outcome.DELIVERED:
+            return store.Finished(item, result, started, finished, "delivered")
+        if result.outcome is Outcome.FAILED:
+            return store.Finished(item, result, started, finished, "failed")
+        next_at = self.retry.next_attempt(item.delivery_id, attempts_made=item.attempt, recorded_at=item.ready_at,
+                                          now=finished, retry_after=result.retry_after)
+        if next_at is None:
+            return store.Finished(item, result, started, finished, "gave_up")
+        return store.Finished(item, result, started, finished, "retrying", next_at)
+
+    async def record_finished(self) -> None:
+        if not self.finished:
+            return
+        batch, self.finished = self.finished, []
+        try:
+            async with service_unit(self.pool, self.sender.definition(), self.settings, self.clock) as unit:
+                moved = await store.finish(unit.connection, batch, unit.now())
+                for done in batch:
+                    if done.claimed.delivery_id not in moved:
+                        continue
+                    if done.state == "retrying":
+                        unit.schedule(DELIVERY_RETRY, key=done.claimed.delivery_id, due_at=done.next_attempt_at)
+                    elif done.state in ("failed", "gave_up") and done.claimed.audience == "customer":
+                        unit.publish(self.alert(done, unit.now()))
+        except Exception:
+            # Kept for the next turn (the database may be back by then); the leases cover a crash.
+            self.finished = batch + self.finished
+            raise
+        for done in batch:
+            if done.claimed.delivery_id in moved:
+                self.count(done)
+
+    def alert(self, done: store.Finished, now: datetime) -> PortAlertRaised:
+        item = done.claimed
+        why = ("it was refused for good" if done.state == "failed"
+               else f"it was given up after {item.attempt} attempts in {self.settings.delivery_give_up_hours:g} h")
+        message = (f"The {item.channel} notification {item.kind} to {_shown(item.recipient)} (delivery "
+                   f"{item.delivery_id}) was not delivered: {why}. Last attempt: {done.result.detail}. "
+                   f"Every attempt: porting notifications {item.port_in_request_sid}")
+        return PortAlertRaised(port_in_request_sid=item.port_in_request_sid, alert=AlertKind.DELIVERY_GAVE_UP,
+                               message=message[:2000], phone_numbers=list(item.phone_numbers), raised_at=now)
+
+    def count(self, done: store.Finished) -> None:
+        channel, audience = done.claimed.channel, done.claimed.audience
+        if done.state == "delivered":
+            metrics.SENT.labels(channel).inc()
+            return
+        metrics.FAILED_ATTEMPTS.labels(channel, str(done.state == "retrying").lower()).inc()
+        if done.state == "failed":
+            metrics.FAILED.labels(channel, audience).inc()
+        elif done.state == "gave_up":
+            metrics.GAVE_UP.labels(channel, audience).inc()
+        if done.state in ("failed", "gave_up"):
+            # An ops alert that cannot be delivered is logged and counted, never alerted again.
+            log.error("delivery not delivered", delivery_id=done.claimed.delivery_id, state=done.state,
+                      channel=channel, audience=audience, kind=done.claimed.kind,
+                      port_in_request_sid=done.claimed.port_in_request_sid, detail=done.result.detail)
+
+    async def refresh_gauges(self) -> None:
+        if time.monotonic() - self.gauges_at < GAUGE_SECONDS:
+            return
+        self.gauges_at = time.monotonic()
+        unfinished = await store.unfinished_by_channel(self.pool)
+        now = self.clock.now()
+        for channel in self.limits:
+            waiting, oldest = unfinished.get(channel, (0, None))
+            metrics.PENDING.labels(channel).set(waiting)
+            metrics.OLDEST_PENDING.labels(channel).set(max(0.0, (now - oldest).total_seconds()) if oldest else 0)
+
+    async def drain(self) -> None:
+        """On shutdown: let sends in flight finish (bounded by their timeouts) and keep their outcomes."""
+        if self.in_flight:
+            await asyncio.wait(list(self.in_flight), timeout=DRAIN_SECONDS)
+        await self.record_finished()
+
+    async def close(self) -> None:
+        for task in list(self.in_flight):
+            task.cancel()  # its lease runs out; the next sender resends it as the same delivery
+        await self.smtp.close()
+        await self.webhooks.close()
+
+
+def _shown(recipient: str) -> str:
+    """A webhook URL's query may hold the receiver's token: the alert shows scheme, host and path."""
+    if "://" not in recipient:
+        return recipient
+    parts = urlsplit(recipient)
+    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
