@@ -203,7 +203,7 @@ async def test_a_receiver_that_never_answers_leads_to_one_delivery_gave_up_alert
             alerts = await collect(settings, settings.topic(PortAlertRaised.event_type), expect=1, settle=1.5)
     [alert] = [json.loads(r.value) for r in alerts]
     assert alert["alert"] == "delivery_gave_up" and alert["port_in_request_sid"] == sid
-    assert "PortInCompleted" in alert["message"] and "gave" in alert["message"]
+    assert "PortInCompleted" in alert["message"] and "given up after 2 attempts" in alert["message"]
     assert (await states(settings, sid))[f"PortInCompleted {receiver.url}"] == "gave_up"
     [ops_mail] = [m for m in read_mail(tmp_path / "mail") if m.subject.startswith("[porting alert]")]
     assert ops_mail.recipients == OPS and "could not be delivered" in ops_mail.subject

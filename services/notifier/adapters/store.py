@@ -63,8 +63,9 @@ async def record(connection: asyncpg.Connection, rows: Sequence[ToRecord], recor
            SELECT d, s, c, a, r, k, p::jsonb, ARRAY(SELECT jsonb_array_elements_text(nums::jsonb)), cs, ci, st, $13::timestamptz, ra,
                   CASE WHEN st = 'withdrawn' THEN $13::timestamptz END
            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                       $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[])
-                AS x(d, s, c, a, r, k, p, nums, cs, ci, st, ra)
+                       $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[]) WITH ORDINALITY
+                AS x(d, s, c, a, r, k, p, nums, cs, ci, st, ra, position)
+           ORDER BY position  -- seq follows the events' order
            ON CONFLICT (delivery_id) DO NOTHING
            RETURNING delivery_id, state, ready_at""",
         [x.delivery_id for x in n], [x.port_in_request_sid for x in n], [x.channel.value for x in n],
@@ -107,14 +108,21 @@ async def make_ready(connection: asyncpg.Connection, delivery_ids: Sequence[str]
 async def claim(connection: asyncpg.Connection, channel: str, limit: int, now: datetime,
                 lease: timedelta) -> list[Claimed]:
     """Take up to `limit` notifications due to send on `channel`, each counted as a new attempt.
-    One whose sender's lease ran out (it stopped mid-send) is taken again."""
+    One whose sender's lease ran out (it stopped mid-send) is taken again. A recipient hears
+    about a request in the order things happened: a notification waits while an earlier one to
+    the same recipient is unfinished (sent concurrently, "submitted" could overtake "received")."""
     if limit <= 0:
         return []
     rows = await connection.fetch(
         """WITH due AS (
-               SELECT delivery_id, state AS was, lease_until AS old_lease FROM notifications
+               SELECT delivery_id, state AS was, lease_until AS old_lease FROM notifications n
                WHERE channel = $1 AND (state = 'pending' OR (state = 'sending' AND lease_until < $2))
-               ORDER BY ready_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+                 AND NOT EXISTS (
+                     SELECT 1 FROM notifications e
+                     WHERE e.port_in_request_sid = n.port_in_request_sid AND e.channel = n.channel
+                       AND e.recipient = n.recipient AND e.seq < n.seq
+                       AND e.state IN ('pending', 'sending', 'retrying'))
+               ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED)
            UPDATE notifications n SET state = 'sending', attempts = n.attempts + 1, lease_until = $4
            FROM due WHERE n.delivery_id = due.delivery_id
            RETURNING n.delivery_id, n.port_in_request_sid, n.channel, n.audience, n.recipient, n.kind, n.payload,

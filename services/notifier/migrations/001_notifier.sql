@@ -3,6 +3,7 @@
 -- so a replayed event finds its rows already there and records nothing twice.
 CREATE TABLE notifications (
     delivery_id          text PRIMARY KEY,            -- webhook-id and Message-ID
+    seq                  bigserial NOT NULL,          -- recording order: one recipient hears it in this order
     port_in_request_sid  text NOT NULL,
     channel              text NOT NULL CHECK (channel IN ('email', 'webhook')),
     audience             text NOT NULL CHECK (audience IN ('customer', 'ops')),
@@ -25,7 +26,10 @@ CREATE TABLE notifications (
     finished_at          timestamptz
 );
 CREATE INDEX notifications_by_request ON notifications (port_in_request_sid, recorded_at);
-CREATE INDEX notifications_to_send ON notifications (channel, ready_at) WHERE state IN ('pending', 'sending');
+CREATE INDEX notifications_to_send ON notifications (channel, seq) WHERE state IN ('pending', 'sending');
+-- What must go out before a notification: the earlier unfinished ones to the same recipient.
+CREATE INDEX notifications_earlier ON notifications (port_in_request_sid, channel, recipient, seq)
+    WHERE state IN ('pending', 'sending', 'retrying');
 CREATE INDEX notifications_unfinished ON notifications (channel, ready_at)
     WHERE state IN ('pending', 'sending', 'retrying');
 CREATE INDEX notifications_scheduled_reminders ON notifications (port_in_request_sid)
