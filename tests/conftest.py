@@ -44,11 +44,18 @@ async def fresh_database(infrastructure: Infrastructure) -> AsyncIterator[str]:
         await admin.close()
 
 
+# One key for the whole test session: stored copies of events are sealed with it.
+TEST_DATA_ENCRYPTION_KEY = "2lXNjgC3WcVN4r5U1P4Vtmo1zOe0dCBJ8_jmI0N6bEs="
+
+
 def _settings(infrastructure: Infrastructure, database_url: str) -> ServiceSettings:
+    fresh = f"t{uuid.uuid4().hex[:10]}."
     return ServiceSettings(
+        data_encryption_keys=TEST_DATA_ENCRYPTION_KEY,
+        consumer_group_prefix=fresh,
         kafka_bootstrap_servers=infrastructure.kafka_bootstrap_servers,
         database_url=database_url,
-        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",  # fresh topic names
+        topic_prefix=fresh,  # fresh topic names and consumer groups
         outbox_poll_interval_seconds=0.2,
         http_port=0,
     )

@@ -19,6 +19,7 @@ from aiokafka import errors as kafka_errors
 
 from . import metrics
 from .consumer import EventConsumer, ProcessingAbandoned, commit_offset
+from .dead_letters import UndecodableRecord
 from .failures import Backoff, classify, describe
 from .health import ProgressBoard
 from .kafka import build_consumer
@@ -45,7 +46,8 @@ class ConsumeLoop:
         return self.consumer is not None
 
     async def run(self) -> None:
-        consumer = build_consumer(self.settings, self.pipeline.topics, self.pipeline.name)
+        group = f"{self.settings.consumer_group_prefix}{self.pipeline.name}"
+        consumer = build_consumer(self.settings, self.pipeline.topics, group)
         await consumer.start()
         self.consumer = consumer
         backoff = Backoff(maximum=5.0)
@@ -139,9 +141,7 @@ class ConsumeLoop:
         if good and not await self._handle(consumer, good):
             return
         offset = await consumer.position(tp)
-        culprit = ConsumerRecord(topic=tp.topic, partition=tp.partition, offset=offset, timestamp=-1,
-                                 timestamp_type=0, key=None, value=None, checksum=None,
-                                 serialized_key_size=-1, serialized_value_size=-1, headers=[])
+        culprit = UndecodableRecord(tp.topic, tp.partition, offset)
         reason = f"the Kafka client could not decode this record ({describe(error)}); its bytes are not available"
         await self.pipeline.record_undecodable(culprit, reason)
         await commit_offset(consumer, self.pipeline.name, tp, offset + 1)

@@ -308,7 +308,7 @@ class EventConsumer:
                 log.error("dead-lettered", consumer=self.name, topic=record.topic,
                           partition=record.partition, offset=record.offset, error=item)
 
-    async def record_undecodable(self, record: ConsumerRecord, reason: str) -> None:
+    async def record_undecodable(self, record: Any, reason: str) -> None:
         """Dead-letter a record the client library could not even decode: only its place is known."""
         backoff = Backoff(self._backoff.initial, self._backoff.maximum)
         while True:

@@ -21,6 +21,8 @@ from .failures import Backoff, classify, describe, is_transient
 from .health import ProgressBoard
 from .logs import get_logger
 from .outbox import NOTIFY_CHANNEL
+from .sealed_outbox import open_outbox_row
+from .sealing import Sealer
 
 log = get_logger(__name__)
 
@@ -42,12 +44,12 @@ class OutboxRelay:
         max_message_bytes: int = 1_000_000,
         sent_retention_hours: float = 24.0,
         board: ProgressBoard | None = None,
-        unseal: Callable[[bytes], bytes] | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         self.max_message_bytes = max_message_bytes
         self.sent_retention_hours = sent_retention_hours
         self.board = board or ProgressBoard()
-        self.unseal = unseal
+        self.sealer = sealer
         self.service = service
         self.database_url = database_url
         self.pool = pool
@@ -148,20 +150,22 @@ class OutboxRelay:
         refused: list[tuple[int, str]] = []
         deliveries: list[tuple[int, Any]] = []
         for row in rows:
-            size = len(row["key"] or b"") + len(row["value"] or b"") + RECORD_OVERHEAD_BYTES + sum(
-                len(n.encode()) + len(v or b"") for n, v in zip(row["header_names"], row["header_values"], strict=True))
+            if row["sealed"] and self.sealer is None:
+                refused.append((row["id"], "sealed, and this relay has no key to unseal it"))
+                continue
+            try:
+                message = open_outbox_row(row, self.sealer)  # type: ignore[arg-type]
+            except Exception as error:  # a row sealed under a key since removed, or damaged
+                refused.append((row["id"], f"cannot be opened: {describe(error)}"))
+                continue
+            size = len(message.key or b"") + len(message.value or b"") + RECORD_OVERHEAD_BYTES + sum(
+                len(n.encode()) + len(v or b"") for n, v in message.headers)
             if size > self.max_message_bytes:
                 refused.append((row["id"], f"{size} bytes; the broker takes at most {self.max_message_bytes}"))
                 continue
-            value = row["value"]
-            if row["sealed"] and value is not None:
-                if self.unseal is None:
-                    refused.append((row["id"], "sealed, and this relay has no key to unseal it"))
-                    continue
-                value = self.unseal(value)
             try:
-                delivery = await producer.send(row["topic"], value=value, key=row["key"],
-                                               headers=list(zip(row["header_names"], row["header_values"], strict=True)))
+                delivery = await producer.send(message.topic, value=message.value, key=message.key,
+                                               headers=message.headers)
             except Exception as error:
                 if classify(error) != "record":
                     raise

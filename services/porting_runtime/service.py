@@ -14,16 +14,20 @@ import asyncpg
 import uvicorn
 from fastapi import FastAPI
 
+from schemas import dead_letter_topic
+
 from .clock import WALL_CLOCK, Clock
 from .consume_loop import ConsumeLoop
 from .consumer import AfterCommit, EventConsumer, Route, UnitOptions
 from .database import apply_migrations, create_pool
+from .dead_letter_writer import DeadLetterWriter
 from .failures import Backoff, is_transient
 from .health import ProgressBoard
 from .http import add_operational_routes
 from .kafka import build_producer, ensure_topics, service_topics
 from .logs import configure_logging, get_logger
 from .outbox_relay import OutboxRelay
+from .sealing import Sealer
 from .settings import ServiceSettings
 from .supervision import supervise
 from .timer_loop import TimerLoop
@@ -97,16 +101,21 @@ class RunningService:
 
     async def start(self) -> None:
         definition, settings = self.definition, self.settings
+        # Refuses to start without a key: stored copies of events (dead letters) are sealed with it.
+        self.sealer = Sealer.from_settings(settings)
         self.pool: asyncpg.Pool = await _until_available(
             "database", lambda: create_pool(settings.database_url, max_size=settings.database_pool_size),
             self.stopping,
         )  # type: ignore[assignment]
         await apply_migrations(self.pool, definition.name, definition.migrations)
         self.unit_options = definition.unit_options(settings, self.clock)
+        dead_letter_topic_name = settings.topic(dead_letter_topic(definition.name))
         self.pipeline = EventConsumer(
             name=definition.name, pool=self.pool, routes=definition.routes(self.pool, settings),
             topic_prefix=settings.topic_prefix, after_commit=self.after_commit,
             unit_options=self.unit_options, board=self.board,
+            dead_letters=DeadLetterWriter(definition.name, dead_letter_topic_name, self.sealer,
+                                          settings.max_message_bytes),
         )
         timer_routes = definition.timers(self.pool, settings) if definition.timers else ()
         self.timers = TimerLoop(service=definition.name, pool=self.pool, database_url=settings.database_url,
@@ -119,7 +128,7 @@ class RunningService:
             service=definition.name, database_url=settings.database_url, pool=self.pool,
             producer_factory=lambda: build_producer(settings), batch_size=settings.outbox_batch_size,
             poll_interval=settings.outbox_poll_interval_seconds, max_message_bytes=settings.max_message_bytes,
-            sent_retention_hours=settings.sent_outbox_retention_hours, board=self.board,
+            sent_retention_hours=settings.sent_outbox_retention_hours, board=self.board, sealer=self.sealer,
         )
         self._supervise("consumer", self.consume_loop.run)
         self._supervise("outbox-relay", self.relay.run)

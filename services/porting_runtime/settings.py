@@ -23,6 +23,9 @@ class ServiceSettings(BaseSettings):
     kafka_ssl_cafile: str | None = None
     # Prefixes every topic name (tests and shared clusters keep their topics apart).
     topic_prefix: str = ""
+    # Prefixes the consumer group (the service's name). Tests use a fresh one, so a service
+    # started after another of the same name never waits for the old group to rebalance.
+    consumer_group_prefix: str = ""
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
     # How long a fetch waits for records. The embedded broker answers a waiting fetch on a
     # fixed cycle, so a low wait keeps latency low; the cost is a few more empty fetches.

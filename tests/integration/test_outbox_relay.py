@@ -64,7 +64,8 @@ async def test_follow_ups_written_while_the_broker_is_unreachable_are_published_
         proxy.cut()
         for batch in range(4):
             await _write(pool, settings, [alert(sid, f"{batch}-{i}") for i in range(5)])
-        await asyncio.sleep(4)  # long enough for the relay's produce attempts to fail
+        attempts = _relay_failures()
+        assert await wait_until(lambda: _relay_failed_since(attempts, 1), timeout=60), "the relay tried and failed"
         assert await _unsent(pool) == 20, "nothing is marked sent while the broker is unreachable"
         proxy.restore()
         assert await wait_until(lambda: _all_sent(pool), timeout=60)
@@ -121,3 +122,13 @@ async def test_many_concurrent_writers_on_one_key_come_out_of_the_relay_in_commi
     published = await collect(settings, topic, expect=40)
 
     assert [PortAlertRaised.model_validate_json(r.value).message for r in published] == commit_order
+
+
+def _relay_failures() -> float:
+    from porting_runtime.metrics import TRANSIENT_FAILURES
+
+    return TRANSIENT_FAILURES.labels("outbox_relay")._value.get()  # noqa: SLF001
+
+
+async def _relay_failed_since(baseline: float, times: int) -> bool:
+    return _relay_failures() >= baseline + times

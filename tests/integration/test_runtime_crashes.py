@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
 
 from schemas import PortAlertRaised
 
+from ..kafka_support import service_environment
 from ..factories import port_requested
 from .ledger import (
     collect,
@@ -26,9 +26,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 async def start_worker(settings, *, die_after_commit: bool = False) -> asyncio.subprocess.Process:
-    environment = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-                   "DATABASE_URL": settings.database_url, "TOPIC_PREFIX": settings.topic_prefix,
-                   "LEDGER_DIE_AFTER_COMMIT": "1" if die_after_commit else "0", "CONSUMER_BATCH_SIZE": "10", "HTTP_PORT": "0"}
+    environment = service_environment(settings, LEDGER_DIE_AFTER_COMMIT="1" if die_after_commit else "0",
+                                      CONSUMER_BATCH_SIZE="10")
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.integration.ledger_worker", cwd=PROJECT_ROOT, env=environment,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,

@@ -80,9 +80,9 @@ _baseline: dict[str, float] = {}
 
 
 async def _transient_failures_grew() -> bool:
-    from porting_runtime.metrics import TRANSIENT_FAILURES
+    from porting_runtime.metrics import PIPELINE_FAILURES
 
-    value = TRANSIENT_FAILURES.labels("consumer")._value.get()  # noqa: SLF001
+    value = PIPELINE_FAILURES.labels("ledger", "transient")._value.get()  # noqa: SLF001
     first = _baseline.setdefault("consumer", value)
     return value > first
 
@@ -113,9 +113,9 @@ async def test_a_fault_outside_the_handlers_holds_the_partition_instead_of_skipp
 
 
 async def _inbox_is_empty_after_attempts(settings) -> bool:
-    from porting_runtime.metrics import TRANSIENT_FAILURES
+    from porting_runtime.metrics import PIPELINE_FAILURES
 
-    attempts = TRANSIENT_FAILURES.labels("consumer")._value.get()  # noqa: SLF001
+    attempts = PIPELINE_FAILURES.labels("ledger", "transient")._value.get()  # noqa: SLF001
     baseline = _baseline.setdefault("fault", attempts)
     nothing_committed = await fetchval(settings.database_url, "SELECT count(*) FROM inbox") == 0
     return attempts >= baseline + 2 and nothing_committed
