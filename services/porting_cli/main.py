@@ -60,10 +60,12 @@ def up(
     kafka_port: int = typer.Option(9092),
     postgres_port: int = typer.Option(5433),
     http_port: int = typer.Option(8080, help="The first service's HTTP port; the next ones follow."),
+    smtp_port: int = typer.Option(1025, help="The local mail catcher the notifier sends through."),
 ) -> None:
     """Start the embedded broker, PostgreSQL and every service; Ctrl-C stops them all."""
     root = data_dir or operator_cli.chosen_data_dir() or DEFAULT_DATA_DIR
-    stack = LocalStack(root.resolve(), kafka_port=kafka_port, postgres_port=postgres_port, http_port=http_port)
+    stack = LocalStack(root.resolve(), kafka_port=kafka_port, postgres_port=postgres_port, http_port=http_port,
+                       smtp_port=smtp_port)
     stopping = False
 
     def request_stop(*_: object) -> None:

@@ -24,7 +24,7 @@ from porting_runtime.settings import ServiceSettings
 from porting_runtime.stack_record import ServiceEndpoint, StackRecord, StackUnavailable
 from schemas import ALL_TOPICS, dead_letter_topic
 
-from .embedded import EmbeddedKafka, EmbeddedPostgres, stop_process
+from .embedded import EmbeddedKafka, EmbeddedPostgres, stop_process, wait_for_port
 
 
 @dataclass(frozen=True)
@@ -61,14 +61,17 @@ def port_is_free(host: str, port: int) -> bool:
 
 class LocalStack:
     def __init__(self, root: Path, *, host: str = "127.0.0.1", kafka_port: int = 9092,
-                 postgres_port: int = 5433, http_port: int = 8080) -> None:
-        self.root, self.host, self.http_port = root, host, http_port
+                 postgres_port: int = 5433, http_port: int = 8080, smtp_port: int = 1025) -> None:
+        self.root, self.host, self.http_port, self.smtp_port = root, host, http_port, smtp_port
         self.logs = root / "logs"
         self.stack_id = stack_record.new_stack_id()
         self.postgres = EmbeddedPostgres(root / "postgres", host, postgres_port)
         self.kafka = EmbeddedKafka(host, kafka_port, log_file=self.logs / "kafka.log", cluster_id=self.stack_id)
         self.services = [s for s in SERVICES if s.exists]
         self.processes: dict[str, subprocess.Popen] = {}
+        # The notifier's e-mail goes to a local catcher that keeps it in a Maildir (`porting mail`).
+        self.maildir = root / "mail"
+        self.mail_catcher: subprocess.Popen | None = None
         self.data_encryption_key_file = root / LOCAL_KEY_FILE
         self.data_encryption_key: str | None = None
         self.record: StackRecord | None = None
@@ -97,6 +100,8 @@ class LocalStack:
             raise RuntimeError(f"the Kafka broker: {error}; see {self.logs / 'kafka.log'}") from None
         topics = [*ALL_TOPICS, *(dead_letter_topic(s.name) for s in SERVICES)]
         asyncio.run(ensure_topics(ServiceSettings(kafka_bootstrap_servers=self.kafka.bootstrap_servers), topics))
+        if self._catches_mail:
+            self._start_mail_catcher()
         for service in self.services:
             self._start_service(service)
         for service in self.services:
@@ -118,12 +123,31 @@ class LocalStack:
         # only see that something listens): this repo's docker-compose PostgreSQL holds 5433.
         wanted = [("Kafka", self.kafka.port), ("PostgreSQL", self.postgres.port),
                   *((s.name, self.http_port + s.http_offset) for s in self.services)]
+        if self._catches_mail:
+            wanted.append(("the mail catcher", self.smtp_port))
         flags = {"Kafka": "--kafka-port (make run KAFKA_PORT=...)",
-                 "PostgreSQL": "--postgres-port (make run POSTGRES_PORT=...)"}
+                 "PostgreSQL": "--postgres-port (make run POSTGRES_PORT=...)",
+                 "the mail catcher": "--smtp-port (make run SMTP_PORT=...)"}
         for what, port in wanted:
             if not port_is_free(self.host, port):
                 raise RuntimeError(f"{self.host}:{port}, wanted for {what}, is taken by another program; choose "
                                    f"another with {flags.get(what, '--http-port (make run HTTP_PORT=...)')}")
+
+    @property
+    def _catches_mail(self) -> bool:
+        return any(s.name == "notifier" for s in self.services)
+
+    def _start_mail_catcher(self) -> None:
+        log = open(self.logs / "mail-catcher.log", "ab")  # noqa: SIM115
+        self.mail_catcher = subprocess.Popen(
+            [sys.executable, "-m", "notifier.entrypoints.smtp_catcher", "--maildir", str(self.maildir),
+             "--host", self.host, "--port", str(self.smtp_port)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
+        )
+        try:
+            wait_for_port(self.host, self.smtp_port, 15, self.mail_catcher)
+        except (RuntimeError, TimeoutError) as error:
+            raise RuntimeError(f"the mail catcher: {error}; see {self.logs / 'mail-catcher.log'}") from None
 
     def _record(self) -> StackRecord:
         return StackRecord(
@@ -132,6 +156,8 @@ class LocalStack:
             postgres_host=self.host, postgres_port=self.postgres.port, admin_database_url=self.postgres.dsn(),
             services={s.name: ServiceEndpoint(self.service_url(s), self.database_url(s.name)) for s in self.services},
             logs=self.logs, data_encryption_key_file=self.data_encryption_key_file,
+            smtp_server=f"{self.host}:{self.smtp_port}" if self.mail_catcher else None,
+            maildir=self.maildir if self.mail_catcher else None,
         )
 
     async def _provision_databases(self) -> None:
@@ -156,6 +182,8 @@ class LocalStack:
             "HTTP_HOST": self.host,
             "HTTP_PORT": str(self.http_port + service.http_offset),
         }
+        if self.mail_catcher:
+            environment |= {"SMTP_HOST": self.host, "SMTP_PORT": str(self.smtp_port)}
         if self.data_encryption_key and not os.environ.get("DATA_ENCRYPTION_KEYS"):  # the caller's keys win
             environment["DATA_ENCRYPTION_KEYS"] = self.data_encryption_key
         log = open(self.logs / f"{service.name}.log", "ab")  # noqa: SIM115
@@ -189,6 +217,7 @@ class LocalStack:
                 process.send_signal(signal.SIGTERM)
         for process in self.processes.values():
             stop_process(process, signal.SIGTERM, timeout=20)
+        stop_process(self.mail_catcher, signal.SIGTERM)  # after the notifier: it may still be sending
         self.kafka.stop()
         self.postgres.stop()
 
@@ -197,6 +226,8 @@ class LocalStack:
                 ("PostgreSQL (superuser postgres/postgres)", f"{self.host}:{self.postgres.port}")]
         for service in self.services:
             rows.append((f"{service.name} (health, metrics)", self.service_url(service)))
+        if self.mail_catcher:
+            rows.append(("mail catcher (SMTP; porting mail list)", f"{self.host}:{self.smtp_port}"))
         rows.append(("logs", str(self.logs)))
         rows.append(("stack record (porting commands read it)", str(stack_record.record_path(self.root))))
         return rows

@@ -53,6 +53,8 @@ class StackRecord:
     services: dict[str, ServiceEndpoint]
     logs: Path
     data_encryption_key_file: Path | None = None
+    smtp_server: str | None = None  # host:port of the local mail catcher, when the notifier runs
+    maildir: Path | None = None  # where that catcher keeps the mail
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -61,7 +63,7 @@ class StackRecord:
 
     def to_json(self) -> str:
         document: dict[str, Any] = {"format": FORMAT, **asdict(self)}
-        for key in ("data_dir", "logs", "data_encryption_key_file"):
+        for key in ("data_dir", "logs", "data_encryption_key_file", "maildir"):
             document[key] = str(document[key]) if document[key] is not None else None
         return json.dumps(document, indent=2) + "\n"
 
@@ -72,8 +74,10 @@ class StackRecord:
             if document.pop("format") != FORMAT:
                 raise ValueError("an unknown format")
             key_file = document.pop("data_encryption_key_file", None)
+            maildir = document.pop("maildir", None)
             return cls(
                 **{k: v for k, v in document.items() if k not in ("services", "data_dir", "logs")},
+                maildir=Path(maildir) if maildir else None,
                 data_dir=Path(document["data_dir"]),
                 logs=Path(document["logs"]),
                 services={name: ServiceEndpoint(**spec) for name, spec in document["services"].items()},

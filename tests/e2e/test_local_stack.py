@@ -30,12 +30,13 @@ def _porting(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Completed
 
 
 def test_porting_up_starts_everything_consumes_a_published_event_and_ctrl_c_leaves_nothing_behind(tmp_path):
-    kafka, postgres, http = free_port(), free_port(), free_port()
+    kafka, postgres, http, smtp = free_port(), free_port(), free_port(), free_port()
     env = {**{k: v for k, v in os.environ.items() if k not in OVERRIDES}, "COLUMNS": "300"}
     checkout = tmp_path / "checkout"  # where `make run` runs: the stack keeps .porting here
     (checkout / "services").mkdir(parents=True)
     stack = subprocess.Popen(
-        [*PORTING, "up", "--kafka-port", str(kafka), "--postgres-port", str(postgres), "--http-port", str(http)],
+        [*PORTING, "up", "--kafka-port", str(kafka), "--postgres-port", str(postgres), "--http-port", str(http),
+         "--smtp-port", str(smtp)],
         cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     started = time.monotonic()
@@ -57,6 +58,8 @@ def test_porting_up_starts_everything_consumes_a_published_event_and_ctrl_c_leav
         record = json.loads((checkout / ".porting" / "stack.json").read_text())
         assert record["kafka_bootstrap_servers"] == f"127.0.0.1:{kafka}" and record["postgres_port"] == postgres
         assert record["services"]["portability"]["url"] == f"http://127.0.0.1:{http}"
+        assert record["smtp_server"] == f"127.0.0.1:{smtp}", "the notifier's mail catcher"
+        assert record["maildir"] == str(checkout / ".porting" / "mail")
 
         # From a subdirectory, with no flag and no variable, every command finds the stack.
         here = checkout / "services"
@@ -69,8 +72,9 @@ def test_porting_up_starts_everything_consumes_a_published_event_and_ctrl_c_leav
         published = _porting("publish", "porting.port-requested.v1", str(payload), env=env, cwd=here)
         assert published.returncode == 0, published.stdout + published.stderr
         assert _wait_for_portability_checked(kafka, account)
-        listed = _porting("dead-letters", "list", "portability", env=env, cwd=here)
-        assert listed.returncode == 0, listed.stdout + listed.stderr
+        for command in (["dead-letters", "list", "portability"], ["mail", "list"]):
+            listed = _porting(*command, env=env, cwd=here)
+            assert listed.returncode == 0, listed.stdout + listed.stderr
 
         # A record naming these very ports but another stack: the servers there are not its own.
         impostor = tmp_path / "impostor"

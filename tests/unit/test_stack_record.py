@@ -199,3 +199,15 @@ def test_porting_up_refuses_a_data_directory_whose_stack_is_running(tmp_path):
 def test_printed_database_urls_never_show_the_password():
     assert operator_cli.redact("postgresql://u:s3cr@t@h:5/d") == "postgresql://u:***@h:5/d"
     assert operator_cli.redact("postgresql://u@h/d") == "postgresql://u@h/d"
+
+
+def test_porting_up_refuses_a_mail_port_another_program_holds_such_as_mailpit():
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        stack = LocalStack(Path("/nonexistent/stack"), kafka_port=free_port(), postgres_port=free_port(),
+                           http_port=free_port(), smtp_port=taken)
+        assert "notifier" in [s.name for s in stack.services]
+        with pytest.raises(RuntimeError, match=f"{taken}, wanted for the mail catcher, is taken.*SMTP_PORT"):
+            stack.start()
