@@ -29,6 +29,7 @@ import typer
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from pydantic import SecretStr
 from rich.console import Console
+from rich.text import Text
 
 from . import stack_record
 from .database import apply_migrations
@@ -53,7 +54,7 @@ def database_env(service: str) -> str:
 
 def refuse(message: str) -> NoReturn:
     """One line on stderr, exit 1: for a stack or server the command cannot use."""
-    _errors.print(f"[red]{message}[/red]", markup=True)
+    _errors.print(Text(message, style="red"))  # Text: brackets in an error are not markup
     raise typer.Exit(1)
 
 
