@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from porting_runtime import EventRejected, Route, RunningService, ServiceDefinition, ServiceSettings
+from porting_runtime import DueTimer, EventRejected, Route, RunningService, ServiceDefinition, ServiceSettings, TimerRoute
 from schemas import AlertKind, CloudEvent, KafkaRecord, PortAlertRaised, PortRequested, encode
 
 REJECTED_CUSTOMER = "Rule Breaker"
@@ -33,11 +33,38 @@ async def record_effect_without_rules(event: CloudEvent[PortRequested], unit: An
     ))
 
 
+async def schedule_reminder(event: CloudEvent[PortRequested], unit: Any) -> None:
+    """The ledger with a timer: a reminder a day after each request, fired once."""
+    await record_effect_without_rules(event, unit)
+    unit.schedule("reminder", event.data.subject, unit.now() + timedelta(days=1), {"revision": event.data.revision})
+
+
+async def remind(timers: Sequence[DueTimer], unit: Any) -> None:
+    await unit.connection.executemany(
+        "INSERT INTO reminders_fired (request_sid, instance) VALUES ($1, $2)",
+        [(t.key, f"{os.getpid()}:{id(unit.clock)}") for t in timers],
+    )
+    for timer in timers:
+        unit.publish(PortAlertRaised(
+            port_in_request_sid=timer.key, alert=AlertKind.REVIEW_SLA_BREACHED,
+            message=f"reminder for revision {timer.data['revision']}", raised_at=unit.now(),
+        ))
+
+
 LEDGER = ServiceDefinition(
     name="ledger",
     migrations=Path(__file__).parent / "ledger_migrations",
     routes=lambda pool, settings: [Route(PortRequested, record_effect)],
     publishes=[PortAlertRaised.event_type],
+)
+
+
+REMINDING_LEDGER = ServiceDefinition(
+    name="ledger",
+    migrations=LEDGER.migrations,
+    routes=lambda pool, settings: [Route(PortRequested, schedule_reminder)],
+    publishes=LEDGER.publishes,
+    timers=lambda pool, settings: [TimerRoute("reminder", remind)],
 )
 
 
@@ -61,7 +88,6 @@ async def running(settings: ServiceSettings, definition: ServiceDefinition = LED
 
 def port_requested_record(settings: ServiceSettings, event: PortRequested, **options: Any) -> KafkaRecord:
     return encode(event, source="tests", topic=settings.topic(event.event_type), **options)
-
 
 
 

@@ -1,0 +1,105 @@
+"""Durable timers: scheduled in a handler's transaction, fired exactly once when the clock says so."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from porting_runtime import MovableClock
+from schemas import PortAlertRaised
+
+from ..factories import port_requested
+from ..handler_support import handler_harness
+from .ledger import REMINDING_LEDGER, collect, fetchval, port_requested_record, publish, rows_are, running, wait_until
+
+
+async def _pending(settings) -> int:
+    return await fetchval(settings.database_url, "SELECT count(*) FROM timers WHERE failed_at IS NULL")
+
+
+async def test_a_timer_scheduled_by_a_handler_fires_once_when_the_clock_reaches_it_with_its_follow_up(settings):
+    clock = MovableClock()
+    async with handler_harness(REMINDING_LEDGER, settings, clock) as harness:
+        request = port_requested()
+        await harness.handle(request)
+        assert await harness.fire_due_timers() == 0, "not due yet"
+        clock.advance(timedelta(hours=23))
+        assert await harness.fire_due_timers() == 0, "still not due an hour before"
+        clock.advance(timedelta(hours=2))
+        assert await harness.fire_due_timers() == 1
+        assert await harness.fire_due_timers() == 0, "never twice"
+        alerts = await harness.follow_ups(PortAlertRaised.event_type)
+        reminders = [json.loads(a["value"]) for a in alerts if b"reminder" in a["value"]]
+        assert [r["message"] for r in reminders] == ["reminder for revision 1"]
+        assert await harness.pool.fetchval("SELECT count(*) FROM reminders_fired") == 1
+
+
+async def test_scheduling_the_same_kind_and_key_again_moves_the_timer_instead_of_adding_one(settings):
+    clock = MovableClock()
+    async with handler_harness(REMINDING_LEDGER, settings, clock) as harness:
+        request = port_requested()
+        await harness.handle(request)
+        clock.advance(timedelta(hours=12))
+        await harness.handle(port_requested(port_in_request_sid=request.port_in_request_sid, revision=2))
+        assert await harness.pool.fetchval("SELECT count(*) FROM timers") == 1
+        clock.advance(timedelta(hours=13))
+        assert await harness.fire_due_timers() == 0, "moved to a day after the second request"
+        clock.advance(timedelta(hours=12))
+        assert await harness.fire_due_timers() == 1
+
+
+async def test_a_timer_carries_the_trace_of_the_event_that_scheduled_it(settings):
+    clock = MovableClock()
+    async with handler_harness(REMINDING_LEDGER, settings, clock) as harness:
+        traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        await harness.handle(harness.record(port_requested(), traceparent=traceparent))
+        clock.advance(timedelta(days=2))
+        await harness.fire_due_timers()
+        [reminder] = [a for a in await harness.follow_ups(PortAlertRaised.event_type) if b"reminder" in a["value"]]
+        headers = dict(zip(reminder["header_names"], reminder["header_values"], strict=True))
+        assert headers["traceparent"].decode().split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
+
+
+async def test_a_timer_whose_handler_fails_for_good_is_set_aside_and_the_others_fire(settings):
+    clock = MovableClock()
+    async with handler_harness(REMINDING_LEDGER, settings, clock) as harness:
+        first, second = port_requested(), port_requested()
+        await harness.handle(first, second)
+        # A timer whose data the handler cannot use: it fails alone, the other still fires.
+        await harness.pool.execute("UPDATE timers SET data = '{}' WHERE key = $1", first.port_in_request_sid)
+        clock.advance(timedelta(days=2))
+        assert await harness.fire_due_timers() == 2
+        assert await harness.pool.fetchval("SELECT count(*) FROM reminders_fired") == 1
+        failed = await harness.pool.fetchrow("SELECT key, error FROM timers WHERE failed_at IS NOT NULL")
+        assert failed["key"] == first.port_in_request_sid and "KeyError" in failed["error"]
+        assert await harness.fire_due_timers() == 0, "a failed timer is not retried forever"
+
+
+async def test_a_timer_survives_a_restart_and_fires_once_with_two_instances_sharing_the_work(settings):
+    clock = MovableClock()
+    requests = [port_requested() for _ in range(40)]
+    await publish(settings, [port_requested_record(settings, r) for r in requests])
+    async with running(settings, REMINDING_LEDGER, clock=clock, timer_poll_interval=0.2):
+        assert await wait_until(lambda: rows_are(settings, "effects", 40), timeout=60)
+        assert await _pending(settings) == 40
+    # Stopped with every timer pending: they are rows, so a restart finds them.
+    async with running(settings, REMINDING_LEDGER, clock=clock, timer_poll_interval=0.2), \
+            running(settings, REMINDING_LEDGER, clock=clock, timer_poll_interval=0.2):
+        clock.advance(timedelta(days=1, minutes=1))
+        assert await wait_until(lambda: rows_are(settings, "reminders_fired", 40), timeout=60)
+        alerts = await collect(settings, settings.topic(PortAlertRaised.event_type), expect=80, settle=1.0)
+    assert await fetchval(settings.database_url, "SELECT count(DISTINCT request_sid) FROM reminders_fired") == 40
+    assert await fetchval(settings.database_url, "SELECT count(*) FROM reminders_fired") == 40, "each fired once"
+    assert await _pending(settings) == 0
+    reminders = {json.loads(a.value)["port_in_request_sid"] for a in alerts if b"reminder" in a.value}
+    assert reminders == {r.port_in_request_sid for r in requests}
+
+
+async def test_a_nearer_timer_wakes_a_sleeping_timer_loop(settings):
+    clock = MovableClock()
+    async with running(settings, REMINDING_LEDGER, clock=clock, timer_poll_interval=3600):
+        # The loop sleeps an hour when nothing is due; a new timer and a moved clock wake it.
+        await publish(settings, [port_requested_record(settings, port_requested())])
+        assert await wait_until(lambda: rows_are(settings, "effects", 1), timeout=60)
+        clock.advance(timedelta(days=2))
+        assert await wait_until(lambda: rows_are(settings, "reminders_fired", 1), timeout=10)
