@@ -12,6 +12,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from notifier.adapters.mail_catcher import catching_mail
@@ -21,10 +22,13 @@ from notifier.adapters.webhook_client import WebhookClient
 from notifier.domain.announcements import NotifierPolicy, announce
 from notifier.domain.deliveries import Channel
 from notifier.domain.webhooks import webhook_bytes
-from schemas import ContractViolation, PortSubmitted, decode, encode
+from porting_runtime import MovableClock
+from schemas import ContractViolation, KafkaRecord, PortSubmitted, decode, encode
 
 from ..factories import port_requested_payload
+from ..kafka_support import publish, rows_are, wait_until
 from ..unit.notifier.events import alert_raised, cancellation_denied, status_changed
+from .test_notifier_service import OPS, _count, notifier_settings, publish_events, running_notifier
 from .test_notifier_support import signing_secret, webhook_receiver
 
 PIN, ACCOUNT_NUMBER = "738261", "ACCT-55419-ZQ"
@@ -99,3 +103,56 @@ async def test_secrets_quoted_in_free_text_reach_no_email_and_no_webhook(tmp_pat
     assert b"does not match" in everything, "the reason itself still reaches the customer"
     for value in SECRETS:
         assert value.encode() not in everything
+
+
+async def test_through_the_running_service_no_secret_reaches_its_store_its_mail_or_its_webhooks(settings, tmp_path):
+    secret, clock = signing_secret(), MovableClock(datetime.now(UTC))
+    async with catching_mail(tmp_path / "mail") as smtp_port, webhook_receiver() as receiver:
+        events = [replace_webhook(e, receiver.url) for e in events_quoting_the_secrets()]
+        valid = events[0].data
+        # A PortSubmitted's bytes on the status topic, as a misbehaving publisher would send them.
+        submitted = json.dumps(port_submitted_payload() | {"port_in_request_sid": valid.port_in_request_sid}).encode()
+        smuggled = KafkaRecord(topic=settings.topic(valid.event_type), key=valid.port_in_request_sid.encode(),
+                               value=submitted, headers=encode(valid, source="tests").headers)
+        async with running_notifier(notifier_settings(settings, smtp_port, secret), clock):
+            await publish_events(settings, *events)
+            await publish(settings, [smuggled])
+            await wait_until(lambda: rows_are(settings, "dead_letters", 1), what="the PortSubmitted dead-lettered")
+            expected = sum(len(announce(e, POLICY).notifications) for e in events)
+            await wait_until(lambda: _count(settings, "delivered", expected), what="every notification delivered")
+    stored = await every_value_in_the_store(settings)
+    assert b"[redacted]" in stored, "the carrier's text reached the store, without the secrets"
+    mail = b"".join(p.read_bytes() for p in (tmp_path / "mail").rglob("*") if p.is_file())
+    hooks = b"".join(c.body + json.dumps(c.headers).encode() for c in receiver.calls)
+    assert mail and hooks
+    for value in SECRETS:
+        assert value.encode() not in stored and value.encode() not in mail and value.encode() not in hooks
+
+
+POLICY = NotifierPolicy(ops_alert_emails=(OPS,), advice=load_fix_advice())
+
+
+def replace_webhook(event, url):
+    data = event.data
+    if "webhook_url" not in type(data).model_fields:
+        return event
+    changed = type(data).model_validate({**data.model_dump(mode="json"), "webhook_url": url})
+    return type(event)(attributes=event.attributes, data=changed)
+
+
+async def every_value_in_the_store(settings) -> bytes:
+    """Every value of every table of the notifier's database, bytes as they are."""
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        tables = [r["tablename"] for r in await connection.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        found = []
+        for table in tables:
+            for row in await connection.fetch(f'SELECT * FROM "{table}"'):
+                for value in row.values():
+                    found.append(value if isinstance(value, bytes) else
+                                 b"".join(v if isinstance(v, bytes) else str(v).encode() for v in value)
+                                 if isinstance(value, list) else str(value).encode())
+        return b"\n".join(found)
+    finally:
+        await connection.close()

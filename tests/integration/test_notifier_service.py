@@ -100,7 +100,7 @@ async def test_a_port_from_request_to_completion_sends_one_email_and_signed_webh
                              what="every step's e-mail and webhooks delivered")
             assert (await states(settings, sid_fields.port_in_request_sid))[
                 "routing_reminder ada@example.com"] == "scheduled"
-            clock.set(datetime(2027, 2, 28, 0, 1, tzinfo=UTC))  # two days before the port date
+            clock.set(datetime(2027, 2, 28, 9, 1, tzinfo=UTC))  # the morning two days before the port date
             await wait_until(lambda: _mail_with(tmp_path, "Reminder: configure voice and SMS routing"),
                              what="the routing reminder")
             completed = status_changed("in_progress", "completed", [(US, "scheduled", "completed")],

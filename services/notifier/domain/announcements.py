@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from schemas import (
     CancellationDenied,
@@ -101,7 +102,7 @@ def _status_changed(event: CloudEvent[Any], change: PortStatusChanged, policy: N
                                  kind, context, [n.phone_number for n in moved])
     scheduled = [n.phone_number for n in moved if n.status_to is NumberStatus.SCHEDULED]
     if scheduled and change.port_date and change.status_to not in ENDED:
-        due = datetime.combine(change.port_date, time(0, 0), UTC) - policy.reminder_lead
+        due = _reminder_due(change, policy.reminder_lead)
         # Too late for a reminder: the port-date e-mail just said the same thing.
         if due > change.changed_at:
             context = _status_context(change, [n for n in moved if n.phone_number in scheduled],
@@ -116,6 +117,30 @@ def _status_changed(event: CloudEvent[Any], change: PortStatusChanged, policy: N
         withdraw_reminders_for=tuple(n.phone_number for n in moved),
         withdraw_all_reminders=change.status_to in ENDED,
     )
+
+
+# The reminder goes out in the customer's morning, `reminder_lead` before the port date, in the
+# port window's time zone when the event names one (UTC otherwise).
+REMINDER_AT = time(9, 0)
+
+
+def _reminder_due(change: PortStatusChanged, lead: timedelta) -> datetime:
+    zone = _zone(change.time_zone)
+    return (datetime.combine(change.port_date, REMINDER_AT, zone) - lead).astimezone(UTC)  # type: ignore[arg-type]
+
+
+def _zone(name: str | None) -> tzinfo:
+    try:
+        return ZoneInfo(name) if name else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def _port_window(change: PortStatusChanged) -> str | None:
+    start, end = change.port_time_range_start, change.port_time_range_end
+    if not (start and end):
+        return None
+    return f"between {start:%H:%M} and {end:%H:%M}" + (f" ({change.time_zone})" if change.time_zone else "")
 
 
 def _status_context(change: PortStatusChanged, moved: Sequence[NumberStatusChange], kind: str,
@@ -147,6 +172,10 @@ def _status_context(change: PortStatusChanged, moved: Sequence[NumberStatusChang
         "completed_numbers": completed,
         "still_porting": still_porting,
         "canadian_numbers": canadian,
+        "port_window": _port_window(change),
+        # The per-number fee, as the workflow recorded it at completion for billing.
+        "fees": [{"phone_number": n.phone_number, "amount": str(n.fee_per_number), "currency": n.fee_currency or ""}
+                 for n in moved if n.status_to is NumberStatus.COMPLETED and n.fee_per_number is not None],
         # Seed 002: a one-time per-number fee, rate given in response to the request, billed
         # after completion. Said on receipt and again when Canadian numbers complete.
         "canadian_fee_applies": bool(canadian) and (kind in ("request_received", "port_completed")),

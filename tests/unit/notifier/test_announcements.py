@@ -141,9 +141,27 @@ def test_a_review_reason_the_notifier_does_not_know_keeps_the_workflows_text_and
 def test_the_port_date_email_schedules_a_routing_reminder_two_days_ahead_for_the_scheduled_numbers():
     event = status_changed("in_progress", "in_progress", [(US, "port_pending", "scheduled")], port_date="2027-03-02")
     [reminder] = [n for n in announce(event, POLICY).notifications if n.kind == "routing_reminder"]
-    assert reminder.due_at == datetime(2027, 2, 28, tzinfo=UTC)
+    assert reminder.due_at == datetime(2027, 2, 28, 9, 0, tzinfo=UTC)
     assert reminder.phone_numbers == (US,) and reminder.recipient == "ada@example.com"
     assert reminder.payload["port_date_words"] == "Tuesday 2 March 2027"
+
+
+def test_the_reminder_comes_in_the_mornings_of_the_port_windows_time_zone_and_the_email_names_the_window():
+    event = status_changed("in_progress", "in_progress", [(CA, "port_pending", "scheduled")], port_date="2027-03-02",
+                           port_time_range_start="10:00:00", port_time_range_end="12:00:00", time_zone="America/Toronto")
+    announcement = announce(event, POLICY)
+    [reminder] = [n for n in announcement.notifications if n.kind == "routing_reminder"]
+    assert reminder.due_at == datetime(2027, 2, 28, 14, 0, tzinfo=UTC)  # 09:00 in Toronto (EST)
+    [email] = emails(announcement)
+    assert email.payload["port_window"] == "between 10:00 and 12:00 (America/Toronto)"
+
+
+def test_the_completion_email_states_the_per_number_fee_the_workflow_recorded():
+    event = status_changed("in_progress", "completed", phone_numbers=[
+        {"phone_number": CA, "status_from": "scheduled", "status_to": "completed", "fee_per_number": "12.50",
+         "fee_currency": "CAD"}])
+    [email] = emails(announce(event, POLICY))
+    assert email.payload["fees"] == [{"phone_number": CA, "amount": "12.50", "currency": "CAD"}]
 
 
 def test_no_reminder_when_the_port_date_is_too_close_for_one():

@@ -34,8 +34,12 @@ EVERY_KIND = [
         {"phone_number": US, "status_from": "port_submitted", "status_to": "port_rejected",
          "reason_code": "INVALID_PIN", "reason": "PIN mismatch"}]),
     status_changed("in_progress", "in_progress", [(US, "port_submitted", "port_pending")], port_date="2027-03-02"),
-    status_changed("in_progress", "in_progress", [(US, "port_pending", "scheduled")], port_date="2027-03-02"),
+    status_changed("in_progress", "in_progress", [(US, "port_pending", "scheduled")], port_date="2027-03-02",
+                   port_time_range_start="10:00:00", port_time_range_end="12:00:00", time_zone="America/New_York"),
     status_changed("in_progress", "completed", [(CA, "scheduled", "completed")]),
+    status_changed("in_progress", "completed", phone_numbers=[
+        {"phone_number": CA, "status_from": "scheduled", "status_to": "completed", "fee_per_number": "12.50",
+         "fee_currency": "CAD"}]),
     status_changed("in_progress", "in_progress", [(US, "scheduled", "canceling")]),
     status_changed("in_progress", "canceled", [(US, "port_pending", "canceled")]),
     status_changed("action_required", "expired", reason_code="INVALID_PIN", reason="No corrected PIN arrived."),
@@ -80,6 +84,7 @@ def test_a_message_has_plain_text_and_html_alternatives_and_the_delivery_id_as_m
     ("request_received", ["keep your account with your current carrier active", "per-number rate"]),
     ("action_required", ["port-out PIN", "within 30 days", "Reason: PIN mismatch"]),
     ("port_completed", ["stop service on the old account", "per-number porting fee is now billed"]),
+    ("port_date", ["Tuesday 2 March 2027", "between 10:00 and 12:00 (America/New_York)"]),
     ("routing_reminder", ["configure their voice and SMS routing"]),
     ("cancellation_denied", ["A port date is scheduled"]),
     ("ops_alert", ["delivery_gave_up"]),
@@ -90,6 +95,12 @@ def test_the_messages_say_what_the_seed_documents_promise(kind, must_say):
     for phrase in must_say:
         assert phrase.lower() in rendered.text.lower(), phrase
         assert phrase.lower() in rendered.html.lower(), phrase
+
+
+def test_the_fee_recorded_at_completion_is_stated_with_its_amount():
+    fee_mails = [n for n in rendered_notifications() if n.kind == "port_completed" and n.payload["fees"]]
+    text = TEMPLATES.render("port_completed", fee_mails[0].payload).text
+    assert f"  - {CA}: 12.50 CAD" in text
 
 
 def test_each_refused_number_reads_as_its_number_reason_and_fix_on_separate_lines():
