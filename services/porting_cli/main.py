@@ -14,6 +14,7 @@ from porting_runtime import operator_cli
 from porting_runtime.stack_record import DEFAULT_DATA_DIR
 from schemas import export
 
+from . import bench, runtime_tables
 from .dead_letters import app as dead_letters_app
 from .publishing import PublishError, envelope, publish_record
 from .stack import SERVICES, LocalStack
@@ -48,7 +49,10 @@ def main(
 schemas_app = typer.Typer(help="The event contract.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(dead_letters_app, name="dead-letters")
+app.add_typer(runtime_tables.timers_app, name="timers")
+app.add_typer(runtime_tables.outbox_app, name="outbox")
 _register_service_commands(app)
+app.command("bench")(bench.bench)
 console = Console()
 
 

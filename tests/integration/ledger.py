@@ -78,7 +78,8 @@ FIXED_LEDGER = ServiceDefinition(
 
 @contextlib.asynccontextmanager
 async def running(settings: ServiceSettings, definition: ServiceDefinition = LEDGER, **options: Any) -> AsyncIterator[RunningService]:
-    service = RunningService(definition, settings, serve_http=False, **options)
+    options.setdefault("serve_http", False)
+    service = RunningService(definition, settings, **options)
     await service.start()
     try:
         yield service
