@@ -1,0 +1,219 @@
+"""Running the workflow in a test: its handlers and timers on a real PostgreSQL fed fabricated
+records (no broker), or the whole service on the real broker; and the events to feed it.
+
+(Kept in a test_workflow_* module so the workflow's tests stay within their own files; it holds
+no tests itself.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from porting_runtime import EventConsumer, MovableClock, RunningService, ServiceSettings
+from porting_runtime.database import apply_migrations
+from porting_runtime.dead_letter_writer import DeadLetterWriter
+from porting_runtime.health import ProgressBoard
+from porting_runtime.sealed_outbox import open_outbox_row
+from porting_runtime.sealing import Sealer
+from porting_runtime.timer_loop import TimerLoop
+from schemas import (
+    CancellationPolicyKind,
+    CancelRequested,
+    CarrierNumberResponse,
+    CarrierOutcome,
+    CarrierResponded,
+    KafkaRecord,
+    NumberPortability,
+    NumberType,
+    PortabilityChecked,
+    PortabilityReason,
+    PortingEvent,
+    PortingRequirements,
+    PortingTrack,
+    PortRequested,
+    PortScheduled,
+    dead_letter_topic,
+    decode,
+    encode,
+)
+from workflow.service import WORKFLOW
+from workflow.settings import WorkflowSettings
+
+from .portability_support import consumer_records
+
+# Monday 1 February 2027, 09:00 UTC: a business day in the US, Canada and Britain.
+START = datetime(2027, 2, 1, 9, 0, tzinfo=UTC)
+US_NUMBER, US_NUMBER_2, CA_NUMBER, GB_NUMBER = "+12015550123", "+12015550124", "+15145550100", "+442071234567"
+PIN, ACCOUNT_NUMBER = "80417733", "ACCT-55120937"
+REPRESENTATIVE = "Ada Lovelace"
+US = PortingRequirements(track=PortingTrack.API, min_notice_business_days=3,
+                         cancellation_policy=CancellationPolicyKind.NORTH_AMERICAN)
+CA = PortingRequirements(track=PortingTrack.API, bill_max_age_days=30, customer_service_record_required=True,
+                         fee_per_number=Decimal("25.00"), fee_currency="CAD", min_notice_business_days=5,
+                         cancellation_policy=CancellationPolicyKind.NORTH_AMERICAN)
+INTERNATIONAL = PortingRequirements(track=PortingTrack.MANUAL, fee_acknowledgement_required=True,
+                                    min_notice_business_days=10,
+                                    cancellation_policy=CancellationPolicyKind.INTERNATIONAL,
+                                    carrier_sla_business_days=10)
+COUNTRY = {US_NUMBER: "US", US_NUMBER_2: "US", CA_NUMBER: "CA", GB_NUMBER: "GB"}
+REQUIREMENTS = {"US": US, "CA": CA, "GB": INTERNATIONAL}
+ADDRESSES = {
+    "US": {"street": "1 Market St", "city": "Newark", "state": "NJ", "zip": "07102", "country": "US"},
+    "CA": {"street": "C.P. 1234", "city": "Montréal", "state": "QC", "zip": "H3A 3R2", "country": "CA"},
+    "GB": {"street": "10 Downing St", "city": "London", "state": "London", "zip": "SW1A 2AA", "country": "GB"},
+}
+
+
+def workflow_settings(settings: ServiceSettings, **overrides: Any) -> WorkflowSettings:
+    return WorkflowSettings(**{**settings.model_dump(), **overrides})
+
+
+def new_sid() -> str:
+    return "KW" + secrets.token_hex(16)
+
+
+def port_requested(*numbers: str, sid: str | None = None, account: str = "AC" + "1" * 32, revision: int = 1,
+                   country: str = "US", pin: str = PIN, **overrides: Any) -> PortRequested:
+    return PortRequested.model_validate({
+        "port_in_request_sid": sid or new_sid(), "account_sid": account, "revision": revision,
+        "phone_numbers": [{"phone_number": n, "pin": pin} for n in numbers or (US_NUMBER,)],
+        "losing_carrier_information": {
+            "customer_name": "Ada Lovelace", "account_number": ACCOUNT_NUMBER,
+            "authorized_representative": REPRESENTATIVE, "authorized_representative_email": "ada@example.com",
+            "customer_type": "Business", "address": ADDRESSES[country]},
+        "notification_emails": ["ada@example.com"],
+        "documents": [{"document_sid": "loa-1", "kind": "letter_of_authorization", "dated": "2027-01-25",
+                       "signed_by": REPRESENTATIVE}],
+        "webhook_url": "https://customer.example.com/hooks",
+        **overrides,
+    })
+
+
+def checked(request: PortRequested, *, revision: int | None = None,
+            not_portable: dict[str, PortabilityReason] | None = None) -> PortabilityChecked:
+    results = []
+    for number in dict.fromkeys(n.phone_number for n in request.phone_numbers):
+        requirements = REQUIREMENTS[COUNTRY[number]]
+        reason = (not_portable or {}).get(number)
+        if reason is None and requirements.track is PortingTrack.MANUAL:
+            reason = PortabilityReason.MANUAL_PORTING_AVAILABLE
+        results.append(NumberPortability(
+            phone_number=number, portable=reason is None, pin_and_account_number_required=False,
+            number_type=NumberType.LOCAL, country=COUNTRY[number], requirements=requirements,
+            not_portable_reason=reason.name if reason else None, not_portable_reason_code=reason))
+    return PortabilityChecked(port_in_request_sid=request.port_in_request_sid, account_sid=request.account_sid,
+                              revision=revision or request.revision, results=results, checked_at=START)
+
+
+def answered(sid: str, *answers: tuple[str, CarrierOutcome] | CarrierNumberResponse) -> CarrierResponded:
+    responses = [a if isinstance(a, CarrierNumberResponse) else CarrierNumberResponse(phone_number=a[0], outcome=a[1])
+                 for a in answers]
+    return CarrierResponded(port_in_request_sid=sid, losing_carrier="Verizon", responses=responses)
+
+
+def rejected(number: str, code: str = "INVALID_PIN") -> CarrierNumberResponse:
+    return CarrierNumberResponse(phone_number=number, outcome=CarrierOutcome.REJECTED, rejection_reason_code=code,
+                                 rejection_reason="The PIN does not match our records")
+
+
+def scheduled(sid: str, *numbers: str, on: date, zone: str = "America/New_York") -> PortScheduled:
+    return PortScheduled(port_in_request_sid=sid, phone_numbers=list(numbers), port_date=on,
+                         port_time_range_start=time(9), port_time_range_end=time(12), time_zone=zone)
+
+
+def cancel(sid: str, *numbers: str, accepts_fees_and_risk: bool = False) -> CancelRequested:
+    return CancelRequested(port_in_request_sid=sid, phone_numbers=list(numbers) or None,
+                           requested_by="ada@example.com", accepts_fees_and_risk=accepts_fees_and_risk)
+
+
+def record(settings: ServiceSettings, event: PortingEvent, event_id: str | None = None) -> KafkaRecord:
+    return encode(event, source="tests", topic=settings.topic(event.event_type), event_id=event_id)
+
+
+@dataclass
+class Workflow:
+    """The workflow's routes and timers on its real database, without a broker."""
+
+    settings: WorkflowSettings
+    pool: asyncpg.Pool
+    consumer: EventConsumer
+    timers: TimerLoop
+    clock: MovableClock
+    sealer: Sealer
+    statements: list[str] = field(default_factory=list)
+
+    async def feed(self, *events: PortingEvent) -> None:
+        """Each event as its own partition batch, in this order."""
+        for event in events:
+            await self.consumer.process(consumer_records([record(self.settings, event)]))
+
+    async def feed_batch(self, records: list[KafkaRecord]) -> None:
+        await self.consumer.process(consumer_records(records))
+
+    async def fire_due_timers(self) -> int:
+        return await self.timers.fire_due()
+
+    async def published(self, event_type: type[PortingEvent] | None = None, sid: str | None = None) -> list[Any]:
+        """Every follow-up in the outbox (sealed ones opened), in commit order."""
+        rows = await self.pool.fetch("SELECT topic, key, value, header_names, header_values, sealed FROM outbox "
+                                     "ORDER BY id")
+        events = []
+        for row in rows:
+            message = open_outbox_row(row, self.sealer)
+            event = decode(message.headers, message.value).data
+            if (event_type is None or isinstance(event, event_type)) and (sid is None or event.subject == sid):
+                events.append(event)
+        return events
+
+    async def status(self, sid: str) -> tuple[str | None, dict[str, str]]:
+        request = await self.pool.fetchval("SELECT status FROM port_in_requests WHERE port_in_request_sid = $1", sid)
+        numbers = await self.pool.fetch("SELECT phone_number, status FROM port_in_numbers "
+                                        "WHERE port_in_request_sid = $1 ORDER BY position", sid)
+        return request, {r["phone_number"]: r["status"] for r in numbers}
+
+
+@contextlib.asynccontextmanager
+async def workflow_handlers(settings: ServiceSettings, start: datetime = START) -> AsyncIterator[Workflow]:
+    settings = workflow_settings(settings)
+    statements: list[str] = []
+
+    async def log_statements(connection: asyncpg.Connection) -> None:
+        connection.add_query_logger(lambda query: statements.append(query.query))
+
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4, init=log_statements)
+    clock, sealer = MovableClock(start), Sealer.from_settings(settings)
+    try:
+        await apply_migrations(pool, WORKFLOW.name, WORKFLOW.migrations)
+        options = WORKFLOW.unit_options(settings, clock)
+        consumer = EventConsumer(
+            name=WORKFLOW.name, pool=pool, routes=WORKFLOW.routes(pool, settings), topic_prefix=settings.topic_prefix,
+            unit_options=options,
+            dead_letters=DeadLetterWriter(WORKFLOW.name, settings.topic(dead_letter_topic(WORKFLOW.name)), sealer,
+                                          settings.max_message_bytes),
+        )
+        assert WORKFLOW.timers is not None
+        timers = TimerLoop(service=WORKFLOW.name, pool=pool, database_url=settings.database_url,
+                           routes=WORKFLOW.timers(pool, settings), unit_options=options, board=ProgressBoard())
+        statements.clear()
+        yield Workflow(settings, pool, consumer, timers, clock, sealer, statements)
+    finally:
+        await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def running_workflow(settings: ServiceSettings, clock: MovableClock) -> AsyncIterator[RunningService]:
+    service = RunningService(WORKFLOW, workflow_settings(settings), serve_http=False, clock=clock,
+                             timer_poll_interval=0.2)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
