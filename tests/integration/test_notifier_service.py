@@ -16,11 +16,15 @@ from standardwebhooks import Webhook
 from typer.testing import CliRunner
 
 from notifier import metrics
+from notifier.adapters import store
 from notifier.adapters.mail_catcher import catching_mail, read_mail
+from notifier.adapters.templates import load_fix_advice
+from notifier.domain.announcements import NotifierPolicy, announce
 from notifier.entrypoints.cli import register
 from notifier.service import notifier_definition
 from notifier.settings import NotifierSettings
 from porting_runtime import MovableClock, RunningService, ServiceSettings
+from porting_runtime.database import apply_migrations
 from schemas import PortAlertRaised, encode
 
 from ..kafka_support import collect, committed_offsets, publish, wait_until
@@ -269,3 +273,64 @@ async def _consumed(settings: ServiceSettings, topic: str, end: int) -> bool:
     offsets = await committed_offsets(settings, "notifier", topic)
     return sum(o or 0 for o in offsets.values()) >= end
 
+
+
+async def test_a_canceled_port_withdraws_its_pending_routing_reminder_whether_in_the_same_batch_or_later(settings, tmp_path):
+    clock = MovableClock(START)
+    async with catching_mail(tmp_path / "mail") as smtp_port:
+        later, together = status_changed(None, "in_review").data, status_changed(None, "in_review").data
+
+        def schedule(request):
+            return status_changed("in_progress", "in_progress", [(US, "port_pending", "scheduled")], port_date="2027-03-02",
+                                  port_in_request_sid=request.port_in_request_sid, account_sid=request.account_sid)
+
+        def cancel(request):
+            return status_changed("in_progress", "canceled", [(US, "scheduled", "canceled")],
+                                  port_in_request_sid=request.port_in_request_sid, account_sid=request.account_sid)
+
+        async with running_notifier(notifier_settings(settings, smtp_port, signing_secret()), clock) as service:
+            await publish_events(settings, schedule(later))
+            await wait_until(lambda: _reminder_is(settings, later.port_in_request_sid, "scheduled"))
+            assert await _reminder_timers(service) == 1
+            await publish_events(settings, cancel(later), schedule(together), cancel(together))
+            await wait_until(lambda: _reminder_is(settings, later.port_in_request_sid, "withdrawn"))
+            await wait_until(lambda: _reminder_is(settings, together.port_in_request_sid, "withdrawn"))
+            assert await _reminder_timers(service) == 0, "the withdrawn reminders' timers are cancelled"
+            clock.set(datetime(2027, 2, 28, 9, 1, tzinfo=UTC))
+            await wait_until(lambda: _count(settings, "delivered", 4), what="the four step e-mails")
+    assert not [m for m in read_mail(tmp_path / "mail") if m.subject.startswith("Reminder")]
+
+
+async def _reminder_is(settings: ServiceSettings, sid: str, state: str) -> bool:
+    try:
+        found = await rows(settings, "SELECT state FROM notifications WHERE port_in_request_sid = $1 "
+                                     "AND kind = 'routing_reminder'", sid)
+    except asyncpg.UndefinedTableError:
+        return False
+    return [r["state"] for r in found] == [state]
+
+
+async def _reminder_timers(service: RunningService) -> int:
+    return await service.pool.fetchval("SELECT count(*) FROM timers WHERE kind = 'routing_reminder'")
+
+
+async def test_a_send_cut_off_by_a_stopped_sender_is_resent_once_its_lease_runs_out_under_the_same_id(settings, tmp_path):
+    secret, clock = signing_secret(), MovableClock(START)
+    async with catching_mail(tmp_path / "mail") as smtp_port, webhook_receiver() as receiver:
+        event = status_changed("in_progress", "completed", [], webhook_url=receiver.url, notification_emails=[])
+        sid = event.data.port_in_request_sid
+        [webhook] = announce(event, NotifierPolicy(ops_alert_emails=(), advice=load_fix_advice())).notifications
+        # An instance recorded the webhook and claimed it, then died before it learned the outcome.
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
+        try:
+            await apply_migrations(pool, "notifier", notifier_definition().migrations)
+            async with pool.acquire() as connection:
+                await store.record(connection, [store.ToRecord(webhook, "pending", START)], START)
+                [claimed] = await store.claim(connection, "webhook", 1, START, timedelta(minutes=5))
+        finally:
+            await pool.close()
+        clock.advance(timedelta(minutes=6))  # its lease has run out
+        async with running_notifier(notifier_settings(settings, smtp_port, secret), clock):
+            await wait_until(lambda: _all_delivered(settings, sid, expect=1), what="resent after the lease ran out")
+    assert [(r["attempt"], r["outcome"]) for r in await attempts_of(settings, sid)] == [(1, "interrupted"), (2, "delivered")]
+    assert len(receiver.calls) == 1 and receiver.calls[0].headers["webhook-id"] == claimed.delivery_id == webhook.delivery_id
