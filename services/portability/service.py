@@ -17,7 +17,8 @@ from .service_layer.handlers import PortRequestChecker, follow_port_status
 
 
 def _routes(pool: asyncpg.Pool, settings: ServiceSettings) -> list[Route]:
-    return [Route(PortRequested, PortRequestChecker(CoverageFile())), Route(PortStatusChanged, follow_port_status)]
+    return [Route(PortRequested, PortRequestChecker(CoverageFile()), batch=True),
+            Route(PortStatusChanged, follow_port_status, batch=True)]
 
 
 def _http_app(pool: asyncpg.Pool, settings: ServiceSettings) -> FastAPI:

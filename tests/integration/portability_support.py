@@ -5,18 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
+import asyncpg
 import httpx
+from aiokafka import ConsumerRecord
 
 from porting_cli.embedded import free_port
-from porting_runtime import RunningService, ServiceSettings
+from porting_runtime import EventConsumer, RunningService, ServiceSettings
+from porting_runtime.database import apply_migrations
+from porting_runtime.dead_letter_writer import DeadLetterWriter
+from porting_runtime.sealing import Sealer
 from portability.adapters.credentials import hash_token
 from portability.adapters.repository import PortabilityRepository
 from portability.domain.numbers import NumberBlock
 from portability.service import PORTABILITY
-from schemas import KafkaRecord, PortabilityChecked, PortStatusChanged, encode
+from schemas import KafkaRecord, PortabilityChecked, PortStatusChanged, dead_letter_topic, encode
 
 from ..factories import port_requested, request_sid
 from ..kafka_support import collect, publish
@@ -28,23 +33,59 @@ WIRELESS = "+14155552671"  # in a wireless block: MOBILE, needs a PIN and accoun
 PORTABLE = "+12015550123"
 
 
+async def _seed(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as connection:
+        repository = PortabilityRepository(connection)
+        for sid, parent in ((PARENT, None), (TARGET, PARENT), (SIBLING, PARENT), (STRANGER, None)):
+            await repository.add_account(sid, hash_token(TOKENS[sid]), parent)
+        await repository.hold_each([(HELD_BY_TARGET, TARGET), (HELD_BY_SIBLING, SIBLING), (HELD_BY_STRANGER, STRANGER)])
+        await repository.import_blocks([NumberBlock("1415555", "Pacific Wireless", "PW-1", True, "SNFC")])
+
+
 @contextlib.asynccontextmanager
 async def portability_service(settings: ServiceSettings) -> AsyncIterator[RunningService]:
     settings = settings.model_copy(update={"http_port": free_port()})
     service = RunningService(PORTABILITY, settings, serve_http=True)
     await service.start()
     try:
-        async with service.pool.acquire() as connection:
-            repository = PortabilityRepository(connection)
-            for sid, parent in ((PARENT, None), (TARGET, PARENT), (SIBLING, PARENT), (STRANGER, None)):
-                await repository.add_account(sid, hash_token(TOKENS[sid]), parent)
-            await repository.hold([HELD_BY_TARGET], TARGET)
-            await repository.hold([HELD_BY_SIBLING], SIBLING)
-            await repository.hold([HELD_BY_STRANGER], STRANGER)
-            await repository.import_blocks([NumberBlock("1415555", "Pacific Wireless", "PW-1", True, "SNFC")])
+        await _seed(service.pool)
         yield service
     finally:
         await service.stop()
+
+
+@contextlib.asynccontextmanager
+async def portability_handlers(settings: ServiceSettings) -> AsyncIterator[tuple[EventConsumer, list[str]]]:
+    """The service's own routes on its real database, fed fabricated records (no broker), with every
+    statement its connections run."""
+    statements: list[str] = []
+
+    async def log_statements(connection: asyncpg.Connection) -> None:
+        connection.add_query_logger(lambda query: statements.append(query.query))
+
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4, init=log_statements)
+    try:
+        await apply_migrations(pool, PORTABILITY.name, PORTABILITY.migrations)
+        await _seed(pool)
+        consumer = EventConsumer(
+            name=PORTABILITY.name, pool=pool, routes=PORTABILITY.routes(pool, settings),
+            topic_prefix=settings.topic_prefix, unit_options=PORTABILITY.unit_options(settings),
+            dead_letters=DeadLetterWriter(PORTABILITY.name, settings.topic(dead_letter_topic(PORTABILITY.name)),
+                                          Sealer.from_settings(settings), settings.max_message_bytes),
+        )
+        statements.clear()
+        yield consumer, statements
+    finally:
+        await pool.close()
+
+
+def consumer_records(records: Sequence[KafkaRecord], partition: int = 0) -> list[ConsumerRecord]:
+    """As the consumer would fetch them: one partition, in this order."""
+    return [ConsumerRecord(topic=r.topic, partition=partition, offset=offset, timestamp=1_700_000_000_000,
+                           timestamp_type=0, key=r.key, value=r.value, checksum=None,
+                           serialized_key_size=len(r.key or b""), serialized_value_size=len(r.value or b""),
+                           headers=list(r.headers))
+            for offset, r in enumerate(records)]
 
 
 @contextlib.asynccontextmanager

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from schemas import KafkaRecord, PortabilityReason, dead_letter_topic
+from schemas import KafkaRecord, PortabilityChecked, PortabilityReason, dead_letter_topic
 
 from ..kafka_support import collect, fetchval, publish, wait_until
+from ..factories import request_sid
 from .portability_support import (
     HELD_BY_SIBLING,
     HELD_BY_STRANGER,
     HELD_BY_TARGET,
     PORTABLE,
+    SIBLING,
+    STRANGER,
     TARGET,
     WIRELESS,
     answers_for,
     checked,
+    consumer_records,
+    portability_handlers,
     portability_service,
     request_for,
     status_change,
@@ -152,6 +157,103 @@ async def test_a_status_change_for_a_look_alike_number_reserves_nothing(settings
         await _until_reserved(settings, PORTABLE, True)
         reserved = await service.pool.fetch("SELECT phone_number FROM inventory WHERE port_in_request_sid = $1", sid)
     assert [r["phone_number"] for r in reserved] == [PORTABLE]
+
+
+UNKNOWN_ACCOUNT = "AC" + "0" * 32
+# Per target account: the answers to HELD_BY_TARGET, a fresh portable number, and a look-alike of HELD_BY_STRANGER.
+EXPECTED = {
+    TARGET: [R.ALREADY_IN_THE_TARGET_ACCOUNT, None, R.INVALID_PHONE_NUMBER],
+    SIBLING: [R.ALREADY_IN_ONE_OF_YOUR_TWILIO_ACCOUNTS, None, R.INVALID_PHONE_NUMBER],
+    STRANGER: [R.ALREADY_IN_TWILIO_DIFFERENT_OWNER, None, R.INVALID_PHONE_NUMBER],
+    UNKNOWN_ACCOUNT: [R.UNAUTHORIZED, R.UNAUTHORIZED, R.INVALID_PHONE_NUMBER],
+}
+
+
+def _statements(statements: list[str], fragment: str) -> int:
+    return sum(fragment in statement for statement in statements)
+
+
+async def _outbox(consumer) -> list[tuple[PortabilityChecked, dict[str, bytes]]]:
+    rows = await consumer.pool.fetch(
+        "SELECT value, header_names, header_values FROM outbox WHERE topic LIKE '%portability-checked%' ORDER BY id")
+    return [(PortabilityChecked.model_validate_json(r["value"]), dict(zip(r["header_names"], r["header_values"],
+                                                                          strict=True))) for r in rows]
+
+
+async def test_a_batch_of_requests_is_checked_with_one_read_each_and_one_insert_and_each_gets_its_own_answer(settings):
+    accounts = list(EXPECTED)
+    requests = [request_for(settings, [HELD_BY_TARGET, f"+1201555{i:04d}", "+1４155562603"], account=accounts[i % 4])
+                for i in range(300)]
+    async with portability_handlers(settings) as (consumer, statements):
+        await consumer.process(consumer_records([record for _, record in requests]))
+        counted = {what: _statements(statements, fragment) for what, fragment in [
+            ("holdings", "FROM inventory"), ("hierarchy", "WITH RECURSIVE lineage"),
+            ("blocks", "FROM number_blocks"), ("checks", "INSERT INTO portability_checks")]}
+        published = await _outbox(consumer)
+        kept = await consumer.pool.fetch("SELECT port_in_request_sid, requested_by, target_account_sid, reason_code "
+                                         "FROM portability_checks ORDER BY id")
+    assert counted == {"holdings": 1, "hierarchy": 1, "blocks": 1, "checks": 1}
+    assert [event.port_in_request_sid for event, _ in published] == [sid for sid, _ in requests]
+    for i, (event, headers) in enumerate(published):
+        assert event.account_sid == accounts[i % 4]
+        assert [r.not_portable_reason_code for r in event.results] == EXPECTED[event.account_sid]
+        assert event.results[1].phone_number == f"+1201555{i:04d}"
+        # Each follow-up continues its own request's trace.
+        cause = dict(requests[i][1].headers)
+        assert headers["traceparent"].split(b"-")[1] == cause["traceparent"].split(b"-")[1]
+    assert len(kept) == 900
+    assert [(k["port_in_request_sid"], k["target_account_sid"]) for k in kept[::3]] == \
+        [(sid, accounts[i % 4]) for i, (sid, _) in enumerate(requests)]
+    assert {k["requested_by"] for k in kept} == {dict(record.headers)["ce_id"].decode() for _, record in requests}
+
+
+async def test_a_request_whose_answer_the_broker_would_refuse_is_dead_lettered_alone(settings):
+    settings = settings.model_copy(update={"max_message_bytes": 10_000})
+    big_sid, big = request_for(settings, [f"+1201555{i:04d}" for i in range(100)])
+    sid, small = request_for(settings, [PORTABLE])
+    async with portability_handlers(settings) as (consumer, _):
+        await consumer.process(consumer_records([big, small]))
+        published = await _outbox(consumer)
+        kept = await consumer.pool.fetch("SELECT DISTINCT port_in_request_sid FROM portability_checks")
+        dead = await consumer.pool.fetch("SELECT error FROM dead_letters")
+    assert [event.port_in_request_sid for event, _ in published] == [sid]
+    assert [k["port_in_request_sid"] for k in kept] == [sid], "no check of the refused request is kept"
+    assert len(dead) == 1 and "portability-checked" in dead[0]["error"]
+
+
+async def test_a_batch_of_status_changes_leaves_the_inventory_as_applying_them_one_by_one(settings):
+    first, second, third, fourth = (request_sid() for _ in range(4))
+    taken, freed, completed = "+12015550301", "+12015550302", "+12015550303"
+    changes = [
+        status_change(settings, first, taken, "in_review", "in_review"),
+        status_change(settings, second, taken, "in_review", "in_review", account=SIBLING),  # taken: nothing
+        status_change(settings, first, taken, "canceled", "in_review"),  # frees it ...
+        status_change(settings, second, taken, "in_review", "in_review", account=SIBLING),  # ... for the second
+        status_change(settings, third, freed, "in_review", "in_review"),
+        status_change(settings, third, freed, "in_review", "canceled"),  # the request ends: all released
+        status_change(settings, fourth, completed, "completed", "completed"),
+        status_change(settings, fourth, "+1２015550304", "in_review", "in_review"),  # a look-alike: never kept
+    ]
+    async with portability_handlers(settings) as (consumer, _):
+        await consumer.process(consumer_records(changes))
+        rows = await consumer.pool.fetch("SELECT phone_number, account_sid, port_in_request_sid FROM inventory "
+                                         "WHERE phone_number LIKE '+1201555030%' ORDER BY phone_number")
+    assert [tuple(r) for r in rows] == [(taken, SIBLING, second), (completed, TARGET, None)]
+
+
+async def test_status_changes_for_distinct_numbers_cost_one_statement_per_kind_of_change(settings):
+    changes = [status_change(settings, request_sid(), f"+1201555{i:04d}", status, "in_review")
+               for i, status in enumerate(["in_review", "canceled", "completed"] * 50)]
+    async with portability_handlers(settings) as (consumer, statements):
+        await consumer.process(consumer_records(changes))
+        counted = [_statements(statements, fragment) for fragment in
+                   ("INSERT INTO inventory (phone_number, account_sid)\n", "DELETE FROM inventory",
+                    "INSERT INTO inventory (phone_number, account_sid, port_in_request_sid)")]
+        held = await consumer.pool.fetchval("SELECT count(*) FROM inventory WHERE port_in_request_sid IS NULL "
+                                            "AND phone_number LIKE '+1201555%'")
+        reserved = await consumer.pool.fetchval("SELECT count(*) FROM inventory WHERE port_in_request_sid IS NOT NULL")
+    assert counted == [1, 1, 1]
+    assert (held, reserved) == (50, 50)
 
 
 async def _until_held(settings, number):

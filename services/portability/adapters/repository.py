@@ -1,9 +1,12 @@
-"""The portability database: accounts, inventory, number blocks, and every check made."""
+"""The portability database: accounts, inventory, number blocks, and every check made.
+
+Reads take every number of a batch at once, and writes are one statement for any number of rows.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -13,7 +16,6 @@ from ..domain.accounts import AccountHierarchy
 from ..domain.numbers import NumberBlock, candidate_prefixes
 from ..domain.portability import Holding
 
-
 # The contract bounds a number as given to 32 characters; this bounds what any caller can store.
 MAX_NUMBER_AS_GIVEN_BYTES = 256
 
@@ -21,6 +23,16 @@ MAX_NUMBER_AS_GIVEN_BYTES = 256
 def as_given(phone_number: str) -> bytes:
     """The number exactly as given, as bytes that Postgres stores whatever they hold (bytea)."""
     return phone_number.encode("utf-8", "surrogatepass")[:MAX_NUMBER_AS_GIVEN_BYTES]
+
+
+@dataclass(frozen=True)
+class RecordedCheck:
+    """A check to keep: the answer, for which account, and who asked (an event id or an account)."""
+
+    result: NumberPortability
+    target_account_sid: str
+    requested_by: str
+    port_in_request_sid: str | None = None
 
 
 class PortabilityRepository:
@@ -40,6 +52,9 @@ class PortabilityRepository:
         return AccountHierarchy({r["account_sid"]: r["parent_sid"] for r in rows})
 
     async def holdings(self, numbers: Sequence[str]) -> dict[str, Holding]:
+        """By normalised E.164 number."""
+        if not numbers:
+            return {}
         rows = await self.db.fetch(
             "SELECT phone_number, account_sid, port_in_request_sid FROM inventory WHERE phone_number = ANY($1::text[])",
             list(numbers),
@@ -47,28 +62,36 @@ class PortabilityRepository:
         return {r["phone_number"]: Holding(r["account_sid"], r["port_in_request_sid"]) for r in rows}
 
     async def blocks_for(self, numbers: Sequence[str]) -> dict[str, NumberBlock]:
+        """Every block any of these normalised E.164 numbers could belong to, by prefix."""
         prefixes = {p for n in numbers for p in candidate_prefixes(n)}
+        if not prefixes:
+            return {}
         rows = await self.db.fetch(
             "SELECT prefix, carrier_name, carrier_id, wireless, rate_center FROM number_blocks WHERE prefix = ANY($1::text[])",
             list(prefixes),
         )
         return {r["prefix"]: NumberBlock(**dict(r)) for r in rows}
 
-    async def record_checks(self, results: Sequence[NumberPortability], *, target_account_sid: str,
-                            requested_by: str, port_in_request_sid: str | None = None) -> None:
+    async def record_checks(self, checks: Sequence[RecordedCheck]) -> None:
+        """All of them in one statement."""
+        if not checks:
+            return
         await self.db.execute(
             """INSERT INTO portability_checks (port_in_request_sid, requested_by, target_account_sid, phone_number,
                                                phone_number_given, portable, reason_code, result)
-               SELECT $1, $2, $3, c.number, c.given, c.portable, c.reason_code, c.result::jsonb
-               FROM unnest($4::text[], $5::bytea[], $6::boolean[], $7::integer[], $8::text[])
-                    AS c(number, given, portable, reason_code, result)""",
-            port_in_request_sid, requested_by, target_account_sid,
-            [r.phone_number if is_e164(r.phone_number) else None for r in results],
-            [as_given(r.phone_number) for r in results],
-            [r.portable for r in results],
-            [r.not_portable_reason_code for r in results],
+               SELECT c.request, c.requested_by, c.target, c.number, c.given, c.portable, c.reason_code, c.result::jsonb
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::boolean[],
+                           $7::integer[], $8::text[])
+                    AS c(request, requested_by, target, number, given, portable, reason_code, result)""",
+            [c.port_in_request_sid for c in checks],
+            [c.requested_by for c in checks],
+            [c.target_account_sid for c in checks],
+            [c.result.phone_number if is_e164(c.result.phone_number) else None for c in checks],
+            [as_given(c.result.phone_number) for c in checks],
+            [c.result.portable for c in checks],
+            [c.result.not_portable_reason_code for c in checks],
             # The number is in its own columns; a NUL in it would make jsonb refuse the whole row.
-            [json.dumps(r.model_dump(mode="json", exclude={"phone_number"})) for r in results],
+            [c.result.model_dump_json(exclude={"phone_number"}) for c in checks],
         )
 
     async def token_hash(self, account_sid: str) -> str | None:
@@ -82,33 +105,48 @@ class PortabilityRepository:
             account_sid, parent_sid, token_hash,
         )
 
-    # The inventory, kept true by the workflow's status changes and by operator imports.
+    # The inventory, kept true by the workflow's status changes and by operator imports. Numbers are
+    # normalised E.164; each statement takes any number of rows.
 
     async def hold(self, numbers: Sequence[str], account_sid: str) -> None:
         """The numbers belong to the account (a completed port, or an operator import)."""
+        await self.hold_each([(n, account_sid) for n in numbers])
+
+    async def hold_each(self, holdings: Sequence[tuple[str, str]]) -> None:
+        """Each (number, account): the number belongs to the account; of a number given twice, the last."""
+        if not holdings:
+            return
+        # One row per number: an upsert may not touch a row twice in one statement.
+        holdings = list(dict(holdings).items())
         await self.db.execute(
             """INSERT INTO inventory (phone_number, account_sid)
-               SELECT n, $2 FROM unnest($1::text[]) AS n
+               SELECT * FROM unnest($1::text[], $2::text[])
                ON CONFLICT (phone_number) DO UPDATE
                    SET account_sid = EXCLUDED.account_sid, port_in_request_sid = NULL, updated_at = now()""",
-            list(numbers), account_sid,
+            [n for n, _ in holdings], [a for _, a in holdings],
         )
 
-    async def reserve(self, numbers: Sequence[str], account_sid: str, port_in_request_sid: str) -> None:
-        """Reserve numbers for a port under way; a number already held or reserved elsewhere stays as it is."""
+    async def reserve_each(self, reservations: Sequence[tuple[str, str, str]]) -> None:
+        """Each (number, account, request): reserved for a port under way; a number already held or
+        reserved stays as it is."""
+        if not reservations:
+            return
         await self.db.execute(
             """INSERT INTO inventory (phone_number, account_sid, port_in_request_sid)
-               SELECT n, $2, $3 FROM unnest($1::text[]) AS n
+               SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
                ON CONFLICT (phone_number) DO NOTHING""",
-            list(numbers), account_sid, port_in_request_sid,
+            [n for n, _, _ in reservations], [a for _, a, _ in reservations], [r for _, _, r in reservations],
         )
 
-    async def release(self, numbers: Sequence[str] | None, port_in_request_sid: str) -> None:
-        """Drop the request's reservations (of these numbers, or of all when None); holdings stay."""
+    async def release_each(self, releases: Sequence[tuple[str | None, str]]) -> None:
+        """Each (number, request): drop the request's reservation of the number, or of all its numbers
+        when the number is None; holdings stay."""
+        if not releases:
+            return
         await self.db.execute(
-            """DELETE FROM inventory WHERE port_in_request_sid = $1
-                   AND ($2::text[] IS NULL OR phone_number = ANY($2::text[]))""",
-            port_in_request_sid, list(numbers) if numbers is not None else None,
+            """DELETE FROM inventory i USING unnest($1::text[], $2::text[]) AS r(number, request)
+               WHERE i.port_in_request_sid = r.request AND (r.number IS NULL OR i.phone_number = r.number)""",
+            [n for n, _ in releases], [r for _, r in releases],
         )
 
     async def import_blocks(self, blocks: Sequence[NumberBlock]) -> None:

@@ -42,28 +42,43 @@ class PhoneNumberFacts:
         return self.e164[1:]
 
 
-def parse_e164(raw: str) -> phonenumbers.PhoneNumber | None:
+@dataclass(frozen=True)
+class E164Number:
+    """A number that is strict E.164, in its one canonical spelling, and valid for its country."""
+
+    e164: str
+    country_code: int
+    kind: PhoneNumberType  # libphonenumber's type; never UNKNOWN
+    region: str | None  # ISO 3166 country; None for non-geographic numbers (+800, +882, ...)
+
+
+def parse_e164(raw: str) -> E164Number | None:
     """The number when `raw` is strict E.164 in its one canonical spelling and valid for its country;
-    None otherwise (the number's 22102)."""
+    None otherwise (the number's 22102). libphonenumber is asked each thing once: this runs for every
+    number of every request."""
     if not is_e164(raw):
         return None
     try:
         number = phonenumbers.parse(raw, None)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_valid_number(number):
+    # What is_valid_number itself tests: the number matches one of its region's type patterns.
+    kind = phonenumbers.number_type(number)
+    if kind == PhoneNumberType.UNKNOWN:
         return None
     # libphonenumber reads "+4402079460000" as +442079460000: a second spelling of a number would be a
     # second inventory key for it, so only the canonical one is E.164 here.
     if phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) != raw:
         return None
-    return number
+    region = phonenumbers.region_code_for_number(number)
+    # Non-geographic numbers have region "001": no country.
+    return E164Number(raw, number.country_code, kind, region if region and region.isalpha() else None)
 
 
 def normalised_e164(raw: str) -> str | None:
     """The E.164 number to look up and store, or None when `raw` is not one (see parse_e164)."""
     number = parse_e164(raw)
-    return None if number is None else phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return None if number is None else number.e164
 
 
 def candidate_prefixes(e164: str) -> list[str]:
@@ -79,18 +94,14 @@ def longest_block(e164: str, blocks: Mapping[str, NumberBlock]) -> NumberBlock |
     return None
 
 
-def describe(number: phonenumbers.PhoneNumber, blocks: Mapping[str, NumberBlock]) -> PhoneNumberFacts:
+def describe(number: E164Number, blocks: Mapping[str, NumberBlock]) -> PhoneNumberFacts:
     """Country and number type. In North America libphonenumber says FIXED_LINE_OR_MOBILE;
     the number's block (found by its normalised E.164) decides, and without one the number is LOCAL."""
-    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    block = longest_block(e164, blocks)
-    kind = phonenumbers.number_type(number)
-    if kind in _TYPES:
-        number_type = _TYPES[kind]
-    elif kind == PhoneNumberType.FIXED_LINE_OR_MOBILE and number.country_code == NANP_COUNTRY_CODE:
+    block = longest_block(number.e164, blocks)
+    if number.kind in _TYPES:
+        number_type = _TYPES[number.kind]
+    elif number.kind == PhoneNumberType.FIXED_LINE_OR_MOBILE and number.country_code == NANP_COUNTRY_CODE:
         number_type = NumberType.MOBILE if block and block.wireless else NumberType.LOCAL
     else:
         number_type = NumberType.UNKNOWN
-    region = phonenumbers.region_code_for_number(number)
-    # Non-geographic numbers (+800, +882, ...) have region "001": no country.
-    return PhoneNumberFacts(e164, region if region and region.isalpha() else None, number_type, block)
+    return PhoneNumberFacts(number.e164, number.region, number_type, block)

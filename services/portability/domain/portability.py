@@ -17,13 +17,13 @@ Precedence, first match wins:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from schemas import NumberPortability, NumberType, PortabilityReason, PortingRequirements, PortingTrack
 
 from .accounts import AccountHierarchy
 from .coverage import Coverage
-from .numbers import NumberBlock, describe, parse_e164
+from .numbers import E164Number, NumberBlock, describe, parse_e164
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,24 @@ class PortingFacts:
     hierarchy: AccountHierarchy
     holdings: Mapping[str, Holding]
     blocks: Mapping[str, NumberBlock]
+    # Numbers as given, already parsed (None: not E.164), so a batch parses each once; others are parsed here.
+    parsed: Mapping[str, E164Number | None] = field(default_factory=dict)
+
+
+def is_authorized(hierarchy: AccountHierarchy, target_account_sid: str | None, caller_account_sid: str | None) -> bool:
+    """With a caller (the HTTP API), the caller must be allowed to act for the target account;
+    without one (an event), the target account must exist. No target at all (an operator's
+    what-if): nobody to authorize, and every holder is someone else."""
+    if target_account_sid is None:
+        return True
+    if caller_account_sid:
+        return hierarchy.may_act_for(caller_account_sid, target_account_sid)
+    return hierarchy.knows(target_account_sid)
 
 
 def assess(question: PortabilityQuestion, facts: PortingFacts) -> NumberPortability:
-    parsed = parse_e164(question.phone_number)
+    raw = question.phone_number
+    parsed = facts.parsed[raw] if raw in facts.parsed else parse_e164(raw)
     if parsed is None:
         return not_portable(question.phone_number, PortabilityReason.INVALID_PHONE_NUMBER)
     # From here on only the normalised number: holdings and blocks are keyed by it.

@@ -129,8 +129,7 @@ def inventory_import(file: Path = typer.Argument(..., exists=True, dir_okay=Fals
         _fail("nothing imported:\n" + "\n".join(problems[:20]))
 
     async def save(repository: PortabilityRepository, chunk: list[tuple[str, str]]) -> None:
-        for account in {a for _, a in chunk}:
-            await repository.hold([n for n, a in chunk if a == account], account)
+        await repository.hold_each(chunk)
 
     _import(database_url, rows, save)
     console.print(f"imported {len(rows)} holdings")

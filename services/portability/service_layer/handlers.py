@@ -1,71 +1,60 @@
-"""Event handlers: check a port request's numbers; keep the inventory in step with the workflow."""
+"""Event handlers, set-based: check every port request of a batch at once; keep the inventory in
+step with the workflow's status changes."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Sequence
 
 from porting_runtime import UnitOfWork
-from schemas import CloudEvent, NumberStatus, PortabilityChecked, PortRequested, PortStatusChanged, RequestStatus
+from porting_runtime.failures import FollowUpRefused
+from schemas import CloudEvent, PortabilityChecked, PortRequested, PortStatusChanged
 
 from ..adapters.coverage_file import CoverageFile
-from ..adapters.repository import PortabilityRepository
-from ..domain.numbers import normalised_e164
+from ..adapters.repository import PortabilityRepository, RecordedCheck
+from ..domain.inventory import plan_inventory
 from ..domain.portability import ProvidedDetails
-from .checks import check_numbers
+from .checks import CheckRequest, check_requests
 
-# A number is reserved for its target account while its port is under way ...
-UNDER_WAY = {NumberStatus.IN_REVIEW, NumberStatus.PORT_SUBMITTED, NumberStatus.PORT_PENDING,
-             NumberStatus.SCHEDULED, NumberStatus.CANCELING}
-# ... released when it cannot or will not port ...
-RELEASED = {NumberStatus.NOT_PORTABLE, NumberStatus.PORT_REJECTED, NumberStatus.CANCELED}
-ENDED_REQUEST = {RequestStatus.CANCELED, RequestStatus.EXPIRED, RequestStatus.REJECTED}
-# ... and held by that account once completed.
+
+def _check_request(request: PortRequested) -> CheckRequest:
+    account_number = bool(request.losing_carrier_information.account_number)
+    numbers = [(n.phone_number, ProvidedDetails(pin=bool(n.pin), account_number=account_number, address=True))
+               for n in request.phone_numbers]
+    return CheckRequest(numbers, request.account_sid, port_in_request_sid=request.port_in_request_sid)
 
 
 class PortRequestChecker:
+    """One query each for holdings, hierarchy and number blocks for the whole batch, the rules per
+    number, one insert for every check, one PortabilityChecked per request."""
+
     def __init__(self, coverage_file: CoverageFile) -> None:
         self.coverage_file = coverage_file
 
-    async def __call__(self, event: CloudEvent[PortRequested], unit: UnitOfWork) -> None:
-        request = event.data
-        carrier = request.losing_carrier_information
-        numbers = [
-            (n.phone_number, ProvidedDetails(pin=bool(n.pin), account_number=bool(carrier.account_number), address=True))
-            for n in request.phone_numbers
-        ]
+    async def __call__(self, events: Sequence[CloudEvent[PortRequested]], unit: UnitOfWork) -> None:
         repository = PortabilityRepository(unit.connection)
-        results = await check_numbers(repository, self.coverage_file, numbers,
-                                      target_account_sid=request.account_sid,
-                                      port_in_request_sid=request.port_in_request_sid)
-        await repository.record_checks(results, target_account_sid=request.account_sid,
-                                       requested_by=event.attributes.id,
-                                       port_in_request_sid=request.port_in_request_sid)
-        unit.publish(PortabilityChecked(
-            port_in_request_sid=request.port_in_request_sid, account_sid=request.account_sid,
-            revision=request.revision, results=results, checked_at=datetime.now(UTC),
-        ))
+        answers = await check_requests(repository, self.coverage_file, [_check_request(e.data) for e in events])
+        checked_at = unit.now()
+        kept: list[RecordedCheck] = []
+        for event, results in zip(events, answers, strict=True):
+            request = event.data
+            try:
+                unit.publish(PortabilityChecked(
+                    port_in_request_sid=request.port_in_request_sid, account_sid=request.account_sid,
+                    revision=request.revision, results=results, checked_at=checked_at,
+                ), cause=event)
+            except FollowUpRefused as refusal:  # e.g. larger than the broker takes: that request alone fails
+                unit.reject(event, str(refusal))
+                continue
+            kept += [RecordedCheck(r, request.account_sid, event.attributes.id, request.port_in_request_sid)
+                     for r in results]
+        await repository.record_checks(kept)
 
 
-async def follow_port_status(event: CloudEvent[PortStatusChanged], unit: UnitOfWork) -> None:
-    change = event.data
+async def follow_port_status(events: Sequence[CloudEvent[PortStatusChanged]], unit: UnitOfWork) -> None:
+    """The inventory follows the batch's status changes, one statement per kind of change (see plan_inventory)."""
+    plan = plan_inventory(e.data for e in events)
     repository = PortabilityRepository(unit.connection)
-    by_outcome: dict[str, list[str]] = {"hold": [], "reserve": [], "release": []}
-    for number in change.phone_numbers:
-        # The inventory is keyed by the normalised number; a malformed one was never checked nor reserved.
-        e164 = normalised_e164(number.phone_number)
-        if e164 is None:
-            continue
-        if number.status_to is NumberStatus.COMPLETED:
-            by_outcome["hold"].append(e164)
-        elif number.status_to in UNDER_WAY:
-            by_outcome["reserve"].append(e164)
-        elif number.status_to in RELEASED:
-            by_outcome["release"].append(e164)
-    if by_outcome["hold"]:
-        await repository.hold(by_outcome["hold"], change.account_sid)
-    if by_outcome["reserve"]:
-        await repository.reserve(by_outcome["reserve"], change.account_sid, change.port_in_request_sid)
-    if by_outcome["release"]:
-        await repository.release(by_outcome["release"], change.port_in_request_sid)
-    if change.status_to in ENDED_REQUEST:
-        await repository.release(None, change.port_in_request_sid)
+    await repository.hold_each(list(plan.holdings.items()))
+    for step in plan.steps:
+        await repository.release_each(step.releases)
+        await repository.reserve_each([(n, account, request) for n, (account, request) in step.reservations.items()])

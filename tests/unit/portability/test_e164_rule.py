@@ -123,3 +123,39 @@ def test_the_held_number_itself_is_found_held_by_its_normalised_spelling():
     answer = assess(PortabilityQuestion(HELD, TARGET, authorized=True), _facts())
     assert answer.not_portable_reason_code is PortabilityReason.ALREADY_IN_TWILIO_DIFFERENT_OWNER
     assert answer.number_type.value == "MOBILE", "its block was found by the normalised number"
+
+
+def _numbers_from_every_region() -> list[str]:
+    """libphonenumber's example numbers of every region and type, and each one cut short and lengthened."""
+    import phonenumbers
+
+    numbers = set()
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        for kind in phonenumbers.PhoneNumberType.values():
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is not None:
+                e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+                numbers |= {e164, e164[:-1], e164 + "5", e164[:-2] + "00"}
+    return sorted(numbers)
+
+
+def test_a_number_is_valid_exactly_when_libphonenumber_says_it_is_valid_and_it_is_in_canonical_form():
+    import phonenumbers
+
+    def reference(number: str) -> bool:
+        parsed = phonenumbers.parse(number, None)
+        return (is_e164(number) and phonenumbers.is_valid_number(parsed)
+                and phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164) == number)
+
+    numbers = _numbers_from_every_region()
+    assert len(numbers) > 3000
+    assert [n for n in numbers if (parse_e164(n) is not None) != reference(n)] == []
+    assert "+67210660" in numbers and parse_e164("+67210660") is None, "Norfolk Island's canonical form is +672310660"
+
+
+def test_the_country_is_libphonenumbers_region_and_none_for_non_geographic_numbers():
+    import phonenumbers
+
+    for number in [n for n in _numbers_from_every_region() if parse_e164(n)]:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(number, None))
+        assert parse_e164(number).region == (None if region == "001" else region)
