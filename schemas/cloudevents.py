@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -98,6 +99,9 @@ ATTRIBUTE_MAX_LENGTH = {"ce_id": 256, "ce_source": 512, "ce_type": 256, "ce_subj
                         "ce_specversion": 16, "ce_time": 64, "content-type": 128}
 
 
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def decode_headers(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, str]:
     """The envelope's headers as text. Only the headers of the envelope are read: any other
     header may carry any bytes. A repeated, null, non-UTF-8, overlong or control-character
@@ -116,7 +120,7 @@ def decode_headers(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, str
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise ContractViolation(f"header {name!r} is not UTF-8") from None
-        if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text):
+        if _CONTROL_CHARACTERS.search(text):
             raise ContractViolation(f"header {name!r} holds control characters")
         decoded[name] = text
     return decoded

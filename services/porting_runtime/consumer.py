@@ -10,6 +10,7 @@ events that fail alone are dead-lettered: one bad record never holds its partiti
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -300,9 +301,11 @@ class EventConsumer:
         except Exception as error:  # anything a hostile record provokes in decoding is that record's
             return f"could not decode: {describe(error)}"
 
-    def _report(self, batch: list[ConsumerRecord], decoded: list[Decoded], outcomes: list[str]) -> None:
+    def _report(self, batch: list[Any], decoded: list[Decoded], outcomes: list[str]) -> None:
+        counts = Counter((record.topic, outcome) for record, outcome in zip(batch, outcomes, strict=True))
+        for (topic, outcome), count in counts.items():  # one label lookup per kind, not per record
+            metrics.EVENTS.labels(self.name, topic, outcome).inc(count)
         for record, item, outcome in zip(batch, decoded, outcomes, strict=True):
-            metrics.EVENTS.labels(self.name, record.topic, outcome).inc()
             if outcome == "dead_lettered":
                 metrics.DEAD_LETTERS.labels(self.name, record.topic).inc()
                 log.error("dead-lettered", consumer=self.name, topic=record.topic,

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import metrics as service_metrics
 from .health import ProgressBoard
+from .http_errors import install_public_error_handlers
 
 HealthCheck = Callable[[], Awaitable[dict[str, object]]]
 
@@ -32,6 +33,7 @@ async def _stored_problems(pool: asyncpg.Pool, service: str) -> dict[str, str]:
 
 def add_operational_routes(app: FastAPI, *, service: str, pool: asyncpg.Pool, components: HealthCheck,
                            board: ProgressBoard | None = None, stalled_after: float = 60.0) -> None:
+    install_public_error_handlers(app)  # every error of every service's API in the public shape
     @app.get("/health", include_in_schema=False)
     async def health() -> Response:
         checks: dict[str, object] = {}

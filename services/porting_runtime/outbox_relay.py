@@ -42,12 +42,10 @@ class OutboxRelay:
         batch_size: int = 1000,
         poll_interval: float = 1.0,
         max_message_bytes: int = 1_000_000,
-        sent_retention_hours: float = 24.0,
         board: ProgressBoard | None = None,
         sealer: Sealer | None = None,
     ) -> None:
         self.max_message_bytes = max_message_bytes
-        self.sent_retention_hours = sent_retention_hours
         self.board = board or ProgressBoard()
         self.sealer = sealer
         self.service = service
@@ -105,7 +103,6 @@ class OutboxRelay:
 
     async def _relay(self, producer: AIOKafkaProducer, leadership: asyncpg.Connection) -> None:
         publish_backoff = Backoff(maximum=5.0)
-        cleaned = asyncio.get_running_loop().time()
         while not self._stop.is_set():
             self._wake.clear()
             # The lock lives as long as its connection: if that is gone, another relay may lead
@@ -133,10 +130,6 @@ class OutboxRelay:
                     await self._set_aside(refused)
                 metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(sent))
             await self._report_backlog(full_batch=len(rows) == self.batch_size)
-            if asyncio.get_running_loop().time() - cleaned > 3600:
-                await self.pool.execute("DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)",
-                                        self.sent_retention_hours * 3600)
-                cleaned = asyncio.get_running_loop().time()
             if len(rows) < self.batch_size:
                 await self._wait_for_work()
 

@@ -20,6 +20,7 @@ from .clock import WALL_CLOCK, Clock
 from .consume_loop import ConsumeLoop
 from .consumer import AfterCommit, EventConsumer, Route, UnitOptions
 from .database import apply_migrations, create_pool
+from .dead_letter_retention import purge_expired, seal_legacy_dead_letters
 from .dead_letter_writer import DeadLetterWriter
 from .failures import Backoff, is_transient
 from .health import ProgressBoard
@@ -36,6 +37,7 @@ from .unit_of_work import UnitOfWork, unit_of_work
 
 log = get_logger(__name__)
 
+RETENTION_INTERVAL_SECONDS = 600.0
 BackgroundTask = Callable[[asyncpg.Pool, ServiceSettings, asyncio.Event], Awaitable[None]]
 
 
@@ -128,12 +130,13 @@ class RunningService:
             service=definition.name, database_url=settings.database_url, pool=self.pool,
             producer_factory=lambda: build_producer(settings), batch_size=settings.outbox_batch_size,
             poll_interval=settings.outbox_poll_interval_seconds, max_message_bytes=settings.max_message_bytes,
-            sent_retention_hours=settings.sent_outbox_retention_hours, board=self.board, sealer=self.sealer,
+            board=self.board, sealer=self.sealer,
         )
         self._supervise("consumer", self.consume_loop.run)
         self._supervise("outbox-relay", self.relay.run)
         if timer_routes:
             self._supervise("timers", self.timers.run)
+        self._supervise("retention", self._purge_expired_periodically)
         for index, task in enumerate(definition.background):
             name = getattr(task, "__name__", f"background-{index}")
             self._supervise(name, lambda task=task: task(self.pool, settings, self.stopping))  # type: ignore[misc]
@@ -141,6 +144,19 @@ class RunningService:
             self.tasks.append(asyncio.create_task(self._serve_http(), name="http"))
         log.info("service started", http=f"http://{settings.http_host}:{settings.http_port}",
                  topics=self.pipeline.topics, kafka=settings.kafka_bootstrap_servers)
+
+    async def _purge_expired_periodically(self) -> None:
+        """Dead letters and sent outbox rows are kept for their retention, then deleted."""
+        async with self.pool.acquire() as connection:
+            await seal_legacy_dead_letters(connection, self.sealer)
+        while not self.stopping.is_set():
+            async with self.pool.acquire() as connection:
+                purged = await purge_expired(connection, self.settings)
+            if purged.dead_letters or purged.outbox_rows:
+                log.info("purged what outlived its retention", dead_letters=purged.dead_letters,
+                         outbox_rows=purged.outbox_rows)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), RETENTION_INTERVAL_SECONDS)
 
     def _supervise(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         self.tasks.append(asyncio.create_task(

@@ -61,14 +61,17 @@ async def test_a_database_outage_is_retried_and_never_dead_lettered(settings, in
     via_proxy = settings.model_copy(update={"database_url": settings.database_url.replace(f"{host}:{port}", f"127.0.0.1:{proxy.port}")})
     records = [port_requested_record(settings, port_requested()) for _ in range(5)]
     try:
-        async with running(via_proxy):
+        async with running(via_proxy, serve_http=True) as service:
             proxy.cut()
             await publish(settings, records)
             # The consumer keeps failing to reach the database while the events wait.
-            await wait_until(lambda: _transient_failures_grew(), timeout=15)
+            await wait_until(lambda: _transient_failures_grew(), timeout=60)
             assert await fetchval(settings.database_url, "SELECT count(*) FROM effects") == 0
+            health = await wait_until(lambda: _degraded(service), timeout=10)
+            assert any(name.startswith("partition") for name in health["problems"]), health
             proxy.restore()
             await wait_until(lambda: rows_are(settings, "effects", 5))
+            assert await wait_until(lambda: _healthy(service), timeout=30)
     finally:
         await proxy.stop()
 
@@ -119,3 +122,24 @@ async def _inbox_is_empty_after_attempts(settings) -> bool:
     baseline = _baseline.setdefault("fault", attempts)
     nothing_committed = await fetchval(settings.database_url, "SELECT count(*) FROM inbox") == 0
     return attempts >= baseline + 2 and nothing_committed
+
+
+async def _health(service) -> tuple[int, dict]:
+    import httpx
+
+    port = service.server.servers[0].sockets[0].getsockname()[1]
+    async with httpx.AsyncClient() as client:
+        answer = await client.get(f"http://127.0.0.1:{port}/health")
+    return answer.status_code, answer.json()
+
+
+async def _degraded(service) -> dict | None:
+    if not getattr(service, "server", None) or not service.server.started:
+        return None
+    status, body = await _health(service)
+    return body if status == 503 and body["status"] == "degraded" else None
+
+
+async def _healthy(service) -> bool:
+    status, _ = await _health(service)
+    return status == 200
