@@ -7,8 +7,7 @@ from pathlib import Path
 import asyncpg
 from fastapi import FastAPI
 
-from porting_runtime import Route, ServiceDefinition, ServiceSettings
-from porting_runtime.http_errors import install_public_error_handlers
+from porting_runtime import Route, ServiceDefinition, ServiceSettings, service_unit
 from schemas import PortabilityChecked, PortRequested, PortStatusChanged
 
 from .adapters.coverage_file import CoverageFile
@@ -24,9 +23,7 @@ def _routes(pool: asyncpg.Pool, settings: ServiceSettings) -> list[Route]:
 def _http_app(pool: asyncpg.Pool, settings: ServiceSettings) -> FastAPI:
     app = FastAPI(title="Portability API", version="1.0.0",
                   description="Can this number be ported into this account, and if not, why.")
-    add_portability_api(app, pool, CoverageFile())
-    # Until the runtime installs it for every service's app (idempotent, so both may).
-    install_public_error_handlers(app)
+    add_portability_api(app, lambda: service_unit(pool, PORTABILITY, settings), CoverageFile())
     return app
 
 

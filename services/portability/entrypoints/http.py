@@ -3,17 +3,19 @@
 import asyncio
 import base64
 import re
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated
 
-import asyncpg
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
-from pydantic import BaseModel
-
+from porting_runtime import UnitOfWork
 from porting_runtime.failures import is_transient
 from porting_runtime.http_errors import INVALID_PARAMETER, PublicError, public_error
 from porting_runtime.logs import get_logger
+from pydantic import BaseModel
+
 from schemas import NumberType, PortabilityReason
 
 from ..adapters.coverage_file import CoverageFile
@@ -102,7 +104,10 @@ def _malformed(phone_number: str, target_account_sid: str | None, address_sid: s
 basic = BasicCredentials(auto_error=False)
 
 
-def add_portability_api(app: FastAPI, pool: asyncpg.Pool, coverage_file: CoverageFile) -> None:
+def add_portability_api(app: FastAPI, unit_of_work: Callable[[], AbstractAsyncContextManager[UnitOfWork]],
+                        coverage_file: CoverageFile) -> None:
+    """`unit_of_work` opens the service's unit of work: the check it records commits as one."""
+
     @app.get(
         PORTABILITY_PATH,
         response_model=PortabilityResponse,
@@ -123,8 +128,8 @@ def add_portability_api(app: FastAPI, pool: asyncpg.Pool, coverage_file: Coverag
             return _unauthenticated()
         assert credentials is not None
         try:
-            async with pool.acquire() as connection:
-                repository = PortabilityRepository(connection)
+            async with unit_of_work() as unit:
+                repository = PortabilityRepository(unit.connection)
                 stored = await repository.token_hash(credentials.username)
                 # scrypt costs ~30 ms of CPU: off the event loop, which the consumer and relay share.
                 if stored is None or not await asyncio.to_thread(token_matches, credentials.password, stored):
