@@ -116,14 +116,18 @@ class EventConsumer:
     def stop(self) -> None:
         self._stopping.set()
 
-    async def process(self, records: Sequence[ConsumerRecord], consumer: AIOKafkaConsumer | None = None) -> None:
+    async def process(self, records: Sequence[ConsumerRecord], consumer: AIOKafkaConsumer | None = None) -> Counter[str]:
         """Handle records of any partitions, the partitions concurrently, each on its own
         connection and in its own order; with a consumer, commit each partition's offset after
-        its transaction. Tests call this directly with fabricated records (no broker)."""
+        its transaction. Returns how many were handled, duplicate and dead-lettered. Tests and
+        `porting replay` call this directly with records they bring (no consumer group)."""
         batches = by_partition(records)
         results = await asyncio.gather(*(self.process_partition(b) for b in batches.values()), return_exceptions=True)
         abandoned: BaseException | None = None
+        outcomes: Counter[str] = Counter()
         for (partition, batch), result in zip(batches.items(), results, strict=True):
+            if not isinstance(result, BaseException):
+                outcomes.update(result)
             if isinstance(result, BaseException):
                 if consumer is not None:
                     consumer.seek(partition, batch[0].offset)  # never skip what was not committed
@@ -132,8 +136,9 @@ class EventConsumer:
                 await commit_offset(consumer, self.name, partition, batch[-1].offset + 1)
         if abandoned is not None:
             raise abandoned
+        return outcomes
 
-    async def process_partition(self, batch: list[ConsumerRecord]) -> None:
+    async def process_partition(self, batch: list[ConsumerRecord]) -> list[str]:
         part = f"partition {batch[0].topic}[{batch[0].partition}]"
         decoded: list[Decoded] = [self._decode(record) for record in batch]
         backoff = Backoff(self._backoff.initial, self._backoff.maximum)
@@ -172,6 +177,7 @@ class EventConsumer:
         self._report(batch, decoded, outcomes)
         if self._after_commit is not None:
             await self._after_commit(batch)
+        return outcomes
 
     async def _apply(self, connection: asyncpg.Connection, batch: list[ConsumerRecord],
                      decoded: list[Decoded]) -> list[str]:
