@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-
 from porting_runtime import ServiceSettings
 
 
 class WorkflowSettings(ServiceSettings):
-    # PIN and account number are sealed at rest (Fernet) under DATA_ENCRYPTION_KEYS, the keys the
-    # runtime already requires (comma-separated, newest first; `porting up` makes one). Rotating
-    # them re-seals nothing: a request's secrets live only until it ends.
-    # The port the workflow's /health and /metrics listen on when run alone (`porting up` sets its own).
-    http_port: int = Field(default=8081, ge=0, le=65535)
+    """PIN and account number are sealed at rest (Fernet, `cryptography`) under the keys of
+    DATA_ENCRYPTION_KEYS (`data_encryption_keys`: comma-separated, newest first), which the
+    runtime already requires and `porting up` makes. No re-sealing on rotation is needed:
+    a request keeps its secrets only until it ends."""

@@ -1,0 +1,73 @@
+"""`porting status` and `porting requests list` against the workflow's real database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import date
+
+from typer.testing import CliRunner
+
+from porting_cli.main import app
+from schemas import CarrierOutcome
+
+from .test_workflow_support import (
+    ACCOUNT_NUMBER,
+    PIN,
+    US_NUMBER,
+    answered,
+    checked,
+    port_requested,
+    rejected,
+    scheduled,
+    workflow_handlers,
+)
+
+
+async def porting(*args: str) -> tuple[int, str]:
+    result = await asyncio.to_thread(CliRunner().invoke, app, list(args), env={"COLUMNS": "250"})
+    return result.exit_code, result.output
+
+
+async def test_porting_status_shows_the_request_its_numbers_its_whole_history_and_its_pending_timers(settings):
+    request = port_requested(US_NUMBER)
+    sid = request.port_in_request_sid
+    async with workflow_handlers(settings) as workflow:
+        await workflow.feed(request, checked(request), answered(sid, (US_NUMBER, CarrierOutcome.ACCEPTED)),
+                            scheduled(sid, US_NUMBER, on=date(2027, 3, 2)))
+        code, shown = await porting("status", sid, "--json", "--database-url", settings.database_url)
+        human_code, human = await porting("status", sid, "--database-url", settings.database_url)
+    assert (code, human_code) == (0, 0)
+    view = json.loads(shown)
+    assert (view["port_in_request_sid"], view["status"]) == (sid, "in_progress")
+    assert [(n["phone_number"], n["status"], n["port_date"]) for n in view["phone_numbers"]] == [
+        (US_NUMBER, "scheduled", "2027-03-02")]
+    numbers_history = [(h["status_from"], h["status_to"]) for h in view["history"] if h["phone_number"]]
+    assert numbers_history == [(None, "in_review"), ("in_review", "port_submitted"),
+                               ("port_submitted", "port_pending"), ("port_pending", "scheduled")]
+    assert all(h["at"] and h["cause_event_id"] for h in view["history"])
+    assert {"at", "cause_event_id", "status_from", "status_to", "phone_number", "reason_code"} <= set(view["history"][0])
+    assert sorted(t["kind"] for t in view["timers"]) == ["port_date_overdue", "port_date_reminder"]
+    assert PIN not in shown and ACCOUNT_NUMBER not in shown
+    assert "port_pending" in human and "port_date_overdue" in human
+
+
+async def test_porting_requests_list_filters_by_status(settings):
+    waiting, fine = port_requested(US_NUMBER), port_requested(US_NUMBER)
+    async with workflow_handlers(settings) as workflow:
+        await workflow.feed(waiting, checked(waiting), fine, checked(fine),
+                            answered(waiting.port_in_request_sid, rejected(US_NUMBER)))
+        code, listed = await porting("requests", "list", "--status", "action_required",
+                                     "--database-url", settings.database_url)
+        _, everything = await porting("requests", "list", "--database-url", settings.database_url)
+        bad_code, _ = await porting("requests", "list", "--status", "pending", "--database-url", settings.database_url)
+    assert code == 0
+    assert waiting.port_in_request_sid in listed and fine.port_in_request_sid not in listed
+    assert waiting.port_in_request_sid in everything and fine.port_in_request_sid in everything
+    assert bad_code == 2
+
+
+async def test_porting_status_of_an_unknown_request_says_so(settings):
+    async with workflow_handlers(settings):
+        code, output = await porting("status", "KW" + "0" * 32, "--database-url", settings.database_url)
+    assert code == 1 and "no port-in request" in output
