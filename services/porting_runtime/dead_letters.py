@@ -266,16 +266,3 @@ async def redrive(connection: asyncpg.Connection, dead_letter_ids: list[int] | N
         )
     return Redriven([r["id"] for r in rows], [r["id"] for r in without_bytes])
 
-
-async def record_dead_letter(connection: asyncpg.Connection, *, consumer: str, dead_letter_topic: str,
-                             record: Any, error: str, event_id: str | None = None) -> bool:
-    """Transitional: the consumer's old one-record call, until it passes its sealer and limit to
-    record_dead_letters. Reads both from the environment (DATA_ENCRYPTION_KEYS, MAX_MESSAGE_BYTES)."""
-    from .settings import ServiceSettings
-
-    settings = ServiceSettings()
-    [stored] = await record_dead_letters(
-        connection, consumer=consumer, dead_letter_topic=dead_letter_topic, failures=[(record, error)],
-        sealer=Sealer.from_settings(settings), max_message_bytes=settings.max_message_bytes,
-    )
-    return stored
