@@ -6,10 +6,10 @@ import json
 
 import asyncpg
 import pytest
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 
 from porting_cli.publishing import PublishError, envelope
-from porting_runtime.failures import Backoff, is_transient
+from porting_runtime.failures import Backoff, EventRejected, FollowUpRefused, classify, is_transient
 from schemas import decode
 
 from ..factories import port_requested_payload
@@ -23,9 +23,23 @@ def test_an_unreachable_database_or_broker_is_a_failure_that_can_pass(error):
     assert is_transient(error)
 
 
-@pytest.mark.parametrize("error", [ValueError(), KeyError("x"), asyncpg.UniqueViolationError(), asyncpg.UndefinedTableError()])
-def test_a_bug_or_a_broken_rule_is_a_failure_that_cannot_pass(error):
-    assert not is_transient(error)
+@pytest.mark.parametrize("error", [
+    asyncpg.UniqueViolationError(), asyncpg.CharacterNotInRepertoireError(), asyncpg.ProgramLimitExceededError(),
+    asyncpg.NumericValueOutOfRangeError(), UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad"),
+    MessageSizeTooLargeError(), EventRejected("a rule"), FollowUpRefused("too large"),
+])
+def test_a_failure_that_belongs_to_one_record_is_classified_as_that_records(error):
+    assert classify(error) == "record"
+
+
+@pytest.mark.parametrize("error", [ValueError(), KeyError("x"), RuntimeError("a bug")])
+def test_a_failure_of_unknown_cause_is_neither_retried_forever_nor_blamed_on_a_record_at_once(error):
+    assert classify(error) == "unknown"
+
+
+@pytest.mark.parametrize("error", [asyncpg.UndefinedTableError(), asyncpg.InsufficientPrivilegeError()])
+def test_a_fault_of_the_deployment_holds_the_work_until_an_operator_fixes_it(error):
+    assert classify(error) == "transient"
 
 
 def test_backoff_grows_and_stays_capped():
