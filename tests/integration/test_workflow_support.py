@@ -101,13 +101,14 @@ def checked(request: PortRequested, *, revision: int | None = None,
             not_portable: dict[str, PortabilityReason] | None = None) -> PortabilityChecked:
     results = []
     for number in dict.fromkeys(n.phone_number for n in request.phone_numbers):
-        requirements = REQUIREMENTS[COUNTRY[number]]
+        country = COUNTRY.get(number, "US")
+        requirements = REQUIREMENTS[country]
         reason = (not_portable or {}).get(number)
         if reason is None and requirements.track is PortingTrack.MANUAL:
             reason = PortabilityReason.MANUAL_PORTING_AVAILABLE
         results.append(NumberPortability(
             phone_number=number, portable=reason is None, pin_and_account_number_required=False,
-            number_type=NumberType.LOCAL, country=COUNTRY[number], requirements=requirements,
+            number_type=NumberType.LOCAL, country=country, requirements=requirements,
             not_portable_reason=reason.name if reason else None, not_portable_reason_code=reason))
     return PortabilityChecked(port_in_request_sid=request.port_in_request_sid, account_sid=request.account_sid,
                               revision=revision or request.revision, results=results, checked_at=START)

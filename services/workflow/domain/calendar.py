@@ -36,14 +36,17 @@ def subdivision_for(country: str | None, state: str | None) -> str | None:
     return candidate if candidate in (_SUPPORTED.get(country) or ()) else None
 
 
+@lru_cache(maxsize=65_536)
 def time_zone_for_number(phone_number: str) -> ZoneInfo:
-    """The number's own time zone (the first libphonenumber gives), UTC when it has none."""
+    """The number's own time zone (the first libphonenumber gives), UTC when it has none.
+    Looked up by prefix alone: the zone of a number's area, whatever its type."""
     try:
-        names = phone_time_zones.time_zones_for_number(phonenumbers.parse(phone_number, None))
+        number = phonenumbers.parse(phone_number, None)
     except phonenumbers.NumberParseException:
         return ZoneInfo("UTC")
-    name = next((n for n in names if n != "Etc/Unknown"), "UTC")
-    return ZoneInfo(name)
+    names = [n for n in phone_time_zones.time_zones_for_geographical_number(number) if n != "Etc/Unknown"] or \
+        [n for n in phone_time_zones.time_zones_for_number(number) if n != "Etc/Unknown"]
+    return ZoneInfo(names[0] if names else "UTC")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from schemas import (
 from workflow.domain import HistoryKind, TimerKind
 
 from .builders import (
-    CA,
     CA_NUMBER,
     GB_NUMBER,
     NOW,
