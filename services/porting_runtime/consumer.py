@@ -208,7 +208,7 @@ class EventConsumer:
             await self._unclaim(connection, [decoded[i] for i, _ in rejected])  # type: ignore[misc]
             for index, reason in rejected:
                 decoded[index], outcomes[index] = reason, "dead_lettered"  # type: ignore[assignment]
-        await self._write_dead_letters(connection, batch, decoded)
+        await self._write_dead_letters(connection, batch, decoded, outcomes)
         await unit.flush()
         return outcomes
 
@@ -263,7 +263,7 @@ class EventConsumer:
                           exc_info=not isinstance(error, EventRejected))
                 decoded[index] = reason
                 outcomes.append("dead_lettered")
-        await self._write_dead_letters(connection, batch, decoded)
+        await self._write_dead_letters(connection, batch, decoded, outcomes)
         return outcomes
 
     async def _claim(self, connection: asyncpg.Connection, records: Sequence[ConsumerRecord],
@@ -291,10 +291,15 @@ class EventConsumer:
         )
 
     async def _write_dead_letters(self, connection: asyncpg.Connection, batch: list[ConsumerRecord],
-                                  decoded: list[Decoded]) -> None:
-        failures = [(record, item) for record, item in zip(batch, decoded, strict=True) if isinstance(item, str)]
-        if failures:
-            await self.dead_letters.write(connection, failures)
+                                  decoded: list[Decoded], outcomes: list[str]) -> None:
+        """Keep the batch's dead letters; one kept before (a redelivery) counts as a duplicate."""
+        indexes = [i for i, item in enumerate(decoded) if isinstance(item, str)]
+        if not indexes:
+            return
+        stored = await self.dead_letters.write(connection, [(batch[i], decoded[i]) for i in indexes])
+        for index, kept_now in zip(indexes, stored, strict=True):
+            if not kept_now:
+                outcomes[index] = "duplicate"
 
     def _decode(self, record: ConsumerRecord) -> Decoded:
         route = self.routes.get(record.topic)
@@ -323,7 +328,7 @@ class EventConsumer:
         while True:
             try:
                 async with self.pool.acquire() as connection, connection.transaction():
-                    await self.dead_letters.write(connection, [(record, reason)])
+                    [kept_now] = await self.dead_letters.write(connection, [(record, reason)])
                 break
             except Exception as error:
                 if classify(error) != "transient" and backoff.attempt >= UNKNOWN_FAILURE_RETRIES:
@@ -333,7 +338,7 @@ class EventConsumer:
                     break
                 if await self._stopped_within(backoff.next_delay()):
                     raise ProcessingAbandoned from error
-        self._report([record], [reason], ["dead_lettered"])
+        self._report([record], [reason], ["dead_lettered" if kept_now else "duplicate"])
 
     async def _stopped_within(self, seconds: float) -> bool:
         try:

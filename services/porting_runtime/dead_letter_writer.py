@@ -26,7 +26,8 @@ class DeadLetterWriter:
 
         return Sealer.from_settings(ServiceSettings())
 
-    async def write(self, connection: asyncpg.Connection, failures: Sequence[tuple[Any, str]]) -> None:
-        """Keep each (record, reason) in the caller's transaction; a record may be an UndecodableRecord."""
-        await record_dead_letters(connection, consumer=self.consumer, dead_letter_topic=self.topic,
+    async def write(self, connection: asyncpg.Connection, failures: Sequence[tuple[Any, str]]) -> list[bool]:
+        """Keep each (record, reason) in the caller's transaction; a record may be an UndecodableRecord.
+        Per failure: True when kept now, False for a redelivery of a dead letter already kept."""
+        return await record_dead_letters(connection, consumer=self.consumer, dead_letter_topic=self.topic,
                                   failures=failures, sealer=self._sealer(), max_message_bytes=self.max_message_bytes)
