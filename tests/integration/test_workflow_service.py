@@ -58,8 +58,9 @@ async def _status(settings, query: str, sid: str) -> str | None:
         return None
 
 
-async def followups(settings, event_type, sid: str, expect: int) -> list:
-    records = await collect(settings, settings.topic(event_type.event_type), expect=expect, settle=1.0)
+async def followups(settings, event_type, sid: str, expect: int, settle: float = 1.0) -> list:
+    """The topic's events for this request, once `expect` arrived and `settle` seconds passed for extras."""
+    records = await collect(settings, settings.topic(event_type.event_type), expect=expect, settle=settle)
     events = [decode(r.headers, r.value).data for r in records]
     return [e for e in events if e.subject == sid]
 
@@ -126,7 +127,7 @@ async def test_timers_survive_a_restart_and_fire_once_with_two_instances(setting
         await wait_until(lambda: fetchval(settings.database_url, "SELECT count(*) = 0 FROM timers "
                                                                  "WHERE kind = 'carrier_sla'"),
                          what="the carrier SLA fired")
-        alerts = await followups(settings, PortAlertRaised, sid, expect=2)
+        alerts = await followups(settings, PortAlertRaised, sid, expect=1, settle=3.0)
     assert [(a.alert, a.phone_numbers) for a in alerts] == [(AlertKind.CARRIER_SLA_BREACHED, [US_NUMBER])]
 
 
