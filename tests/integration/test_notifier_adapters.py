@@ -3,8 +3,11 @@ Maildir, signed webhooks verified by the Standard Webhooks library, outcomes cla
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import signal
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -164,3 +167,21 @@ async def test_every_kind_of_email_crosses_smtp_intact_with_its_subject_and_both
         mail = caught[f"<{n.delivery_id}@carrier.example>"]
         assert mail.subject == templates.render(n.kind, n.payload).subject
         assert mail.text.strip() and mail.html.strip()
+
+
+async def test_the_catcher_runs_as_the_module_porting_up_starts_and_stops_cleanly_on_sigterm(tmp_path):
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "notifier.entrypoints.smtp_catcher", "--maildir", str(tmp_path / "mail"),
+        "--port", str(port), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        ready = await asyncio.wait_for(process.stdout.readline(), timeout=20)
+        assert f"catching mail on 127.0.0.1:{port}" in ready.decode()
+        sender = SmtpSender(host="127.0.0.1", port=port)
+        assert (await sender.send(message("ada@example.com"))).outcome is Outcome.DELIVERED
+        await sender.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), timeout=20)
+    assert code == 0
+    assert [m.recipients for m in read_mail(tmp_path / "mail")] == ["ada@example.com"]

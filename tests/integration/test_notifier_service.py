@@ -154,6 +154,8 @@ async def test_a_receiver_answering_500_twice_gets_the_webhook_on_the_third_atte
     async with catching_mail(tmp_path / "mail") as smtp_port, webhook_receiver([500, 500, 200]) as receiver:
         event = status_changed("in_progress", "completed", [], webhook_url=receiver.url, notification_emails=[])
         sid = event.data.port_in_request_sid
+        sent_before = metrics.SENT.labels("webhook")._value.get()  # noqa: SLF001
+        retried_before = metrics.FAILED_ATTEMPTS.labels("webhook", "true")._value.get()  # noqa: SLF001
         async with running_notifier(notifier_settings(settings, smtp_port, secret), clock):
             await publish_events(settings, event)
             for made in (1, 2):
@@ -164,6 +166,8 @@ async def test_a_receiver_answering_500_twice_gets_the_webhook_on_the_third_atte
     assert [(r["attempt"], r["outcome"], r["status_code"]) for r in await attempts_of(settings, sid)] == [
         (1, "retryable", 500), (2, "retryable", 500), (3, "delivered", 200)]
     assert [c.answered for c in receiver.calls] == [500, 500, 200]
+    assert metrics.SENT.labels("webhook")._value.get() == sent_before + 1  # noqa: SLF001
+    assert metrics.FAILED_ATTEMPTS.labels("webhook", "true")._value.get() == retried_before + 2  # noqa: SLF001
     assert len({c.headers["webhook-id"] for c in receiver.calls}) == 1, "one delivery, one id, every attempt"
     assert Webhook(secret).verify(receiver.calls[-1].body, receiver.calls[-1].headers)["type"] == "PortInCompleted"
     app = _cli()
@@ -202,16 +206,23 @@ async def test_a_receiver_that_never_answers_leads_to_one_delivery_gave_up_alert
         async with running_notifier(notifier_settings(settings, smtp_port, secret), clock):
             await publish_events(settings, event)
             await wait_until(lambda: _attempts_are(settings, sid, 1), what="the first attempt timed out")
-            clock.advance(timedelta(hours=25))  # past the 24 h give-up time
+            await wait_until(lambda: _gauge_at_least(metrics.PENDING, "webhook", 1), what="the pending gauge")
+            clock.advance(timedelta(hours=2))
+            await wait_until(lambda: _gauge_at_least(metrics.OLDEST_PENDING, "webhook", 7200), what="the oldest pending age")
+            clock.advance(timedelta(hours=23))  # past the 24 h give-up time
             await wait_until(lambda: _mail_with(tmp_path, "[porting alert]"), what="the ops alert e-mail")
             alerts = await collect(settings, settings.topic(PortAlertRaised.event_type), expect=1, settle=1.5)
     [alert] = [json.loads(r.value) for r in alerts]
     assert alert["alert"] == "delivery_gave_up" and alert["port_in_request_sid"] == sid
-    assert "PortInCompleted" in alert["message"] and "given up after 2 attempts" in alert["message"]
+    assert "PortInCompleted" in alert["message"] and "given up after 3 attempts" in alert["message"]
     assert (await states(settings, sid))[f"PortInCompleted {receiver.url}"] == "gave_up"
     [ops_mail] = [m for m in read_mail(tmp_path / "mail") if m.subject.startswith("[porting alert]")]
     assert ops_mail.recipients == OPS and "could not be delivered" in ops_mail.subject
-    assert receiver.connections == 2
+    assert receiver.connections == 3
+
+
+async def _gauge_at_least(gauge: Any, channel: str, value: float) -> bool:
+    return gauge.labels(channel)._value.get() >= value  # noqa: SLF001
 
 
 async def test_an_ops_alert_refused_for_good_is_counted_and_logged_but_never_alerted_again(settings, tmp_path):
@@ -282,11 +293,13 @@ async def test_a_canceled_port_withdraws_its_pending_routing_reminder_whether_in
 
         def schedule(request):
             return status_changed("in_progress", "in_progress", [(US, "port_pending", "scheduled")], port_date="2027-03-02",
-                                  port_in_request_sid=request.port_in_request_sid, account_sid=request.account_sid)
+                                  port_in_request_sid=request.port_in_request_sid, account_sid=request.account_sid,
+                                  webhook_url=None)
 
         def cancel(request):
             return status_changed("in_progress", "canceled", [(US, "scheduled", "canceled")],
-                                  port_in_request_sid=request.port_in_request_sid, account_sid=request.account_sid)
+                                  port_in_request_sid=request.port_in_request_sid, account_sid=request.account_sid,
+                                  webhook_url=None)
 
         async with running_notifier(notifier_settings(settings, smtp_port, signing_secret()), clock) as service:
             await publish_events(settings, schedule(later))

@@ -12,7 +12,8 @@ from schemas.tracing import new_traceparent
 from ...factories import account_sid, request_sid
 
 CHANGED_AT = datetime(2027, 2, 1, 15, 30, tzinfo=UTC)
-WEBHOOK_URL = "https://hooks.example.com/porting"
+# A local address nothing listens on: no test ever sends outside this machine.
+WEBHOOK_URL = "http://127.0.0.1:9/hooks/porting"
 
 
 def cloud_event(data: Any, *, event_id: str | None = None, source: str = "workflow") -> CloudEvent[Any]:
