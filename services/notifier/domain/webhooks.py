@@ -39,6 +39,9 @@ NUMBER_WEBHOOKS: dict[NumberStatus, str] = {
     NumberStatus.CANCELED: "PortInPhoneNumberCanceled",
 }
 
+WEBHOOK_DATA_FIELDS = ("port_in_request_sid", "phone_number", "status", "last_date_updated", "rejection_reason",
+                       "rejection_reason_code", "port_date")
+
 # A refused cancellation changes no status; the receiver still needs to know, per number.
 CANCELLATION_DENIED_WEBHOOK = "PortInPhoneNumberCancellationDenied"
 
@@ -79,7 +82,3 @@ def webhook_bytes(body: dict[str, Any]) -> bytes:
     ordered = {"type": body["type"], "timestamp": body["timestamp"],
                "data": {key: data.get(key) for key in WEBHOOK_DATA_FIELDS}}
     return json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-WEBHOOK_DATA_FIELDS = ("port_in_request_sid", "phone_number", "status", "last_date_updated", "rejection_reason",
-                       "rejection_reason_code", "port_date")
