@@ -18,15 +18,21 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from schemas import CloudEvent, ContractViolation, PortingEvent, decode, dead_letter_topic
-from schemas.tracing import trace_id_of
+from schemas import (
+    CloudEvent,
+    ContractViolation,
+    PortingEvent,
+    dead_letter_topic,
+    decode,
+)
 
 from . import metrics
 from .clock import WALL_CLOCK, Clock
 from .dead_letter_writer import DeadLetterWriter
 from .failures import Backoff, EventRejected, classify, describe
 from .health import ProgressBoard
-from .logs import bind_event_context, clear_event_context, get_logger
+from .logs import event_context, get_logger, record_fields
+from .sealing import Sealer
 from .unit_of_work import UnitOfWork
 
 log = get_logger(__name__)
@@ -69,10 +75,12 @@ class UnitOptions:
     publishes: frozenset[str] | None = None
     max_message_bytes: int = 1_000_000
     clock: Clock = WALL_CLOCK
+    sealer: Sealer | None = None
 
     def unit(self, connection: asyncpg.Connection, cause: Any = None) -> UnitOfWork:
         return UnitOfWork(connection, source=self.source, topic_prefix=self.topic_prefix, cause=cause,
-                          publishes=self.publishes, max_message_bytes=self.max_message_bytes, clock=self.clock)
+                          publishes=self.publishes, max_message_bytes=self.max_message_bytes, clock=self.clock,
+                          sealer=self.sealer)
 
 
 Decoded = CloudEvent[Any] | str  # an event, or why the record can never be one
@@ -214,14 +222,12 @@ class EventConsumer:
 
     async def _handle_one(self, route: Route, item: CloudEvent[Any], unit: UnitOfWork, index: int) -> None:
         unit.cause = item.attributes
-        bind_event_context(port_in_request_sid=item.data.subject, event_id=item.attributes.id,
-                           event_type=item.attributes.type, trace_id=trace_id_of(item.attributes.traceparent))
         try:
-            await route.handler(item, unit)  # type: ignore[arg-type]
+            with event_context(item):  # restores the outer context (the service name) after
+                await route.handler(item, unit)  # type: ignore[arg-type]
         except EventRejected as rejection:
             raise _KnownCulprit(index, str(rejection)) from rejection
         finally:
-            clear_event_context()
             unit.cause = None
 
     async def _apply_isolated(self, connection: asyncpg.Connection, batch: list[ConsumerRecord],
@@ -239,10 +245,11 @@ class EventConsumer:
                         outcomes.append("duplicate")
                         continue
                     unit = self.unit_options.unit(connection, cause=item.attributes)
-                    if route.batch:
-                        await route.handler([item], unit)  # type: ignore[arg-type]
-                    else:
-                        await route.handler(item, unit)  # type: ignore[arg-type]
+                    with event_context(item):
+                        if route.batch:
+                            await route.handler([item], unit)  # type: ignore[arg-type]
+                        else:
+                            await route.handler(item, unit)  # type: ignore[arg-type]
                     if (reason := unit.rejection_of(item)) is not None:
                         raise EventRejected(reason)
                     try:
@@ -259,8 +266,9 @@ class EventConsumer:
                 if classify(error) == "transient":
                     raise
                 reason = str(error) if isinstance(error, EventRejected) else f"handler failed: {describe(error)}"
-                log.error("event failed alone; dead-lettering it", consumer=self.name, event_id=item.attributes.id,
-                          exc_info=not isinstance(error, EventRejected))
+                with event_context(item):
+                    log.error("event failed alone; dead-lettering it", consumer=self.name,
+                              exc_info=not isinstance(error, EventRejected))
                 decoded[index] = reason
                 outcomes.append("dead_lettered")
         await self._write_dead_letters(connection, batch, decoded, outcomes)
@@ -320,7 +328,8 @@ class EventConsumer:
             if outcome == "dead_lettered":
                 metrics.DEAD_LETTERS.labels(self.name, record.topic).inc()
                 log.error("dead-lettered", consumer=self.name, topic=record.topic,
-                          partition=record.partition, offset=record.offset, error=item)
+                          partition=record.partition, offset=record.offset, error=item,
+                          **record_fields(getattr(record, "headers", None)))
 
     async def record_undecodable(self, record: Any, reason: str) -> None:
         """Dead-letter a record the client library could not even decode: only its place is known."""

@@ -19,7 +19,13 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from .dead_letter_shape import RawHeaders, content_hash, fit_to_broker, original_size, undecodable_hash
+from .dead_letter_shape import (
+    RawHeaders,
+    content_hash,
+    fit_to_broker,
+    original_size,
+    undecodable_hash,
+)
 from .logs import get_logger
 from .record_text import name_bytes, safe_bytes_text, safe_text
 from .sealed_outbox import SealedMessage, write_sealed_outbox

@@ -56,8 +56,9 @@ class ServiceDefinition:
     settings: type[ServiceSettings] = ServiceSettings
 
     def unit_options(self, settings: ServiceSettings, clock: Clock = WALL_CLOCK) -> UnitOptions:
+        sealer = Sealer.from_settings(settings) if settings.data_encryption_keys else None
         return UnitOptions(source=self.name, topic_prefix=settings.topic_prefix, publishes=frozenset(self.publishes),
-                           max_message_bytes=settings.max_message_bytes, clock=clock)
+                           max_message_bytes=settings.max_message_bytes, clock=clock, sealer=sealer)
 
 
 @contextlib.asynccontextmanager
@@ -68,7 +69,7 @@ async def service_unit(pool: asyncpg.Pool, definition: ServiceDefinition, settin
     options = definition.unit_options(settings, clock)
     async with unit_of_work(pool, source=options.source, topic_prefix=options.topic_prefix,
                             publishes=options.publishes, max_message_bytes=options.max_message_bytes,
-                            clock=clock) as unit:
+                            clock=clock, sealer=options.sealer) as unit:
         yield unit
 
 

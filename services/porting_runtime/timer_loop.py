@@ -17,16 +17,15 @@ from datetime import datetime
 
 import asyncpg
 
-from schemas import EventAttributes
-
 from . import metrics
 from .consumer import UnitOptions
 from .failures import EventRejected, classify, describe
 from .health import ProgressBoard
-from .logs import get_logger
+from .logs import get_logger, timer_context
 from .timers import NOTIFY_CHANNEL, DueTimer, TimerRoute
 
 log = get_logger(__name__)
+DUE_MEASURE_INTERVAL = 5.0  # seconds between two counts of the due timers, for /metrics
 
 
 class TimerLoop:
@@ -44,6 +43,7 @@ class TimerLoop:
         self.poll_interval, self.batch_size = poll_interval, batch_size
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
+        self._due_measured_at = float("-inf")
         self.clock.subscribe(self._wake)
 
     def stop(self) -> None:
@@ -57,6 +57,7 @@ class TimerLoop:
             while not self._stop.is_set():
                 self._wake.clear()
                 fired = await self.fire_due()
+                await self._measure_due_now_and_then()
                 if fired < self.batch_size:
                     await self._sleep_until_next()
         finally:
@@ -99,6 +100,30 @@ class TimerLoop:
         self.board.progressed("timers", waiting=0)
         return len(rows)
 
+    async def measure_due(self) -> None:
+        """Set the due-timer gauges: how many are due and not fired (nor failed), and how late the
+        oldest of them is. One statement on the due-time index."""
+        now = self.clock.now()
+        row = await self.pool.fetchrow(
+            "SELECT count(*) AS due, min(due_at) AS oldest FROM timers WHERE due_at <= $1 AND failed_at IS NULL", now)
+        metrics.TIMERS_DUE.labels(self.service).set(row["due"])
+        late = (now - row["oldest"]).total_seconds() if row["oldest"] is not None else 0.0
+        metrics.TIMERS_OVERDUE_SECONDS.labels(self.service).set(max(0.0, late))
+
+    async def _measure_due_now_and_then(self) -> None:
+        # After a pass: what is still due is a backlog (or timers another instance holds). At most
+        # every few seconds, so a busy loop does not count the same backlog on every batch.
+        moment = asyncio.get_running_loop().time()
+        if moment - self._due_measured_at < DUE_MEASURE_INTERVAL:
+            return
+        try:
+            await self.measure_due()
+        except Exception as error:
+            if classify(error) != "transient":
+                raise
+            return  # the database is away: firing says so on /health; try again next pass
+        self._due_measured_at = moment
+
     async def _handle(self, connection: asyncpg.Connection, timers: list[DueTimer]) -> list[tuple[DueTimer, str]]:
         """Each kind's due timers in one handler call; if that fails for good, each timer alone in a savepoint."""
         failed: list[tuple[DueTimer, str]] = []
@@ -112,7 +137,7 @@ class TimerLoop:
                 continue
             try:
                 async with connection.transaction():
-                    unit = self.unit_options.unit(connection, cause=_cause(self.service, group[0]))
+                    unit = self.unit_options.unit(connection, cause=group[0].cause(self.service))
                     await route.handler(group, unit)
                     await unit.flush()
                 continue
@@ -121,17 +146,17 @@ class TimerLoop:
                     raise
                 log.warning("timer batch failed; firing its timers one by one", kind=kind, error=describe(error))
             for timer in group:
-                try:
-                    async with connection.transaction():
-                        unit = self.unit_options.unit(connection, cause=_cause(self.service, timer))
-                        await route.handler([timer], unit)
-                        await unit.flush()
-                except Exception as error:
-                    if classify(error) == "transient":
-                        raise
-                    log.error("timer failed for good; set aside", kind=kind, key=timer.key,
-                              exc_info=not isinstance(error, EventRejected))
-                    failed.append((timer, describe(error)))
+                with timer_context(timer):  # the handler's lines and ours carry the timer and its trace
+                    try:
+                        async with connection.transaction():
+                            unit = self.unit_options.unit(connection, cause=timer.cause(self.service))
+                            await route.handler([timer], unit)
+                            await unit.flush()
+                    except Exception as error:
+                        if classify(error) == "transient":
+                            raise
+                        log.error("timer failed for good; set aside", exc_info=not isinstance(error, EventRejected))
+                        failed.append((timer, describe(error)))
         return failed
 
     async def _sleep_until_next(self) -> None:
@@ -154,11 +179,3 @@ def _due_timer(row: asyncpg.Record) -> DueTimer:
     return DueTimer(id=row["id"], kind=row["kind"], key=row["key"], due_at=row["due_at"],
                     data=json.loads(data) if isinstance(data, str) else dict(data or {}),
                     traceparent=row["traceparent"])
-
-
-def _cause(service: str, timer: DueTimer) -> EventAttributes:
-    # What a timer publishes continues the trace of the event that scheduled it.
-    from schemas.tracing import new_traceparent
-
-    return EventAttributes(id=f"timer-{timer.id}", source=f"{service}/timers", type=f"timer.{timer.kind}",
-                           subject=timer.key, time=timer.due_at, traceparent=timer.traceparent or new_traceparent())

@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from schemas import EventAttributes
+from schemas.tracing import new_traceparent
+
 if TYPE_CHECKING:
     from .unit_of_work import UnitOfWork
 
@@ -29,6 +32,13 @@ class DueTimer:
     data: dict[str, Any]
     # The trace of the event that scheduled it: what a timer publishes continues that trace.
     traceparent: str | None
+
+
+    def cause(self, service: str) -> EventAttributes:
+        """The timer as the cause of what its handler publishes: it continues the trace of the
+        event that scheduled it."""
+        return EventAttributes(id=f"timer-{self.id}", source=f"{service}/timers", type=f"timer.{self.kind}",
+                               subject=self.key, time=self.due_at, traceparent=self.traceparent or new_traceparent())
 
 
 TimerHandler = Callable[[Sequence[DueTimer], "UnitOfWork"], Awaitable[None]]
@@ -86,10 +96,12 @@ async def write_timer_changes(connection: asyncpg.Connection, changes: TimerChan
 
 
 async def pending_timers(connection: asyncpg.Connection, *, kind: str | None = None, key: str | None = None,
-                         limit: int = 1000) -> list[asyncpg.Record]:
+                         key_prefix: str | None = None, limit: int = 1000) -> list[asyncpg.Record]:
+    """Pending timers soonest first, then the ones that failed for good."""
     return await connection.fetch(
         """SELECT id, kind, key, due_at, data, scheduled_at, failed_at, error FROM timers
            WHERE ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR key = $2)
-           ORDER BY failed_at IS NULL, due_at LIMIT $3""",
-        kind, key, limit,
+             AND ($3::text IS NULL OR starts_with(key, $3))
+           ORDER BY failed_at IS NOT NULL, due_at LIMIT $4""",
+        kind, key, key_prefix, limit,
     )

@@ -19,6 +19,8 @@ from schemas import CloudEvent, EventAttributes, KafkaRecord, PortingEvent, enco
 from .clock import WALL_CLOCK, Clock
 from .failures import FollowUpRefused
 from .outbox import write_outbox
+from .sealed_outbox import SealedMessage, write_sealed_outbox
+from .sealing import Sealer
 from .timers import TimerChanges, write_timer_changes
 
 # Kafka's per-record overhead beyond key, value and headers (offsets, lengths, batch header share).
@@ -42,13 +44,18 @@ class UnitOfWork:
     publishes: frozenset[str] | None = None
     max_message_bytes: int = 1_000_000
     clock: Clock = WALL_CLOCK
+    # Seals follow-ups published with `sealed=True` (the runtime gives every unit one).
+    sealer: Sealer | None = None
     _pending: list[KafkaRecord] = field(default_factory=list)
+    _sealed: list[SealedMessage] = field(default_factory=list)
     _timers: TimerChanges = field(default_factory=TimerChanges)
     _rejected: dict[int, str] = field(default_factory=dict)
 
-    def publish(self, event: PortingEvent, cause: CloudEvent[Any] | EventAttributes | None = None) -> None:
+    def publish(self, event: PortingEvent, cause: CloudEvent[Any] | EventAttributes | None = None, *,
+                sealed: bool = False) -> None:
         """Queue a follow-up; it reaches Kafka only if the transaction commits. A follow-up names
-        its cause, so it continues the cause's trace (the unit's own cause by default)."""
+        its cause, so it continues the cause's trace (the unit's own cause by default). `sealed`:
+        it carries secrets (a PIN), so its outbox row is encrypted at rest until the relay sends it."""
         if self.publishes is not None and event.event_type not in self.publishes:
             raise FollowUpRefused(f"{self.source} does not declare that it publishes {event.event_type}")
         attributes = cause.attributes if isinstance(cause, CloudEvent) else cause
@@ -57,7 +64,13 @@ class UnitOfWork:
         if (size := record_size(record)) > self.max_message_bytes:
             raise FollowUpRefused(f"{event.event_type} would be {size} bytes; the broker takes at most "
                                   f"{self.max_message_bytes}")
-        self._pending.append(record)
+        if not sealed:
+            self._pending.append(record)
+            return
+        if self.sealer is None:
+            raise FollowUpRefused(f"{event.event_type} must be sealed and this unit of work has no key")
+        self._sealed.append(SealedMessage(record.topic, record.key, record.value,
+                                          [(n.encode(), v) for n, v in record.headers]))
 
     def reject(self, event: CloudEvent[Any], reason: str) -> None:
         """From a batch handler: this event can never succeed; it is dead-lettered with the reason.
@@ -92,6 +105,9 @@ class UnitOfWork:
     async def flush(self) -> None:
         """Write what was queued (follow-ups, timer changes) in the open transaction."""
         await write_outbox(self.connection, self.take_pending())
+        sealed, self._sealed = self._sealed, []
+        if sealed:
+            await write_sealed_outbox(self.connection, sealed, self.sealer)  # type: ignore[arg-type]
         changes, self._timers = self._timers, TimerChanges()
         await write_timer_changes(self.connection, changes)
 
@@ -99,12 +115,12 @@ class UnitOfWork:
 @contextlib.asynccontextmanager
 async def unit_of_work(pool: asyncpg.Pool, *, source: str, topic_prefix: str = "",
                        publishes: Iterable[str] | None = None, max_message_bytes: int = 1_000_000,
-                       clock: Clock = WALL_CLOCK) -> AsyncIterator[UnitOfWork]:
+                       clock: Clock = WALL_CLOCK, sealer: Sealer | None = None) -> AsyncIterator[UnitOfWork]:
     """A transaction for code outside consumers (HTTP, operator commands, background loops):
     state and follow-ups commit together when the block ends without an error."""
     async with pool.acquire() as connection, connection.transaction():
         unit = UnitOfWork(connection, source=source, topic_prefix=topic_prefix,
                           publishes=frozenset(publishes) if publishes is not None else None,
-                          max_message_bytes=max_message_bytes, clock=clock)
+                          max_message_bytes=max_message_bytes, clock=clock, sealer=sealer)
         yield unit
         await unit.flush()

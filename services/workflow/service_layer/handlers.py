@@ -12,14 +12,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from porting_runtime import DueTimer, UnitOfWork
-from porting_runtime.failures import FollowUpRefused
 from porting_runtime.logs import get_logger
-from porting_runtime.sealed_outbox import SealedMessage, write_sealed_outbox
 from porting_runtime.sealing import Sealer
-from porting_runtime.unit_of_work import record_size
-from schemas import CloudEvent, EventAttributes, PortRequested, PortSubmitted, encode
-from schemas.tracing import new_traceparent
-from workflow.domain import CancelTimer, Decisions, HistoryEntry, HistoryKind, PortInRequest, TimerKind, decide
+
+from schemas import CloudEvent, EventAttributes, PortRequested, PortSubmitted
+from workflow.domain import (
+    CancelTimer,
+    Decisions,
+    HistoryEntry,
+    HistoryKind,
+    PortInRequest,
+    TimerKind,
+    decide,
+)
 
 from ..adapters.repository import Changes, Loaded, WorkflowRepository
 
@@ -41,7 +46,6 @@ class Workflow:
         for event in events:
             batch.apply(event)
         await repository.save(batch.changes)
-        await batch.send(self.sealer)
 
     async def handle_timers(self, timers: Sequence[DueTimer], unit: UnitOfWork) -> None:
         repository = WorkflowRepository(unit.connection, self.sealer)
@@ -56,15 +60,13 @@ class Workflow:
                 continue
             decisions = request.timer_fired(TimerKind(timer.kind), timer.data, due_at=timer.due_at,
                                             cause_id=f"timer:{timer.id}", now=batch.changes.now)
-            batch.record(request, decisions, _timer_cause(unit, timer))
+            batch.record(request, decisions, timer.cause(unit.source))
         await repository.save(batch.changes)
-        await batch.send(self.sealer)
 
 
 class _Batch:
     def __init__(self, unit: UnitOfWork, changes: Changes, loaded: Loaded) -> None:
         self.unit, self.changes, self.loaded = unit, changes, loaded
-        self.sealed: list[SealedMessage] = []
 
     def request(self, sid: str) -> PortInRequest | None:
         return self.changes.requests.get(sid) or self.loaded.requests.get(sid)
@@ -109,32 +111,10 @@ class _Batch:
     def record(self, request: PortInRequest, decisions: Decisions, cause: EventAttributes) -> None:
         self.changes.record(request, decisions)
         for event in decisions.publish:
-            if isinstance(event, PortSubmitted):
-                self.sealed.append(self._sealed(event, cause))
-            else:
-                self.unit.publish(event, cause=cause)
+            # PortSubmitted carries the PIN and account number: sealed at rest in the outbox too.
+            self.unit.publish(event, cause=cause, sealed=isinstance(event, PortSubmitted))
         for timer in decisions.timers:
             if isinstance(timer, CancelTimer):
                 self.unit.cancel_timers(timer.kind.value, [timer.key])
             else:
                 self.unit.schedule(timer.kind.value, timer.key, timer.due_at, timer.data, cause=cause)
-
-    def _sealed(self, event: PortSubmitted, cause: EventAttributes) -> SealedMessage:
-        """PortSubmitted carries the PIN and account number: sealed at rest in the outbox too."""
-        unit = self.unit
-        if unit.publishes is not None and event.event_type not in unit.publishes:
-            raise FollowUpRefused(f"{unit.source} does not declare that it publishes {event.event_type}")
-        record = encode(event, source=unit.source, topic=f"{unit.topic_prefix}{event.event_type}", caused_by=cause)
-        if (size := record_size(record)) > unit.max_message_bytes:
-            raise FollowUpRefused(f"{event.event_type} would be {size} bytes; the broker takes at most "
-                                  f"{unit.max_message_bytes}")
-        return SealedMessage(record.topic, record.key, record.value, [(n.encode(), v) for n, v in record.headers])
-
-    async def send(self, sealer: Sealer) -> None:
-        await write_sealed_outbox(self.unit.connection, self.sealed, sealer)
-
-
-def _timer_cause(unit: UnitOfWork, timer: DueTimer) -> EventAttributes:
-    # What a timer publishes continues the trace of the event that scheduled it.
-    return EventAttributes(id=f"timer-{timer.id}", source=f"{unit.source}/timers", type=f"timer.{timer.kind}",
-                           subject=timer.key, time=timer.due_at, traceparent=timer.traceparent or new_traceparent())
