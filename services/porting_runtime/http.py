@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -53,4 +54,7 @@ def add_operational_routes(app: FastAPI, *, service: str, pool: asyncpg.Pool, co
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
+        # The gauges the database holds (set-aside rows, failed timers) are counted on every scrape.
+        with contextlib.suppress(Exception):
+            await _stored_problems(pool, service)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -122,6 +122,8 @@ class OutboxRelay:
                     metrics.TRANSIENT_FAILURES.labels("outbox_relay").inc()
                     self.board.failing("outbox relay", describe(error))
                     log.warning("publishing the outbox failed; retrying", error=describe(error))
+                    with contextlib.suppress(Exception):  # the backlog grows while the broker is away
+                        await self._measure_backlog()
                     await self._sleep(publish_backoff.next_delay())
                     continue
                 publish_backoff.reset()
@@ -195,10 +197,14 @@ class OutboxRelay:
             self.board.progressed("outbox relay", waiting=0)
             return
         self.board.progressed("outbox relay")
+        await self._measure_backlog()
+
+    async def _measure_backlog(self) -> None:
+        """Count the unsent rows, at most every few seconds (a count is not free on a busy table)."""
         now = asyncio.get_running_loop().time()
         if now - self._backlog_measured_at >= BACKLOG_MEASURE_INTERVAL:
             backlog = await self.pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL AND set_aside_at IS NULL")
-            gauge.set(backlog)
+            metrics.OUTBOX_BACKLOG.labels(self.service).set(backlog)
             self.board.waiting("outbox relay", backlog)
             self._backlog_measured_at = now
 

@@ -25,6 +25,7 @@ from .logs import get_logger, timer_context
 from .timers import NOTIFY_CHANNEL, DueTimer, TimerRoute
 
 log = get_logger(__name__)
+LOCKED_RETRY_SECONDS = 0.2
 DUE_MEASURE_INTERVAL = 5.0  # seconds between two counts of the due timers, for /metrics
 
 
@@ -169,7 +170,9 @@ class TimerLoop:
             next_due = None
         wait = self.poll_interval
         if next_due is not None:
-            wait = min(wait, max(0.0, (next_due - self.clock.now()).total_seconds()))
+            # A due timer this loop did not claim is locked by another instance: look again soon,
+            # not at once (NOTIFY and a moved clock still wake the loop early).
+            wait = min(wait, max(LOCKED_RETRY_SECONDS, (next_due - self.clock.now()).total_seconds()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), wait)
 
