@@ -17,6 +17,7 @@ from schemas import export
 from . import bench, runtime_tables
 from .dead_letters import app as dead_letters_app
 from .publishing import PublishError, envelope, publish_record
+from .replay import replay
 from .stack import SERVICES, LocalStack
 
 
@@ -53,6 +54,7 @@ app.add_typer(runtime_tables.timers_app, name="timers")
 app.add_typer(runtime_tables.outbox_app, name="outbox")
 _register_service_commands(app)
 app.command("bench")(bench.bench)
+app.command("replay")(replay)
 console = Console()
 
 
