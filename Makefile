@@ -11,7 +11,7 @@ POSTGRES_PORT ?= 5433
 HTTP_PORT ?= 8080
 SMTP_PORT ?= 1025
 
-.PHONY: run test soak schemas install clean
+.PHONY: run test soak bench schemas install clean
 
 $(STAMP): pyproject.toml $(wildcard services/*/__init__.py)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ test: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/python -m pytest -m soak
+
+bench: $(STAMP)
+	@$(BIN)/porting bench
 
 schemas: $(STAMP)
 	$(BIN)/porting schemas export

