@@ -182,6 +182,14 @@ def test_the_portability_workload_is_one_valid_request_per_key_on_the_prefixed_t
     assert PORTABILITY.input_topics("p.") == ["p.porting.port-requested.v1"]
 
 
+def test_no_workload_of_a_run_repeats_the_numbers_of_another():
+    def numbers(workload):
+        return {decode(r.headers, r.value).data.phone_numbers[0].phone_number for r in workload.records}
+
+    first, second = numbers(PORTABILITY.workload(50, "a.")), numbers(PORTABILITY.workload(50, "b."))
+    assert len(first) == len(second) == 50 and not first & second
+
+
 def test_the_benchmark_numbers_are_distinct_and_valid():
     numbers = [bench_number(i) for i in range(0, 150_000, 997)]
     assert len(set(numbers)) == len(numbers)
