@@ -99,6 +99,8 @@ ATTRIBUTE_MAX_LENGTH = {"ce_id": 256, "ce_source": 512, "ce_type": 256, "ce_subj
                         "ce_specversion": 16, "ce_time": 64, "content-type": 128}
 
 
+# RFC 3339 date-time: full date, full time with optional fraction, and an offset (Z or ±hh:mm).
+_RFC_3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -140,7 +142,9 @@ def decode_attributes(headers: Iterable[tuple[str, bytes | None]]) -> EventAttri
     time = None
     if values.get("ce_time"):
         try:
-            time = datetime.fromisoformat(values["ce_time"])
+            if not _RFC_3339.fullmatch(values["ce_time"]):
+                raise ValueError("not RFC 3339")  # fromisoformat takes far more (no offset, week dates, ...)
+            time = datetime.fromisoformat(values["ce_time"].upper())
         except ValueError:
             raise ContractViolation(f"ce_time {values['ce_time']!r} is not an RFC 3339 time") from None
     traceparent = _lenient_traceparent(headers)

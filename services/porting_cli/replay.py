@@ -20,13 +20,26 @@ from typing import Any
 
 import structlog
 import typer
+from porting_runtime.operator_cli import (
+    database_env,
+    database_url_for,
+    kafka_settings,
+    redact,
+    refuse,
+    run_with_broker,
+)
+from porting_runtime.sealing import SealingKeyMissing
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
-
-from porting_runtime.operator_cli import database_env, database_url_for, kafka_settings, redact, refuse, run_with_broker
-from porting_runtime.sealing import SealingKeyMissing
 
 from .replay_engine import (
     DatabaseUnavailable,
@@ -164,10 +177,8 @@ def _first_error(error: ValidationError) -> str:
 @contextlib.contextmanager
 def _logs_on_stderr() -> Iterator[None]:
     """The pipeline's warnings (a dead letter, a retry) go to stderr, never into the counts on
-    stdout. Left alone when logging was configured already (inside a service)."""
-    if structlog.is_configured():
-        yield
-        return
+    stdout. Whatever was configured before is put back afterwards."""
+    saved = structlog.get_config()
     structlog.configure(
         processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
                     structlog.processors.TimeStamper(fmt="iso", utc=True), structlog.processors.format_exc_info,
@@ -179,5 +190,5 @@ def _logs_on_stderr() -> Iterator[None]:
     try:
         yield
     finally:
-        structlog.reset_defaults()
+        structlog.configure(**saved)
 

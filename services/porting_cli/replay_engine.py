@@ -28,15 +28,15 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka import errors as kafka_errors
-
 from porting_runtime import EventConsumer, ServiceDefinition, ServiceSettings
+from porting_runtime.consume_loop import undecodable_culprit
 from porting_runtime.database import apply_migrations, create_pool
 from porting_runtime.dead_letter_writer import DeadLetterWriter
-from porting_runtime.dead_letters import UndecodableRecord
 from porting_runtime.failures import Backoff, classify, describe
 from porting_runtime.kafka import connection_options
 from porting_runtime.logs import get_logger
 from porting_runtime.sealing import Sealer
+
 from schemas import dead_letter_topic
 
 log = get_logger(__name__)
@@ -361,11 +361,10 @@ class RangeReader:
 
     async def _dead_letter_undecodable(self, tp: TopicPartition, replay: PartitionReplay, error: BaseException) -> None:
         offset = await self.consumer.position(tp)
-        # The very reason the consume loop gives, so a dead letter it kept is recognised, not kept again.
-        reason = f"the Kafka client could not decode this record ({describe(error)}); its bytes are not available"
+        # As the consume loop keeps it, so a dead letter it kept is recognised, not kept again.
+        culprit, reason = await undecodable_culprit(self.consumer, tp, offset, error)
         async with self.pipeline.pool.acquire() as connection, connection.transaction():
-            [kept_now] = await self.pipeline.dead_letters.write(
-                connection, [(UndecodableRecord(tp.topic, tp.partition, offset), reason)])
+            [kept_now] = await self.pipeline.dead_letters.write(connection, [(culprit, reason)])
         replay.read += 1
         replay.replayed += 1
         replay.outcomes["dead_lettered" if kept_now else "duplicate"] += 1

@@ -24,10 +24,27 @@ from .failures import Backoff, classify, describe
 from .health import ProgressBoard
 from .kafka import build_consumer
 from .logs import get_logger
+from .raw_records import fetch_raw_record
 from .settings import ServiceSettings
 
 log = get_logger(__name__)
 NARROWING_LIMIT = 500  # records stepped through one by one before polling normally again
+
+
+async def undecodable_culprit(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int,
+                              error: BaseException) -> tuple[object, str]:
+    """What to dead-letter for the record at `offset` that the client could not decode: its raw
+    bytes read again when the broker gives them, else its place only; with the reason. The
+    service and `porting replay` both use this, so each recognises the other's dead letter."""
+    try:
+        culprit = await fetch_raw_record(consumer, tp, offset)
+    except Exception as fetch_error:  # the broker away, or bytes nobody can walk: keep its place
+        log.warning("could not read the undecodable record's bytes", error=describe(fetch_error))
+        culprit = None
+    if culprit is not None:
+        return culprit, f"the Kafka client could not decode this record: {describe(error)}"
+    return (UndecodableRecord(tp.topic, tp.partition, offset),
+            f"the Kafka client could not decode this record ({describe(error)}); its bytes are not available")
 
 
 class ConsumeLoop:
@@ -141,8 +158,7 @@ class ConsumeLoop:
         if good and not await self._handle(consumer, good):
             return
         offset = await consumer.position(tp)
-        culprit = UndecodableRecord(tp.topic, tp.partition, offset)
-        reason = f"the Kafka client could not decode this record ({describe(error)}); its bytes are not available"
+        culprit, reason = await undecodable_culprit(consumer, tp, offset, error)
         await self.pipeline.record_undecodable(culprit, reason)
         await commit_offset(consumer, self.pipeline.name, tp, offset + 1)
         consumer.seek(tp, offset + 1)

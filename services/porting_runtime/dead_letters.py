@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -161,6 +161,8 @@ def _prepare(consumer: str, dead_letter_topic: str, record: RawRecord | Undecoda
         headers = [(name_bytes(n), _optional_bytes(v)) for n, v in (record.headers or ())]
         digest = content_hash(key, value, headers, timestamp)
     copy = fit_to_broker(key, value, headers, reasons, max_message_bytes)
+    if copy.key is None and copy.value is None:  # a Kafka record needs one of them; the row keeps the NULLs
+        copy = replace(copy, value=b"")
     row = (
         consumer, topic, record.partition, record.offset, timestamp, digest, key, sealer.seal_optional(value),
         [n for n, _ in headers], [sealer.seal_optional(v) for _, v in headers], error, _event_id(headers),

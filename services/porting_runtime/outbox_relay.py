@@ -162,7 +162,9 @@ class OutboxRelay:
                 delivery = await producer.send(message.topic, value=message.value, key=message.key,
                                                headers=message.headers)
             except Exception as error:
-                if classify(error) != "record":
+                # send() only checks and enqueues this one message: unless the broker is away,
+                # what it refuses (too large, no key or value, a bad header) is this row's.
+                if classify(error) == "transient":
                     raise
                 refused.append((row["id"], describe(error)))
                 continue
