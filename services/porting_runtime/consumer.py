@@ -126,22 +126,24 @@ class EventConsumer:
 
     async def process(self, records: Sequence[ConsumerRecord], consumer: AIOKafkaConsumer | None = None) -> Counter[str]:
         """Handle records of any partitions, the partitions concurrently, each on its own
-        connection and in its own order; with a consumer, commit each partition's offset after
-        its transaction. Returns how many were handled, duplicate and dead-lettered. Tests and
+        connection and in its own order; with a consumer, commit the offsets of the partitions
+        whose transactions committed, in one request. Returns how many were handled, duplicate and dead-lettered. Tests and
         `porting replay` call this directly with records they bring (no consumer group)."""
         batches = by_partition(records)
         results = await asyncio.gather(*(self.process_partition(b) for b in batches.values()), return_exceptions=True)
         abandoned: BaseException | None = None
         outcomes: Counter[str] = Counter()
+        done: dict[TopicPartition, int] = {}
         for (partition, batch), result in zip(batches.items(), results, strict=True):
-            if not isinstance(result, BaseException):
-                outcomes.update(result)
             if isinstance(result, BaseException):
                 if consumer is not None:
                     consumer.seek(partition, batch[0].offset)  # never skip what was not committed
                 abandoned = abandoned or result
-            elif consumer is not None:
-                await commit_offset(consumer, self.name, partition, batch[-1].offset + 1)
+            else:
+                outcomes.update(result)
+                done[partition] = batch[-1].offset + 1
+        if consumer is not None and done:
+            await commit_offsets(consumer, self.name, done)  # one request for every partition of the poll
         if abandoned is not None:
             raise abandoned
         return outcomes
@@ -368,12 +370,17 @@ def by_partition(records: Sequence[ConsumerRecord]) -> dict[TopicPartition, list
     return batches
 
 
-async def commit_offset(consumer: AIOKafkaConsumer, name: str, partition: TopicPartition, offset: int) -> None:
+async def commit_offsets(consumer: AIOKafkaConsumer, name: str, offsets: dict[TopicPartition, int]) -> None:
     try:
-        await consumer.commit({partition: offset})
+        await consumer.commit(offsets)
     except Exception as error:  # a rebalance or a broker hiccup: the inbox dedupes the redelivery
-        log.warning("offset commit failed", consumer=name, partition=str(partition), error=repr(error))
+        log.warning("offset commit failed", consumer=name, partitions=sorted(map(str, offsets)), error=repr(error))
         return
-    highwater = consumer.highwater(partition)
-    if highwater is not None:
-        metrics.CONSUMER_LAG.labels(name, partition.topic, partition.partition).set(max(0, highwater - offset))
+    for partition, offset in offsets.items():
+        highwater = consumer.highwater(partition)
+        if highwater is not None:
+            metrics.CONSUMER_LAG.labels(name, partition.topic, partition.partition).set(max(0, highwater - offset))
+
+
+async def commit_offset(consumer: AIOKafkaConsumer, name: str, partition: TopicPartition, offset: int) -> None:
+    await commit_offsets(consumer, name, {partition: offset})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -143,6 +144,12 @@ class RunningService:
             self._supervise(name, lambda task=task: task(self.pool, settings, self.stopping))  # type: ignore[misc]
         if self.serve_http:
             self.tasks.append(asyncio.create_task(self._serve_http(), name="http"))
+        # What start-up allocated lives as long as the process: out of the collector's sight, and
+        # collections rarer. The pipeline makes almost no cycles; frequent full collections over
+        # long-lived objects cost a sixth of the CPU and 70 ms pauses (measured with make bench).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 20)
         log.info("service started", http=f"http://{settings.http_host}:{settings.http_port}",
                  topics=self.pipeline.topics, kafka=settings.kafka_bootstrap_servers)
 
