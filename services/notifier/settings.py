@@ -35,8 +35,8 @@ class NotifierSettings(ServiceSettings):
     retry_multiplier: float = Field(default=2.0, ge=1)
     retry_max_delay_seconds: float = Field(default=3600, gt=0)
     # At most this many sends in flight per channel, per instance.
-    email_send_concurrency: int = Field(default=8, ge=1, le=1000)
-    webhook_send_concurrency: int = Field(default=32, ge=1, le=1000)
+    email_send_concurrency: int = Field(default=16, ge=1, le=1000)
+    webhook_send_concurrency: int = Field(default=8, ge=1, le=1000)
     # How long before a port date the reminder to configure voice and SMS routing goes out.
     routing_reminder_days_before: float = Field(default=2, ge=0)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from email.message import EmailMessage
+from email.message import Message
 
 import aiosmtplib
 
@@ -27,7 +27,7 @@ class SmtpSender:
         self._idle: asyncio.LifoQueue[tuple[aiosmtplib.SMTP, float]] = asyncio.LifoQueue()
         self._slots = asyncio.Semaphore(connections)
 
-    async def send(self, message: EmailMessage) -> AttemptResult:
+    async def send(self, message: Message) -> AttemptResult:
         _, sender = email.utils.parseaddr(str(message["From"]))
         recipient = str(message["To"])
         async with self._slots:

@@ -38,6 +38,8 @@ from .recording import DELIVERY_RETRY
 
 log = get_logger(__name__)
 POLL_SECONDS = 2.0
+# Outcomes of sends finishing within this long of each other are recorded in one transaction.
+COALESCE_SECONDS = 0.01
 GAUGE_SECONDS = 5.0
 DRAIN_SECONDS = 15.0
 
@@ -82,24 +84,31 @@ class _SenderRun:
             connections=settings.email_send_concurrency)
         self.webhooks = WebhookClient(secret, timeout_seconds=settings.webhook_timeout_seconds,
                                       max_connections=settings.webhook_send_concurrency)
+        # Each claimed notification is a task; at most `limit` per channel send at once, and up
+        # to as many again wait, claimed ahead, so a send never waits for a database round trip.
+        self.slots = {channel: asyncio.Semaphore(limit) for channel, limit in self.limits.items()}
         self.in_flight: dict[asyncio.Task[None], str] = {}
         self.finished: list[store.Finished] = []
+        self.outcomes = asyncio.Event()
         self.gauges_at = 0.0
 
     async def loop(self) -> None:
         listener = await asyncpg.connect(self.settings.database_url)
+        recorder = asyncio.create_task(self.record_outcomes(), name="notifier-outcomes")
         try:
             await listener.add_listener(store.DUE_CHANNEL, lambda *_: self.wake.set())
             while not self.stopping.is_set():
+                if recorder.done():
+                    recorder.result()  # its failure is this run's: the runtime restarts both
                 self.wake.clear()
-                await self.record_finished()
-                claimed_all = await self.claim_and_send()
+                more = await self.claim_and_send()
                 await self.refresh_gauges()
-                if not claimed_all:
+                if not more:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake_or_stop(), POLL_SECONDS)
             await self.drain()
         finally:
+            recorder.cancel()
             with contextlib.suppress(Exception):
                 await listener.close()
 
@@ -113,16 +122,17 @@ class _SenderRun:
             wake.cancel()
 
     async def claim_and_send(self) -> bool:
-        """Fill every free slot; True when a channel had more due than free slots."""
+        """Claim enough to keep every channel busy; True when a channel had more due than room."""
         more = False
         now = self.clock.now()
         for channel, limit in self.limits.items():
-            free = limit - sum(1 for c in self.in_flight.values() if c == channel)
-            if free <= 0:
+            room = 2 * limit - sum(1 for c in self.in_flight.values() if c == channel)
+            # Refill in batches (half the room at least), not one claim per finished send.
+            if room < max(1, limit // 2):
                 continue
             async with self.pool.acquire() as connection:
-                claimed = await store.claim(connection, channel, free, now, self.lease)
-            more = more or len(claimed) == free
+                claimed = await store.claim(connection, channel, room, now, self.lease)
+            more = more or len(claimed) == room
             for item in claimed:
                 task = asyncio.create_task(self.deliver(item), name=f"deliver-{item.delivery_id}")
                 self.in_flight[task] = channel
@@ -131,9 +141,24 @@ class _SenderRun:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.in_flight.pop(task, None)
+        self.outcomes.set()
         self.wake.set()
 
+    async def record_outcomes(self) -> None:
+        """Outcomes are recorded in batches, beside the sends: the next of a recipient's
+        notifications becomes claimable once its predecessor's outcome is recorded."""
+        while True:
+            await self.outcomes.wait()
+            self.outcomes.clear()
+            await asyncio.sleep(COALESCE_SECONDS)  # let sends finishing together share a transaction
+            await self.record_finished()
+            self.wake.set()
+
     async def deliver(self, item: store.Claimed) -> None:
+        async with self.slots[item.channel]:
+            await self._attempt(item)
+
+    async def _attempt(self, item: store.Claimed) -> None:
         started, began = self.clock.now(), time.monotonic()
         try:
             result = await self.send(item)
