@@ -1,0 +1,37 @@
+"""The notifier's settings, read from the environment."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from pydantic import ValidationError
+
+from notifier.settings import NotifierSettings
+
+SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+
+
+def test_ops_addresses_are_read_comma_separated_and_the_secret_as_standard_webhooks_wants_it(monkeypatch):
+    monkeypatch.setenv("OPS_ALERT_EMAILS", "ops@carrier.example, noc@carrier.example,")
+    monkeypatch.setenv("WEBHOOK_SIGNING_SECRET", SECRET)
+    monkeypatch.setenv("DELIVERY_GIVE_UP_HOURS", "6")
+    settings = NotifierSettings()
+    assert settings.ops_alert_emails == ["ops@carrier.example", "noc@carrier.example"]
+    assert settings.webhook_signing_secret.get_secret_value() == SECRET
+    assert SECRET not in repr(settings)
+    assert settings.retry_policy().give_up_after.total_seconds() == 6 * 3600
+
+
+@pytest.mark.parametrize("secret", ["plain-password", "whsec_not base64!", "whsec_" + base64.b64encode(b"short").decode()])
+def test_a_signing_secret_that_is_not_a_usable_whsec_key_is_refused_at_start(secret):
+    with pytest.raises(ValidationError, match="WEBHOOK_SIGNING_SECRET"):
+        NotifierSettings(webhook_signing_secret=secret)
+
+
+def test_by_default_mail_goes_to_the_local_catcher_and_nothing_is_signed_without_a_secret(monkeypatch):
+    for name in ("SMTP_HOST", "SMTP_PORT", "WEBHOOK_SIGNING_SECRET", "OPS_ALERT_EMAILS"):
+        monkeypatch.delenv(name, raising=False)
+    settings = NotifierSettings()
+    assert (settings.smtp_host, settings.smtp_port, settings.webhook_signing_secret) == ("127.0.0.1", 1025, None)
+    assert settings.retry_policy().give_up_after.total_seconds() == 24 * 3600
