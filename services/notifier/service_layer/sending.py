@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from porting_runtime import Clock, ServiceDefinition, service_unit
+from porting_runtime.failures import Backoff, describe, is_transient
 from porting_runtime.logs import get_logger
 from schemas import AlertKind, PortAlertRaised
 
@@ -101,8 +102,15 @@ class _SenderRun:
                 if recorder.done():
                     recorder.result()  # its failure is this run's: the runtime restarts both
                 self.wake.clear()
-                more = await self.claim_and_send()
-                await self.refresh_gauges()
+                try:
+                    more = await self.claim_and_send()
+                    await self.refresh_gauges()
+                except Exception as error:
+                    if not is_transient(error):
+                        raise
+                    # Sends in flight go on; only new claims wait for the database.
+                    log.warning("claiming deliveries failed; retrying", error=describe(error))
+                    more = False
                 if not more:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake_or_stop(), POLL_SECONDS)
@@ -147,11 +155,23 @@ class _SenderRun:
     async def record_outcomes(self) -> None:
         """Outcomes are recorded in batches, beside the sends: the next of a recipient's
         notifications becomes claimable once its predecessor's outcome is recorded."""
+        backoff = Backoff(maximum=10.0)
         while True:
             await self.outcomes.wait()
             self.outcomes.clear()
             await asyncio.sleep(COALESCE_SECONDS)  # let sends finishing together share a transaction
-            await self.record_finished()
+            try:
+                await self.record_finished()
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                # The outcomes are kept; sends already made must not be lost to a database blip
+                # (a restart would resend them once their leases ran out).
+                log.warning("recording delivery outcomes failed; retrying", error=describe(error))
+                self.outcomes.set()
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            backoff.reset()
             self.wake.set()
 
     async def deliver(self, item: store.Claimed) -> None:
