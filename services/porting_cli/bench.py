@@ -37,20 +37,29 @@ from typing import Any
 
 import asyncpg
 import typer
-from rich.console import Console
-
 from porting_runtime.kafka import DEFAULT_PARTITIONS, ensure_topics
 from porting_runtime.settings import ServiceSettings
+from rich.console import Console
 
 from . import bench_host, bench_load
 from .bench_load import Collector, now
-from .bench_scenarios import SCENARIOS, Scenario, Workload, all_topics, by_key, scenario_named
+from .bench_mail import MailCollector
+from .bench_scenarios import (
+    ALL,
+    SCENARIOS,
+    Scenario,
+    Workload,
+    all_topics,
+    by_key,
+    scenarios_named,
+)
 from .bench_stats import latency_summary, paced_events, rate, ratio, target
-from .bench_systems import NAIVE, PIPELINE, ChildSystem, System, start_system
+from .bench_systems import NAIVE, PIPELINE, ChildGroup, System, start_system
 from .embedded import EmbeddedKafka, EmbeddedPostgres, free_port
 
 PHASES = ("raw", "pipeline", "latency", "naive")
-TARGETS = {"events_per_second": 5000, "pipeline_to_raw": 0.15, "pipeline_to_naive": 5, "p99_ms": 250}
+# The end-to-end rate's goal is the scenario's own (Scenario.target_per_second).
+TARGETS = {"pipeline_to_raw": 0.15, "pipeline_to_naive": 5, "p99_ms": 250}
 # Settings that shape throughput and latency, reported with the results.
 REPORTED_SETTINGS = ("consumer_batch_size", "consumer_fetch_max_wait_ms", "outbox_batch_size",
                      "outbox_poll_interval_seconds", "database_pool_size", "max_message_bytes", "log_level")
@@ -61,8 +70,8 @@ err = Console(stderr=True, soft_wrap=True)
 
 @dataclass
 class Options:
-    scenario: str = "portability"
-    events: int = 20_000
+    scenario: str = ALL  # a name, several comma-separated, or all of them
+    events: int | None = None  # default: the scenario's own (Scenario.default_events)
     naive_events: int | None = None  # default: a tenth of `events` (the naive worker is slow)
     warmup_events: int = 500
     latency_seconds: float = 10.0
@@ -74,9 +83,11 @@ class Options:
     profile: Path | None = None
     partitions: int = DEFAULT_PARTITIONS  # of every topic the benchmark creates (the runtime's default)
 
-    @property
-    def naive_count(self) -> int:
-        return self.naive_events if self.naive_events is not None else max(1, self.events // 10)
+    def event_count(self, scenario: Scenario) -> int:
+        return self.events if self.events is not None else scenario.default_events
+
+    def naive_count(self, scenario: Scenario) -> int:
+        return self.naive_events if self.naive_events is not None else max(1, self.event_count(scenario) // 10)
 
 
 @dataclass
@@ -116,6 +127,7 @@ class Bench:
 
     async def run(self) -> dict[str, Any]:
         options, phases = self.options, set(self.options.phases)
+        events, naive_events = options.event_count(self.scenario), options.naive_count(self.scenario)
         started = now()
         report: dict[str, Any] = {
             "benchmark": "porting bench",
@@ -127,9 +139,9 @@ class Bench:
             "code": _code_version(),
         }
         if "raw" in phases:
-            report["raw"] = await self._raw(options.events)
+            report["raw"] = await self._raw(events)
         if phases & {"pipeline", "latency"}:
-            report["pipeline"] = await self._system(PIPELINE, options.events,
+            report["pipeline"] = await self._system(PIPELINE, events,
                                                     latency="latency" in phases, throughput="pipeline" in phases)
             latency = report["pipeline"].pop("latency", None)
             if latency is not None:
@@ -138,15 +150,19 @@ class Bench:
                     report["raw"]["latency_at_same_rate"] = await self._raw_paced(
                         latency["target_rate"], latency["events"])
         if "naive" in phases:
-            report["naive"] = await self._system(NAIVE, options.naive_count, latency=False, throughput=True)
+            report["naive"] = await self._system(NAIVE, naive_events, latency=False, throughput=True)
         report["ratios"] = self._ratios(report)
         report["targets"] = self._targets(report)
         report["settings"] = self.results.get("settings", {})
         report["settings"]["bench"] = {
-            "events": options.events, "naive_events": options.naive_count, "warmup_events": options.warmup_events,
+            "events": events, "naive_events": naive_events, "warmup_events": options.warmup_events,
             "latency_seconds": options.latency_seconds, "latency_rate": options.latency_rate,
             "partitions": options.partitions, "phases": list(options.phases),
-            "system_under_test": "the benchmark's process" if options.in_process else "a process of its own",
+            "system_under_test": ("the benchmark's process" if options.in_process
+                                  else "each service in a process of its own (spawned)"),
+            **({"completion": "a customer e-mail accepted by the benchmark's SMTP catcher (aiosmtpd, "
+                              "notifier.adapters.mail_catcher's Maildir handler) in the benchmark's process"}
+               if self.scenario.completion == "mail" else {}),
             "collector_fetch_max_wait_ms": bench_load.COLLECTOR_FETCH_WAIT_MS,
             "producer": "aiokafka, acks=all, linger_ms=5 (the services' producer settings)",
         }
@@ -192,10 +208,19 @@ class Bench:
     async def _system(self, kind: str, count: int, *, latency: bool, throughput: bool) -> dict[str, Any]:
         prefix = _prefix(kind)
         definitions = self.scenario.definitions()
-        databases = {d.name: await self._database(f"bench_{kind}_{d.name}") for d in definitions}
+        databases = {d.name: await self._database(f"bench_{self.scenario.name}_{kind}_{d.name}")
+                     for d in definitions}
+        mail = (MailCollector(self.stack.root / f"mail-{prefix.strip('.')}") if self.scenario.completion == "mail"
+                else None)
+        if mail is not None:
+            await mail.start()
+        extra = {name: dict(values) for name, values in self.scenario.service_settings().items()}
+        if mail is not None:
+            extra.setdefault("notifier", {}).update(smtp_host="127.0.0.1", smtp_port=mail.port)
         settings = {d.name: _service_settings(d, kafka_bootstrap_servers=self.stack.bootstrap,
                                               database_url=databases[d.name], topic_prefix=prefix,
-                                              http_port=free_port(), log_level=self.options.log_level)
+                                              http_port=free_port(), log_level=self.options.log_level,
+                                              **extra.get(d.name, {}))
                     for d in definitions}
         if kind == PIPELINE:
             self.results["settings"] = {
@@ -207,7 +232,7 @@ class Bench:
         # Created here first, so the services find them with this many partitions.
         await ensure_topics(driver, all_topics(self.scenario, prefix, definitions), self.options.partitions)
         result: dict[str, Any] = {"what": _what(kind)}
-        async with _collecting(driver, self.scenario.completion_topics(prefix), self.scenario.completes) as collector, \
+        async with self._watching(driver, prefix, mail) as collector, \
                 self._running(kind, settings) as system, _producing(driver) as producer:
             await self.scenario.setup(databases)
             await self._warm_up(kind, collector, producer, prefix)
@@ -261,6 +286,9 @@ class Bench:
         for used in cpu.values():  # CPU per event: steadier than a rate when other work shares the machine
             if used is not None and arrived:
                 used["us_per_event"] = round(used["cpu_seconds"] / len(arrived) * 1e6, 1)
+        extra: dict[str, Any] = {}
+        if isinstance(collector, MailCollector):
+            extra["submission_email"] = await self._second_emails(collector, workload, first)
         return {
             "events": len(workload),
             "completed": len(arrived),
@@ -272,7 +300,19 @@ class Bench:
             "cpu": cpu,
             "load_before": load_before,
             "load_after": bench_host.load(),
+            **extra,
         }
+
+    @staticmethod
+    async def _second_emails(collector: MailCollector, workload: Workload, first: float) -> dict[str, Any]:
+        """The customer's second e-mail (the submission to the carrier): all three services on its path."""
+        complete = await collector.later_finished(workload.keys, timeout=60)
+        later = [collector.later[k] for k in workload.keys if k in collector.later]
+        last = max(later) if later else now()
+        return {"what": "first publish to the last request's second customer e-mail (the submission, "
+                        "after the portability check and the workflow's review)",
+                "completed": len(later), **({} if complete else {"incomplete": True}),
+                "seconds": round(last - first, 3), "events_per_second": rate(len(later), last - first)}
 
     async def _paced(self, collector: Collector, producer: Any, workload: Workload, per_second: float) -> dict[str, Any]:
         sent: dict[str, float] = {}
@@ -281,6 +321,11 @@ class Bench:
         start, last = await bench_load.publish_paced(producer, workload, per_second, sent)
         complete = await collector.finished(timeout=_completion_timeout(len(workload)))
         latencies = [collector.arrivals[k] - sent[k] for k in workload.keys if k in collector.arrivals]
+        extra: dict[str, Any] = {}
+        if isinstance(collector, MailCollector):
+            await collector.later_finished(workload.keys, timeout=30)
+            extra["submission_email"] = latency_summary(
+                collector.later[k] - sent[k] for k in workload.keys if k in collector.later)
         return {
             "target_rate": round(per_second, 1),
             "achieved_rate": rate(len(workload) - 1, last - start),
@@ -289,6 +334,7 @@ class Bench:
             **latency_summary(latencies),
             "load_before": load_before,
             "load_after": bench_host.load(),
+            **extra,
         }
 
     # --- helpers -----------------------------------------------------------------------------------
@@ -311,17 +357,32 @@ class Bench:
             finally:
                 await system.stop()
             return
-        child = await ChildSystem(kind, self.scenario, settings, self.options.log_level).start()
+        group = await ChildGroup(kind, self.scenario, settings, self.options.log_level).start()
         try:
-            yield child
+            yield group
         finally:
-            await child.stop()
+            await group.stop()
+
+    @contextlib.asynccontextmanager
+    async def _watching(self, driver: ServiceSettings, prefix: str,
+                        mail: MailCollector | None) -> AsyncIterator[Collector | MailCollector]:
+        """What completes a unit of work: follow-up records on topics, or e-mails at the catcher."""
+        if mail is None:
+            async with _collecting(driver, self.scenario.completion_topics(prefix),
+                                   self.scenario.completes) as collector:
+                yield collector
+            return
+        try:
+            yield mail
+        finally:
+            await mail.stop()
 
     def _meter(self, system: Any) -> bench_host.CpuMeter:
         processes: dict[str, tuple[int, bool]] = {"broker": (self.stack.kafka.process.pid, False),  # type: ignore[union-attr]
                                                   "postgres": (self.stack.postgres.process.pid, True)}  # type: ignore[union-attr]
-        if isinstance(system, ChildSystem):
-            processes["service"] = (system.pid, False)
+        if isinstance(system, ChildGroup):
+            for name, pid in system.pids.items():
+                processes[f"service_{name}"] = (pid, False)
             processes["bench_driver"] = (_own_pid(), False)
         elif system is not None:
             processes["service_and_bench_driver"] = (_own_pid(), False)
@@ -338,20 +399,23 @@ class Bench:
         py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         if not Path(py_spy).exists():
             raise RuntimeError("--profile needs py-spy: .venv/bin/pip install py-spy")
-        pid = system.pid if isinstance(system, ChildSystem) else _own_pid()
+        pids = system.pids if isinstance(system, ChildGroup) else {"all": _own_pid()}
         self.options.profile.mkdir(parents=True, exist_ok=True)
-        output = self.options.profile / f"{name}.txt"
-        recorder = subprocess.Popen([py_spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
-                                     "--nonblocking", "--output", str(output)],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        recorders = {}
+        for service, pid in pids.items():
+            output = self.options.profile / f"{self.scenario.name}-{name}-{service}.txt"
+            recorders[output] = subprocess.Popen(
+                [py_spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "--nonblocking",
+                 "--output", str(output)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)  # attached before the phase starts
         try:
             yield
         finally:
-            recorder.send_signal(signal.SIGINT)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                recorder.wait(30)
-            err.print(f"  profile (py-spy, collapsed stacks): {output}")
+            for output, recorder in recorders.items():
+                recorder.send_signal(signal.SIGINT)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    recorder.wait(30)
+                err.print(f"  profile (py-spy, collapsed stacks): {output}")
 
     @staticmethod
     def _ratios(report: dict[str, Any]) -> dict[str, float | None]:
@@ -363,12 +427,11 @@ class Bench:
             "pipeline_to_naive": ratio(pipeline, naive) if pipeline and naive else None,
         }
 
-    @staticmethod
-    def _targets(report: dict[str, Any]) -> dict[str, Any]:
+    def _targets(self, report: dict[str, Any]) -> dict[str, Any]:
         """Reported, never asserted: the issue's targets beside what this run measured."""
         return {
             "events_per_second": target((report.get("pipeline") or {}).get("events_per_second"),
-                                        TARGETS["events_per_second"]),
+                                        self.scenario.target_per_second),
             "pipeline_to_raw": target(report["ratios"]["pipeline_to_raw"], TARGETS["pipeline_to_raw"]),
             "pipeline_to_naive": target(report["ratios"]["pipeline_to_naive"], TARGETS["pipeline_to_naive"]),
             "p99_ms_at_half_peak": target((report.get("latency") or {}).get("p99_ms"), TARGETS["p99_ms"],
@@ -407,6 +470,23 @@ def _keyed_by_record(workload: Workload) -> Workload:
 
 def _completion_timeout(count: int) -> float:
     return 120 + count / 100
+
+
+def combined(reports: Sequence[dict[str, Any]], duration: float) -> dict[str, Any]:
+    """One scenario: its report as it is. Several: one object with what they share once and each
+    scenario's report (without the shared parts) under `scenarios`, its targets also under `targets`."""
+    if len(reports) == 1:
+        return reports[0]
+    shared = ("benchmark", "started_at", "machine", "stack", "code")
+    first = reports[0]
+    return {
+        **{key: first[key] for key in shared if key in first},
+        "machine": {**first.get("machine", {}), "load_at_end": reports[-1].get("machine", {}).get("load_at_end")},
+        "scenarios": {r["scenario"]: {k: v for k, v in r.items() if k not in shared or k == "machine"}
+                      for r in reports},
+        "targets": {r["scenario"]: r.get("targets") for r in reports},
+        "duration_seconds": round(duration, 1),
+    }
 
 
 def _what(kind: str) -> str:
@@ -468,30 +548,39 @@ async def _producing(settings: ServiceSettings) -> AsyncIterator[Any]:
 
 
 def run(options: Options) -> dict[str, Any]:
-    scenario = scenario_named(options.scenario)
+    scenarios = scenarios_named(options.scenario)
     unknown = set(options.phases) - set(PHASES)
     if unknown:
         raise ValueError(f"unknown phase(s) {', '.join(sorted(unknown))}; known: {', '.join(PHASES)}")
-    err.print(f"{scenario.name}: starting the embedded broker and PostgreSQL "
+    err.print(f"{', '.join(s.name for s in scenarios)}: starting the embedded broker and PostgreSQL "
               f"({'durable' if options.durable else 'not durable: fsync and synchronous_commit off'})")
     with embedded_stack(options.durable) as stack:
-        return asyncio.run(_until_stopped(Bench(options, stack, scenario)))
+        return asyncio.run(_until_stopped([Bench(options, stack, scenario) for scenario in scenarios]))
 
 
-async def _until_stopped(bench: Bench) -> dict[str, Any]:
-    """SIGTERM stops the run as Ctrl-C does: the phase in flight unwinds, then the stack stops."""
+async def _until_stopped(benches: Sequence[Bench]) -> dict[str, Any]:
+    """Each scenario in turn on the same stack. SIGTERM stops the run as Ctrl-C does: the phase in
+    flight unwinds, then the stack stops."""
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    started = now()
     try:
-        return await bench.run()
+        reports = []
+        for bench in benches:
+            err.print(f"[bold]scenario {bench.scenario.name}[/bold]: {bench.scenario.description}")
+            reports.append(await bench.run())
+        return combined(reports, now() - started)
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
 
 
 def bench(
-    events: int = typer.Option(20_000, "--events", min=1, help="Events for the throughput phases."),
+    events: int | None = typer.Option(None, "--events", min=1,
+                                      help="Events for the throughput phases (default: the scenario's own: "
+                                           + ", ".join(f"{s.name} {s.default_events}" for s in SCENARIOS.values())
+                                           + ")."),
     naive_events: int | None = typer.Option(None, "--naive-events", min=1,
                                             help="Events for the naive worker (default: a tenth of --events)."),
     latency_seconds: float = typer.Option(10.0, "--latency-seconds", min=1.0,
@@ -499,7 +588,8 @@ def bench(
     latency_rate: float | None = typer.Option(None, "--latency-rate", min=1.0,
                                               help="Pace the latency phase at this rate instead of half the peak."),
     warmup: int = typer.Option(500, "--warmup", min=0, help="Unmeasured events before each system's phases."),
-    scenario: str = typer.Option("portability", "--scenario", help=f"One of: {', '.join(SCENARIOS)}."),
+    scenario: str = typer.Option(ALL, "--scenario",
+                                 help=f"{ALL} (default), or one or more (comma-separated) of: {', '.join(SCENARIOS)}."),
     phases: str = typer.Option(",".join(PHASES), "--phases", help="Which phases to run, comma-separated."),
     partitions: int = typer.Option(DEFAULT_PARTITIONS, "--partitions", min=1, help="Partitions of every topic."),
     durable: bool = typer.Option(False, "--durable/--not-durable",

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-
 from porting_runtime.kafka import build_producer, connection_options
 from porting_runtime.settings import ServiceSettings
 

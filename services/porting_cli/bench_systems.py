@@ -17,10 +17,10 @@ import asyncpg
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-
 from porting_runtime import RunningService, ServiceDefinition, ServiceSettings
 from porting_runtime.database import apply_migrations, create_pool
 from porting_runtime.logs import configure_logging
+
 from schemas import decode
 
 from .bench_scenarios import Scenario, scenario_named
@@ -49,6 +49,8 @@ class Pipeline:
     async def start(cls, scenario: Scenario, settings: Mapping[str, ServiceSettings]) -> Pipeline:
         started: list[RunningService] = []
         for definition in scenario.definitions():
+            if definition.name not in settings:  # another process runs it
+                continue
             service = RunningService(definition, settings[definition.name], serve_http=False)
             await service.start()
             started.append(service)
@@ -73,16 +75,21 @@ class NaiveWorker:
     def __init__(self) -> None:
         self.brokers: list[Any] = []
         self.pools: list[asyncpg.Pool] = []
+        self.stopping = asyncio.Event()
+        self.background: list[asyncio.Task[None]] = []
 
     @classmethod
     async def start(cls, scenario: Scenario, settings: Mapping[str, ServiceSettings]) -> NaiveWorker:
         worker = cls()
         for definition in scenario.definitions():
+            if definition.name not in settings:  # another process runs it
+                continue
             await worker._start_service(definition, settings[definition.name])
         return worker
 
     async def _start_service(self, definition: ServiceDefinition, settings: ServiceSettings) -> None:
-        pool = await create_pool(settings.database_url, max_size=2)
+        # Two connections for the handlers, more for a service's background work (the notifier's sender).
+        pool = await create_pool(settings.database_url, max_size=2 + 2 * len(definition.background))
         self.pools.append(pool)
         await apply_migrations(pool, definition.name, definition.migrations)
         broker = KafkaBroker(settings.kafka_bootstrap_servers, acks="all", enable_idempotence=False,
@@ -95,8 +102,17 @@ class NaiveWorker:
                               ack_policy=AckPolicy.ACK)(handler)
         await broker.start()
         self.brokers.append(broker)
+        # What the service does besides consuming (the notifier sends its deliveries), as the runtime runs it.
+        for task in definition.background:
+            self.background.append(asyncio.create_task(task(pool, settings, self.stopping)))
 
     async def stop(self) -> None:
+        self.stopping.set()
+        for task in self.background:
+            try:
+                await asyncio.wait_for(task, 10)
+            except BaseException:  # noqa: BLE001 - stopping: whatever it ended with
+                task.cancel()
         for broker in self.brokers:
             await broker.stop()
         for pool in self.pools:
@@ -173,10 +189,12 @@ class ChildSystem:
 
     def __init__(self, kind: str, scenario: Scenario, settings: Mapping[str, ServiceSettings],
                  log_level: str = "WARNING") -> None:
+        """Runs the services named in `settings` (all of the scenario's, or one of them)."""
         context = multiprocessing.get_context("spawn")
         self.ready, self.stopping = context.Event(), context.Event()
         values = {name: s.model_dump() for name, s in settings.items()}
-        self.process = context.Process(target=serve, name=f"bench-{kind}", daemon=True,
+        self.services = list(settings)
+        self.process = context.Process(target=serve, name=f"bench-{kind}-{'+'.join(settings)}", daemon=True,
                                        args=(kind, scenario.name, values, self.ready, self.stopping, log_level))
 
     @property
@@ -203,3 +221,31 @@ class ChildSystem:
         if self.process.is_alive():
             self.process.terminate()
             self.process.join(5)
+
+
+class ChildGroup:
+    """Each service of a scenario in a process of its own, as in production: started together,
+    stopped in reverse order (downstream first)."""
+
+    def __init__(self, kind: str, scenario: Scenario, settings: Mapping[str, ServiceSettings],
+                 log_level: str = "WARNING") -> None:
+        self.children = [ChildSystem(kind, scenario, {name: service}, log_level)
+                         for name, service in settings.items()]
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """Service name -> the pid of the process running it."""
+        return {child.services[0]: child.pid for child in self.children}
+
+    async def start(self, timeout: float = 90.0) -> ChildGroup:
+        started = await asyncio.gather(*(child.start(timeout) for child in self.children), return_exceptions=True)
+        failures = [outcome for outcome in started if isinstance(outcome, BaseException)]
+        if failures:
+            await self.stop()
+            raise failures[0]
+        return self
+
+    async def stop(self) -> None:
+        for child in reversed(self.children):
+            if child.process.pid is not None:
+                await child.stop()

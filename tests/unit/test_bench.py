@@ -234,7 +234,7 @@ async def test_the_report_is_one_json_object_with_every_measurement_ratio_and_se
     monkeypatch.setattr(bench.Bench, "_raw_paced", raw_paced)
     monkeypatch.setattr(bench.Bench, "_system", system)
     stack = SimpleNamespace(kafka=None, postgres=None, root=None)
-    report = await bench.Bench(bench.Options(events=1000), stack, PORTABILITY).run()
+    report = await bench.Bench(bench.Options(scenario="portability", events=1000), stack, PORTABILITY).run()
 
     assert json.loads(json.dumps(report)) == report
     assert {"benchmark", "scenario", "machine", "stack", "raw", "pipeline", "latency", "naive", "ratios",

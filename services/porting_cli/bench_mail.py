@@ -1,0 +1,131 @@
+"""The end of the whole pipeline: e-mails accepted by the local SMTP catcher (aiosmtpd).
+
+The notifier's own catcher (notifier.adapters.mail_catcher: every message kept in a Maildir)
+runs in the benchmark's process, on its clock, and notes when each request's customer e-mails
+were accepted. It answers like bench_load.Collector (expect, finished, arrivals, duplicates,
+missing): a request is complete at its first customer e-mail. `later` notes the second one
+(after the in_review e-mail, the one announcing the submission to the carrier), for which the
+portability check and the workflow's review had to happen first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from typing import Any
+
+from .bench_load import now
+
+SID_HEADER = re.compile(rb"^X-Port-In-Request-Sid:[ \t]*([^\r\n]+)", re.IGNORECASE | re.MULTILINE)
+
+
+def request_of(content: bytes | str | None) -> str | None:
+    """The port-in request an e-mail is about (the notifier's X-Port-In-Request-Sid header), read
+    from the headers alone without parsing the message."""
+    if content is None:
+        return None
+    if isinstance(content, str):
+        content = content.encode()
+    head = content.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    found = SID_HEADER.search(head)
+    return found.group(1).strip().decode() if found else None
+
+
+def is_customer_mail(recipients: Sequence[str], ops: Collection[str]) -> bool:
+    """A customer's e-mail: one that goes to someone other than the ops desk."""
+    ops_lower = {address.lower() for address in ops}
+    return any(recipient.lower() not in ops_lower for recipient in recipients)
+
+
+class MailArrivals:
+    """Arrival times of each request's first and second customer e-mail (pure bookkeeping)."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, float] = {}
+        self.later: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.duplicates = 0  # e-mails beyond the second for a request (none are expected)
+        self.records = 0
+        self._pending: set[str] = set()
+        self._done = asyncio.Event()
+
+    def note(self, key: str | None, seen: float) -> None:
+        self.records += 1
+        if key is None:
+            return
+        count = self.counts.get(key, 0) + 1
+        self.counts[key] = count
+        if count == 1:
+            self.arrivals[key] = seen
+            self._pending.discard(key)
+            if not self._pending:
+                self._done.set()
+        elif count == 2:
+            self.later[key] = seen
+        else:
+            self.duplicates += 1
+
+    def expect(self, keys: Sequence[str]) -> None:
+        self._pending = set(keys).difference(self.arrivals)
+        self._done = asyncio.Event()
+        if not self._pending:
+            self._done.set()
+
+    async def finished(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._done.wait(), timeout)
+        except TimeoutError:
+            pass
+        return not self._pending
+
+    async def later_finished(self, keys: Sequence[str], timeout: float) -> bool:
+        """Whether every key's second e-mail arrived within `timeout` seconds."""
+        deadline = now() + timeout
+        while any(k not in self.later for k in keys):
+            if now() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    @property
+    def missing(self) -> int:
+        return len(self._pending)
+
+
+class MailCollector(MailArrivals):
+    """The catcher on a free port of 127.0.0.1, keeping what it accepts in `maildir`."""
+
+    def __init__(self, maildir: Path, ops: Collection[str] = ()) -> None:
+        super().__init__()
+        self.maildir, self.ops = maildir, tuple(ops)
+        self.port: int | None = None
+        self._server: Any = None
+
+    async def start(self) -> MailCollector:
+        """Listens as notifier.adapters.mail_catcher.start_catcher does, with its handler noting arrivals."""
+        from aiosmtpd.smtp import SMTP
+        from notifier.adapters.mail_catcher import MAX_MESSAGE_BYTES, MaildirKeeper
+
+        collector = self
+
+        class Noting(MaildirKeeper):
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                answer = await super().handle_DATA(server, session, envelope)
+                if is_customer_mail(envelope.rcpt_tos, collector.ops):
+                    collector.note(request_of(envelope.original_content or envelope.content), now())
+                return answer
+
+        handler, loop = Noting(self.maildir), asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: SMTP(handler, hostname="porting-bench-catcher", enable_SMTPUTF8=True,
+                         data_size_limit=MAX_MESSAGE_BYTES, loop=loop),
+            host="127.0.0.1", port=0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()

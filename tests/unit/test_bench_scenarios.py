@@ -1,0 +1,203 @@
+"""`porting bench`'s workflow and pipeline scenarios, its e-mail completion and its combined
+report: the pure parts, without servers (`make bench` is the run)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+
+import pytest
+
+from porting_cli import bench
+from porting_cli.bench_mail import MailArrivals, is_customer_mail, request_of
+from porting_cli.bench_scenarios import (
+    PIPELINE,
+    PORTABILITY,
+    SCENARIOS,
+    WORKFLOW,
+    port_date,
+    port_request,
+    scenarios_named,
+)
+from schemas import PortRequested, decode
+
+# --- the registry -----------------------------------------------------------------------------------
+
+
+def test_every_scenario_is_registered_and_all_runs_them_in_pipeline_order():
+    assert list(SCENARIOS) == ["portability", "workflow", "pipeline"]
+    assert scenarios_named("all") == [PORTABILITY, WORKFLOW, PIPELINE]
+    assert scenarios_named("pipeline") == [PIPELINE]
+    assert scenarios_named("workflow, portability,workflow") == [WORKFLOW, PORTABILITY]
+    with pytest.raises(KeyError):
+        scenarios_named("workflow,nothing")
+    with pytest.raises(KeyError):
+        scenarios_named(" , ")
+
+
+def test_each_scenario_runs_the_services_its_pipeline_crosses_with_the_issue_target():
+    assert [d.name for d in WORKFLOW.definitions()] == ["portability", "workflow"]
+    assert [d.name for d in PIPELINE.definitions()] == ["portability", "workflow", "notifier"]
+    assert (PORTABILITY.target_per_second, WORKFLOW.target_per_second, PIPELINE.target_per_second) == (5000, 2000, 1000)
+    assert WORKFLOW.completion_topics("p.") == ["p.porting.port-submitted.v1"]
+    assert PIPELINE.completion == "mail" and PIPELINE.completion_topics("p.") == []
+    assert PORTABILITY.completion == WORKFLOW.completion == "topics"
+    # Short runs by default: the whole `make bench` within a few minutes.
+    assert PORTABILITY.default_events >= WORKFLOW.default_events >= PIPELINE.default_events
+
+
+def test_the_notifier_gets_a_valid_webhook_secret_and_no_ops_desk():
+    from notifier.settings import NotifierSettings
+
+    values = PIPELINE.service_settings()["notifier"]
+    settings = NotifierSettings(**values, smtp_port=2525)
+    assert settings.webhook_signing_secret is not None and settings.ops_alert_emails == []
+    assert PIPELINE.service_settings()["notifier"]["webhook_signing_secret"] != values["webhook_signing_secret"]
+    assert dict(WORKFLOW.service_settings()) == {}
+
+
+# --- the requests -------------------------------------------------------------------------------------
+
+
+def test_a_bench_request_passes_the_workflows_review():
+    from workflow.domain.calendar import BusinessCalendar
+    from workflow.domain.review import review_number
+
+    request = port_request(7)
+    number = request.phone_numbers[0].phone_number
+    calendar = BusinessCalendar("US")
+    requirements = next(iter(_us_requirements()))
+    assert request.webhook_url is None  # the notifier sends no webhooks
+    for pin_required in (False, True):
+        assert review_number(request, number, requirements=requirements, pin_and_account_number_required=pin_required,
+                             calendar=calendar, today=date.today()) == []
+
+
+def _us_requirements():
+    from schemas import CancellationPolicyKind, PortingRequirements, PortingTrack
+
+    yield PortingRequirements(track=PortingTrack.API, min_notice_business_days=3,
+                              cancellation_policy=CancellationPolicyKind.NORTH_AMERICAN)
+
+
+def test_the_port_date_is_a_us_business_day_with_more_than_the_minimum_notice():
+    from workflow.domain.calendar import BusinessCalendar
+
+    calendar = BusinessCalendar("US")
+    friday = date(2026, 11, 20)
+    chosen = port_date(friday)
+    assert calendar.is_business_day(chosen)
+    assert calendar.business_days_between(friday, chosen) == 15
+
+
+def test_the_workflow_and_pipeline_workloads_are_one_request_per_key_with_fresh_numbers():
+    first, second = WORKFLOW.workload(20, "w."), PIPELINE.workload(20, "p.")
+    numbers = []
+    for workload, topic in ((first, "w.porting.port-requested.v1"), (second, "p.porting.port-requested.v1")):
+        assert len(set(workload.keys)) == 20
+        for key, record in zip(workload.keys, workload.records, strict=True):
+            assert record.topic == topic and record.key == key.encode()
+            event = decode(record.headers, record.value, expected_type=PortRequested.event_type).data
+            assert event.port_in_request_sid == key and len(event.phone_numbers) == 1
+            numbers.append(event.phone_numbers[0].phone_number)
+    assert len(set(numbers)) == 40
+
+
+# --- e-mail completion --------------------------------------------------------------------------------
+
+MAIL = (b"From: Number Porting <porting@localhost>\r\nTo: ada@example.com\r\nSubject: We received it\r\n"
+        b"X-Port-In-Request-Sid: KWabc123\r\nMIME-Version: 1.0\r\n\r\nX-Port-In-Request-Sid: KWnot-this-one\r\n")
+
+
+def test_an_email_is_matched_to_its_request_by_the_notifiers_header_only():
+    assert request_of(MAIL) == "KWabc123"
+    assert request_of(MAIL.decode().replace("\r\n", "\n")) == "KWabc123"
+    assert request_of(b"Subject: x\r\n\r\nX-Port-In-Request-Sid: KWbody\r\n") is None
+    assert request_of(b"x-port-in-request-sid:KWlower\n\n") == "KWlower"
+    assert request_of(None) is None
+
+
+def test_only_customer_emails_count():
+    assert is_customer_mail(["ada@example.com"], ())
+    assert not is_customer_mail(["OPS@example.com"], ["ops@example.com"])
+    assert is_customer_mail(["ops@example.com", "ada@example.com"], ["ops@example.com"])
+
+
+async def test_a_request_completes_at_its_first_email_and_the_second_is_noted_apart():
+    arrivals = MailArrivals()
+    arrivals.expect(["a", "b"])
+    arrivals.note("a", 1.0)
+    arrivals.note(None, 1.5)  # not about a request
+    arrivals.note("a", 2.0)
+    assert not await arrivals.finished(timeout=0.05) and arrivals.missing == 1
+    arrivals.note("b", 3.0)
+    arrivals.note("a", 4.0)  # a third: counted as a duplicate
+    assert await arrivals.finished(timeout=1)
+    assert arrivals.arrivals == {"a": 1.0, "b": 3.0} and arrivals.later == {"a": 2.0}
+    assert arrivals.duplicates == 1 and arrivals.records == 5
+    assert not await arrivals.later_finished(["a", "b"], timeout=0.1)
+    arrivals.note("b", 5.0)
+    assert await arrivals.later_finished(["a", "b"], timeout=1)
+
+
+async def test_expecting_keys_already_seen_finishes_at_once():
+    arrivals = MailArrivals()
+    arrivals.note("a", 1.0)
+    arrivals.expect(["a"])
+    assert await asyncio.wait_for(arrivals.finished(timeout=5), 1)
+
+
+# --- options and the combined report ------------------------------------------------------------------
+
+
+def test_event_counts_default_to_each_scenarios_own():
+    options = bench.Options()
+    assert options.scenario == "all"
+    assert options.event_count(PIPELINE) == PIPELINE.default_events
+    assert options.naive_count(PIPELINE) == PIPELINE.default_events // 10
+    given = bench.Options(events=300, naive_events=7)
+    assert given.event_count(WORKFLOW) == 300 and given.naive_count(WORKFLOW) == 7
+
+
+def _report(name: str, rate: float) -> dict:
+    return {"benchmark": "porting bench", "scenario": name, "started_at": "t", "code": {"commit": "c"},
+            "machine": {"cores": 2, "load_at_start": [1, 1, 1], "load_at_end": [2, 2, 2]},
+            "stack": {"postgres_durable": False}, "pipeline": {"events_per_second": rate},
+            "targets": {"events_per_second": {"measured": rate}}}
+
+
+def test_one_scenario_reports_as_before_and_several_as_one_object():
+    single = _report("portability", 5000.0)
+    assert bench.combined([single], 1.0) is single
+    both = bench.combined([_report("portability", 5000.0), _report("workflow", 2100.0)], 12.34)
+    assert set(both["scenarios"]) == {"portability", "workflow"}
+    assert both["scenarios"]["workflow"]["pipeline"]["events_per_second"] == 2100.0
+    assert "stack" not in both["scenarios"]["workflow"] and "machine" in both["scenarios"]["workflow"]
+    assert both["targets"]["workflow"]["events_per_second"]["measured"] == 2100.0
+    assert both["stack"] == {"postgres_durable": False} and both["duration_seconds"] == 12.3
+    assert both["machine"]["load_at_end"] == [2, 2, 2]
+
+
+async def test_a_scenarios_report_measures_against_its_own_target(monkeypatch):
+    async def raw(self, count):
+        return {"events": count, "events_per_second": 20_000.0}
+
+    async def raw_paced(self, per_second, count):
+        return {"target_rate": per_second}
+
+    async def system(self, kind, count, *, latency, throughput):
+        result = {"events": count, "events_per_second": 1500.0 if kind == "pipeline" else 100.0}
+        if latency:
+            result["latency"] = {"target_rate": 750.0, "events": 100, "p99_ms": 90.0}
+        return result
+
+    monkeypatch.setattr(bench.Bench, "_raw", raw)
+    monkeypatch.setattr(bench.Bench, "_raw_paced", raw_paced)
+    monkeypatch.setattr(bench.Bench, "_system", system)
+    stack = type("Stack", (), {"kafka": None, "postgres": None, "root": None})()
+    workflow = await bench.Bench(bench.Options(), stack, WORKFLOW).run()
+    pipeline = await bench.Bench(bench.Options(), stack, PIPELINE).run()
+    assert workflow["targets"]["events_per_second"] == {"goal": ">= 2000", "measured": 1500.0, "met": False}
+    assert pipeline["targets"]["events_per_second"] == {"goal": ">= 1000", "measured": 1500.0, "met": True}
+    assert workflow["settings"]["bench"]["events"] == WORKFLOW.default_events
+    assert "completion" in pipeline["settings"]["bench"] and "completion" not in workflow["settings"]["bench"]
