@@ -117,7 +117,7 @@ async def test_a_port_from_request_to_completion_sends_one_email_and_signed_webh
     assert subjects == [
         "We received your port-in request",
         "Your port-in request was approved and submitted to your carrier",
-        "Action required: your port-in request was rejected by your carrier",
+        "Action required: your carrier rejected the port of some numbers",
         "We received your corrected port-in request",
         "Your port-in request was approved and submitted to your carrier",
         "Your carrier accepted the port of your numbers",

@@ -32,6 +32,7 @@ from .wording import ALERT_WORDS, NUMBER_STATUS_WORDS, REQUEST_STATUS_WORDS, is_
 
 ENDED = {RequestStatus.COMPLETED, RequestStatus.CANCELED, RequestStatus.EXPIRED, RequestStatus.REJECTED}
 REFUSED = {NumberStatus.NOT_PORTABLE, NumberStatus.PORT_REJECTED}
+SUBMITTED = {NumberStatus.PORT_SUBMITTED, NumberStatus.PORT_PENDING, NumberStatus.SCHEDULED}
 # Still on the way: the old account must stay active until these have ported.
 UNDER_WAY = {NumberStatus.IN_REVIEW, NumberStatus.PORT_SUBMITTED, NumberStatus.PORT_PENDING,
              NumberStatus.SCHEDULED, NumberStatus.CANCELING}
@@ -147,6 +148,10 @@ def _status_context(change: PortStatusChanged, moved: Sequence[NumberStatusChang
                     policy: NotifierPolicy) -> dict[str, Any]:
     refusals = [refusal(n.phone_number, n.reason_code, n.reason, policy.advice)
                 for n in moved if n.status_to in REFUSED]
+    # A number rejected on its way from the carrier was the carrier's refusal; one rejected
+    # before it was ever submitted was our review's.
+    by_carrier = {n.phone_number for n in moved
+                  if n.status_to is NumberStatus.PORT_REJECTED and n.status_from in SUBMITTED}
     if not refusals and change.status_to in (RequestStatus.REJECTED, RequestStatus.ACTION_REQUIRED) \
             and (change.reason_code or change.reason):
         refusals = [refusal(None, change.reason_code, change.reason, policy.advice)]
@@ -169,6 +174,9 @@ def _status_context(change: PortStatusChanged, moved: Sequence[NumberStatusChang
         "numbers": [{"phone_number": n.phone_number, "status": n.status_to.value,
                      "status_words": NUMBER_STATUS_WORDS[n.status_to]} for n in moved],
         "refusals": [vars(r) for r in refusals],
+        "carrier_refusals": [vars(r) for r in refusals if r.phone_number in by_carrier],
+        "review_refusals": [vars(r) for r in refusals if r.phone_number not in by_carrier],
+        "submitted_numbers": [n.phone_number for n in moved if n.status_to is NumberStatus.PORT_SUBMITTED],
         "completed_numbers": completed,
         "still_porting": still_porting,
         "canadian_numbers": canadian,

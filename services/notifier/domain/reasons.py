@@ -39,9 +39,10 @@ class FixAdvice:
     default: str
 
     def for_code(self, code: str | None) -> str:
-        if not code:
-            return self.default
-        return self.sentences.get(code.strip().upper(), self.default)
+        return self.known(code) or self.default
+
+    def known(self, code: str | None) -> str | None:
+        return self.sentences.get(code.strip().upper()) if code else None
 
 
 @dataclass(frozen=True)
@@ -55,4 +56,11 @@ class Refusal:
 
 
 def refusal(phone_number: str | None, code: str | None, reason: str | None, advice: FixAdvice) -> Refusal:
-    return Refusal(phone_number, code, redact_secrets(reason), advice.for_code(code))
+    """A code with its own sentence: the reason as given, then that sentence. A code without
+    one (the workflow's review codes): the workflow's text already says how to fix it, so it
+    is the fix; with no text either, the default sentence."""
+    reason = redact_secrets(reason)
+    sentence = advice.known(code)
+    if sentence is None and reason:
+        return Refusal(phone_number, code, None, reason)
+    return Refusal(phone_number, code, reason, sentence or advice.default)

@@ -129,13 +129,34 @@ def test_a_rejection_explains_each_carrier_reason_with_its_own_fix():
     assert POLICY.advice.default not in fixes.values()
 
 
-def test_a_review_reason_the_notifier_does_not_know_keeps_the_workflows_text_and_gets_the_general_fix():
-    event = status_changed("in_review", "rejected", reason_code="PO_BOX_ADDRESS", reason="A PO box is not a service address.",
-                           phone_numbers=[{"phone_number": US, "status_from": "in_review", "status_to": "not_portable",
-                                           "reason_code": "PO_BOX_ADDRESS", "reason": "A PO box is not a service address."}])
+def test_a_review_reason_the_notifier_has_no_sentence_for_uses_the_workflows_text_as_the_fix():
+    fix = "Give a street address where the service is installed: a PO box is not one."
+    event = status_changed("in_review", "rejected", reason_code="PO_BOX_ADDRESS", reason=fix,
+                           phone_numbers=[{"phone_number": US, "status_from": "in_review", "status_to": "port_rejected",
+                                           "reason_code": "PO_BOX_ADDRESS", "reason": fix}])
     [email] = emails(announce(event, POLICY))
-    assert email.payload["refusals"] == [{"phone_number": US, "reason_code": "PO_BOX_ADDRESS",
-                                          "reason": "A PO box is not a service address.", "fix": POLICY.advice.default}]
+    assert email.payload["refusals"] == [{"phone_number": US, "reason_code": "PO_BOX_ADDRESS", "reason": None,
+                                          "fix": fix}]
+
+
+def test_a_code_without_a_sentence_or_a_text_gets_the_general_fix():
+    event = status_changed("in_review", "rejected", phone_numbers=[
+        {"phone_number": US, "status_from": "in_review", "status_to": "port_rejected", "reason_code": "NEW_RULE"}])
+    [email] = emails(announce(event, POLICY))
+    assert email.payload["refusals"][0]["fix"] == POLICY.advice.default
+
+
+def test_numbers_refused_by_review_are_told_apart_from_those_the_carrier_rejected():
+    event = status_changed("in_review", "action_required", phone_numbers=[
+        {"phone_number": US, "status_from": "in_review", "status_to": "port_rejected", "reason_code": "BILL_TOO_OLD",
+         "reason": "Send a bill dated within the last 30 days."},
+        {"phone_number": CA, "status_from": "port_submitted", "status_to": "port_rejected", "reason_code": "INVALID_PIN"},
+        {"phone_number": "+14155550101", "status_from": "in_review", "status_to": "port_submitted"}])
+    [email] = emails(announce(event, POLICY))
+    assert email.kind == "action_required"
+    assert [r["phone_number"] for r in email.payload["review_refusals"]] == [US]
+    assert [r["phone_number"] for r in email.payload["carrier_refusals"]] == [CA]
+    assert email.payload["submitted_numbers"] == ["+14155550101"]
 
 
 def test_the_port_date_email_schedules_a_routing_reminder_two_days_ahead_for_the_scheduled_numbers():

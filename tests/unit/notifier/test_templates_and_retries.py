@@ -103,6 +103,16 @@ def test_the_fee_recorded_at_completion_is_stated_with_its_amount():
     assert f"  - {CA}: 12.50 CAD" in text
 
 
+def test_a_review_refusal_does_not_blame_the_carrier():
+    event = status_changed("in_review", "action_required", phone_numbers=[
+        {"phone_number": US, "status_from": "in_review", "status_to": "port_rejected", "reason_code": "CSR_MISSING",
+         "reason": "Send the Customer Service Record your current carrier gives you."}])
+    [notification] = [n for n in announce(event, POLICY).notifications if n.channel is Channel.EMAIL]
+    rendered = TEMPLATES.render(notification.kind, notification.payload)
+    assert rendered.subject == "Action required: your port-in request needs corrections"
+    assert "carrier rejected" not in rendered.text and "How to fix it: Send the Customer Service Record" in rendered.text
+
+
 def test_each_refused_number_reads_as_its_number_reason_and_fix_on_separate_lines():
     [notification] = [n for n in rendered_notifications() if n.kind == "action_required"]
     text = TEMPLATES.render("action_required", notification.payload).text
