@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import ctypes
 import importlib.util
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -26,6 +28,8 @@ from schemas import ALL_TOPICS, dead_letter_topic
 
 from .embedded import EmbeddedKafka, EmbeddedPostgres, stop_process, wait_for_port
 
+LOCAL_WEBHOOK_SECRET_FILE = "webhook-signing.secret"
+
 
 @dataclass(frozen=True)
 class ServiceSpec:
@@ -39,6 +43,17 @@ class ServiceSpec:
 
 
 SERVICES = (ServiceSpec("portability", 0), ServiceSpec("workflow", 1), ServiceSpec("notifier", 2))
+
+
+def _local_webhook_secret(root: Path) -> str:
+    """The local stack's webhook signing secret (Standard Webhooks `whsec_` form), made once and kept."""
+    path = root / LOCAL_WEBHOOK_SECRET_FILE
+    if not path.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii") + "\n")
+    return path.read_text(encoding="ascii").strip()
 
 
 def _die_with_parent() -> None:
@@ -89,6 +104,7 @@ class LocalStack:
         deadline = time.monotonic() + timeout
         # Made once and kept: dead letters sealed before a restart still open after it.
         self.data_encryption_key = ensure_local_key(self.root)
+        self.webhook_signing_secret = _local_webhook_secret(self.root)
         try:
             self.postgres.start()
         except (RuntimeError, TimeoutError) as error:
@@ -189,6 +205,10 @@ class LocalStack:
             environment |= {"SMTP_HOST": self.host, "SMTP_PORT": str(self.smtp_port)}
         if self.data_encryption_key and not os.environ.get("DATA_ENCRYPTION_KEYS"):  # the caller's keys win
             environment["DATA_ENCRYPTION_KEYS"] = self.data_encryption_key
+        # Locally, webhooks are signed with a secret kept under the data directory, and ops alerts
+        # land in the catcher like the rest of the mail; the caller's own values win.
+        environment.setdefault("WEBHOOK_SIGNING_SECRET", self.webhook_signing_secret)
+        environment.setdefault("OPS_ALERT_EMAILS", "ops@localhost")
         log = open(self.logs / f"{service.name}.log", "ab")  # noqa: SIM115
         self.processes[service.name] = subprocess.Popen(
             [sys.executable, "-m", service.name], env=environment, stdout=log, stderr=subprocess.STDOUT,
