@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import random
 import shutil
 import socket
 import subprocess
@@ -18,10 +19,37 @@ POSTGRES_SUPERUSER = "postgres"
 POSTGRES_PASSWORD = "postgres"  # local development only; docker-compose and production set their own
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def port_is_free(host: str, port: int) -> bool:
     with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT is no owner
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(host: str = "127.0.0.1", block: int = 1) -> int:
+    """The first of `block` consecutive ports free to listen on. Chosen below the kernel's
+    ephemeral range: a port the kernel hands out (bind to 0) can be taken, before our server
+    binds it, by any outgoing connection, such as a service already started connecting to Kafka."""
+    low, high = _ephemeral_range()
+    ceiling = low - block if low - block > 10_000 else 65_535 - block
+    floor = 10_000 if ceiling == low - block else high + 1
+    chooser = random.SystemRandom()
+    for _ in range(1_000):
+        first = chooser.randint(floor, ceiling)
+        if all(port_is_free(host, first + n) for n in range(block)):
+            return first
+    raise RuntimeError(f"no {block} consecutive free ports found on {host}")
 
 
 def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen | None = None) -> None:

@@ -9,7 +9,6 @@ import importlib.util
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from porting_runtime.settings import ServiceSettings
 from porting_runtime.stack_record import ServiceEndpoint, StackRecord, StackUnavailable
 from schemas import ALL_TOPICS, dead_letter_topic
 
-from .embedded import EmbeddedKafka, EmbeddedPostgres, stop_process, wait_for_port
+from .embedded import EmbeddedKafka, EmbeddedPostgres, port_is_free, stop_process, wait_for_port
 
 LOCAL_WEBHOOK_SECRET_FILE = "webhook-signing.secret"
 
@@ -63,15 +62,6 @@ def _die_with_parent() -> None:
     except OSError:
         pass
 
-
-def port_is_free(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT is no owner
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 class LocalStack:

@@ -30,7 +30,8 @@ def _porting(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Completed
 
 
 def test_porting_up_starts_everything_consumes_a_published_event_and_ctrl_c_leaves_nothing_behind(tmp_path):
-    kafka, postgres, http, smtp = free_port(), free_port(), free_port(), free_port()
+    first = free_port(block=6)  # one block: the three services listen on http, http+1 and http+2
+    kafka, postgres, smtp, http = first, first + 1, first + 2, first + 3
     env = {**{k: v for k, v in os.environ.items() if k not in OVERRIDES}, "COLUMNS": "300"}
     checkout = tmp_path / "checkout"  # where `make run` runs: the stack keeps .porting here
     (checkout / "services").mkdir(parents=True)
