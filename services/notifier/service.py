@@ -8,8 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from porting_runtime import Clock, Route, ServiceDefinition, TimerRoute
-from porting_runtime.clock import WALL_CLOCK
+from porting_runtime import Route, ServiceDefinition, TimerRoute
 from schemas import CancellationDenied, PortAlertRaised, PortStatusChanged
 
 from .adapters.templates import EmailTemplates, load_fix_advice
@@ -34,23 +33,20 @@ def _timers(pool: asyncpg.Pool, settings: Any) -> list[TimerRoute]:
     return [TimerRoute(ROUTING_REMINDER, make_due), TimerRoute(DELIVERY_RETRY, make_due)]
 
 
-def notifier_definition(clock: Clock = WALL_CLOCK) -> ServiceDefinition:
-    """The definition, with a sender on `clock`: the service's own (tests move it)."""
+def _definition() -> ServiceDefinition:
     # The templates are read once, at start: a broken template stops the start, not a send.
     templates = EmailTemplates()
     templates.check()
-    definition: ServiceDefinition | None = None
-    sender = DeliverySender(lambda: definition, clock, templates)  # type: ignore[arg-type,return-value]
-    definition = ServiceDefinition(
+    return ServiceDefinition(
         name="notifier",
         migrations=Path(__file__).parent / "migrations",
         routes=_routes,
         timers=_timers,
         publishes=[PortAlertRaised.event_type],
         settings=NotifierSettings,
-        background=[sender],
+        # The runtime hands the sender its clock, pool and settings (BackgroundContext).
+        background=[DeliverySender(templates)],
     )
-    return definition
 
 
-NOTIFIER = notifier_definition()
+NOTIFIER = _definition()

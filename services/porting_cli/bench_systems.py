@@ -17,8 +17,10 @@ import asyncpg
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from porting_runtime import RunningService, ServiceDefinition, ServiceSettings
+from porting_runtime import BackgroundContext, RunningService, ServiceDefinition, ServiceSettings
+from porting_runtime.clock import WALL_CLOCK
 from porting_runtime.database import apply_migrations, create_pool
+from porting_runtime.health import ProgressBoard
 from porting_runtime.logs import configure_logging
 
 from schemas import decode
@@ -103,8 +105,9 @@ class NaiveWorker:
         await broker.start()
         self.brokers.append(broker)
         # What the service does besides consuming (the notifier sends its deliveries), as the runtime runs it.
+        context = BackgroundContext(definition, settings, pool, WALL_CLOCK, ProgressBoard(), self.stopping)
         for task in definition.background:
-            self.background.append(asyncio.create_task(task(pool, settings, self.stopping)))
+            self.background.append(asyncio.create_task(task(context)))
 
     async def stop(self) -> None:
         self.stopping.set()

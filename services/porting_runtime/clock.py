@@ -13,6 +13,9 @@ class Clock:
     def subscribe(self, wake: asyncio.Event) -> None:
         """The wall clock never jumps: nothing to tell."""
 
+    def unsubscribe(self, wake: asyncio.Event) -> None:
+        """A loop that ends stops listening (a restarted one subscribes anew)."""
+
 
 class MovableClock(Clock):
     """A clock tests set and advance; loops waiting on it are woken when it moves."""
@@ -35,6 +38,10 @@ class MovableClock(Clock):
 
     def subscribe(self, wake: asyncio.Event) -> None:
         self._waiters.append(wake)
+
+    def unsubscribe(self, wake: asyncio.Event) -> None:
+        if wake in self._waiters:
+            self._waiters.remove(wake)
 
 
 WALL_CLOCK = Clock()

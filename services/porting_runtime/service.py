@@ -39,7 +39,6 @@ from .unit_of_work import UnitOfWork, unit_of_work
 log = get_logger(__name__)
 
 RETENTION_INTERVAL_SECONDS = 600.0
-BackgroundTask = Callable[[asyncpg.Pool, ServiceSettings, asyncio.Event], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -51,6 +50,7 @@ class ServiceDefinition:
     routes: Callable[[asyncpg.Pool, Any], Sequence[Route]]
     publishes: Sequence[str] = ()
     http_app: Callable[[asyncpg.Pool, Any], FastAPI] | None = None
+    # Loops besides consuming (the notifier's sender), supervised and restarted like the runtime's own.
     background: Sequence[BackgroundTask] = field(default_factory=tuple)
     timers: Callable[[asyncpg.Pool, Any], Sequence[TimerRoute]] | None = None
     # The service's own settings class: a ServiceSettings subclass, read from the environment.
@@ -60,6 +60,25 @@ class ServiceDefinition:
         sealer = Sealer.from_settings(settings) if settings.data_encryption_keys else None
         return UnitOptions(source=self.name, topic_prefix=settings.topic_prefix, publishes=frozenset(self.publishes),
                            max_message_bytes=settings.max_message_bytes, clock=clock, sealer=sealer)
+
+
+@dataclass(frozen=True)
+class BackgroundContext:
+    """What the runtime hands each background task: the service as it runs, on its own clock
+    (tests move it), so a task needs no closure over anything of its own."""
+
+    definition: ServiceDefinition
+    settings: Any  # an instance of definition.settings
+    pool: asyncpg.Pool
+    clock: Clock
+    board: ProgressBoard
+    stopping: asyncio.Event
+
+    def unit(self) -> contextlib.AbstractAsyncContextManager[UnitOfWork]:
+        return service_unit(self.pool, self.definition, self.settings, self.clock)
+
+
+BackgroundTask = Callable[[BackgroundContext], Awaitable[None]]
 
 
 @contextlib.asynccontextmanager
@@ -139,9 +158,10 @@ class RunningService:
         if timer_routes:
             self._supervise("timers", self.timers.run)
         self._supervise("retention", self._purge_expired_periodically)
+        context = BackgroundContext(definition, settings, self.pool, self.clock, self.board, self.stopping)
         for index, task in enumerate(definition.background):
             name = getattr(task, "__name__", f"background-{index}")
-            self._supervise(name, lambda task=task: task(self.pool, settings, self.stopping))  # type: ignore[misc]
+            self._supervise(name, lambda task=task: task(context))  # type: ignore[misc]
         if self.serve_http:
             self.tasks.append(asyncio.create_task(self._serve_http(), name="http"))
         # What start-up allocated lives as long as the process: out of the collector's sight, and

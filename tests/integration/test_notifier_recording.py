@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from notifier.service import notifier_definition
+from notifier.service import NOTIFIER
 from notifier.settings import NotifierSettings
 from porting_runtime import MovableClock
 
@@ -37,7 +37,7 @@ async def reminders(harness, sid):
 
 
 async def test_each_event_records_its_notifications_once_and_a_new_schedule_replaces_the_older_reminder(settings):
-    async with handler_harness(notifier_definition(), notifier_settings(settings), MovableClock(START)) as harness:
+    async with handler_harness(NOTIFIER, notifier_settings(settings), MovableClock(START)) as harness:
         first = status_changed(None, "in_review").data
         event = scheduled(first)
         await harness.handle(event)
@@ -51,7 +51,7 @@ async def test_each_event_records_its_notifications_once_and_a_new_schedule_repl
 
 
 async def test_a_reminder_made_moot_later_is_withdrawn_with_its_timer(settings):
-    async with handler_harness(notifier_definition(), notifier_settings(settings), MovableClock(START)) as harness:
+    async with handler_harness(NOTIFIER, notifier_settings(settings), MovableClock(START)) as harness:
         first = status_changed(None, "in_review").data
         await harness.handle(scheduled(first))
         await harness.handle(canceled(first))
@@ -59,7 +59,7 @@ async def test_a_reminder_made_moot_later_is_withdrawn_with_its_timer(settings):
 
 
 async def test_a_reminder_made_moot_within_the_same_batch_is_recorded_withdrawn_and_never_timed(settings):
-    async with handler_harness(notifier_definition(), notifier_settings(settings), MovableClock(START)) as harness:
+    async with handler_harness(NOTIFIER, notifier_settings(settings), MovableClock(START)) as harness:
         first, other = status_changed(None, "in_review").data, status_changed(None, "in_review").data
         await harness.handle(scheduled(first), canceled(first), scheduled(other))
         assert await reminders(harness, first.port_in_request_sid) == [("withdrawn", 0)]
@@ -68,7 +68,7 @@ async def test_a_reminder_made_moot_within_the_same_batch_is_recorded_withdrawn_
 
 async def test_a_reminder_fires_into_the_sender_queue_when_its_date_comes(settings):
     clock = MovableClock(START)
-    async with handler_harness(notifier_definition(clock), notifier_settings(settings), clock) as harness:
+    async with handler_harness(NOTIFIER, notifier_settings(settings), clock) as harness:
         first = status_changed(None, "in_review").data
         await harness.handle(scheduled(first))
         assert await harness.fire_due_timers() == 0
@@ -78,7 +78,7 @@ async def test_a_reminder_fires_into_the_sender_queue_when_its_date_comes(settin
 
 
 async def test_an_alert_is_recorded_for_the_ops_desk_only(settings):
-    async with handler_harness(notifier_definition(), notifier_settings(settings), MovableClock(START)) as harness:
+    async with handler_harness(NOTIFIER, notifier_settings(settings), MovableClock(START)) as harness:
         await harness.handle(alert_raised().data)
         rows = await harness.pool.fetch("SELECT audience, channel, recipient, kind FROM notifications")
         assert [tuple(r.values()) for r in rows] == [("ops", "email", "ops@carrier.example", "ops_alert")]

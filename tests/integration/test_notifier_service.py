@@ -21,7 +21,7 @@ from notifier.adapters.mail_catcher import catching_mail, read_mail
 from notifier.adapters.templates import load_fix_advice
 from notifier.domain.announcements import NotifierPolicy, announce
 from notifier.entrypoints.cli import register
-from notifier.service import notifier_definition
+from notifier.service import NOTIFIER
 from notifier.settings import NotifierSettings
 from porting_runtime import MovableClock, RunningService, ServiceSettings
 from porting_runtime.database import apply_migrations
@@ -44,7 +44,7 @@ def notifier_settings(settings: ServiceSettings, smtp_port: int, secret: str, **
 
 @contextlib.asynccontextmanager
 async def running_notifier(settings: NotifierSettings, clock: MovableClock) -> AsyncIterator[RunningService]:
-    service = RunningService(notifier_definition(clock), settings, serve_http=False, clock=clock,
+    service = RunningService(NOTIFIER, settings, serve_http=False, clock=clock,
                              timer_poll_interval=0.2)
     await service.start()
     try:
@@ -336,7 +336,7 @@ async def test_a_send_cut_off_by_a_stopped_sender_is_resent_once_its_lease_runs_
         # An instance recorded the webhook and claimed it, then died before it learned the outcome.
         pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
         try:
-            await apply_migrations(pool, "notifier", notifier_definition().migrations)
+            await apply_migrations(pool, "notifier", NOTIFIER.migrations)
             async with pool.acquire() as connection:
                 await store.record(connection, [store.ToRecord(webhook, "pending", START)], START)
                 [claimed] = await store.claim(connection, "webhook", 1, START, timedelta(minutes=5))

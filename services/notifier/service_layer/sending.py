@@ -15,14 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
 
-from porting_runtime import Clock, ServiceDefinition, service_unit
+from porting_runtime import BackgroundContext
 from porting_runtime.failures import Backoff, describe, is_transient
 from porting_runtime.logs import get_logger
 from schemas import AlertKind, PortAlertRaised
@@ -50,15 +48,11 @@ class DeliverySender:
 
     __name__ = "delivery-sender"
 
-    def __init__(self, definition: Callable[[], ServiceDefinition], clock: Clock,
-                 templates: EmailTemplates | None = None) -> None:
-        self.definition, self.clock = definition, clock
+    def __init__(self, templates: EmailTemplates | None = None) -> None:
         self.templates = templates or EmailTemplates()
-        self._wake = asyncio.Event()
-        clock.subscribe(self._wake)  # a test moving the clock wakes the sender too
 
-    async def __call__(self, pool: asyncpg.Pool, settings: Any, stopping: asyncio.Event) -> None:
-        run = _SenderRun(self, pool, settings, stopping)
+    async def __call__(self, context: BackgroundContext) -> None:
+        run = _SenderRun(self.templates, context)
         try:
             await run.loop()
         finally:
@@ -68,10 +62,12 @@ class DeliverySender:
 class _SenderRun:
     """One run of the loop, with its connections; the runtime restarts a failed run."""
 
-    def __init__(self, sender: DeliverySender, pool: asyncpg.Pool, settings: NotifierSettings,
-                 stopping: asyncio.Event) -> None:
-        self.sender, self.pool, self.settings, self.stopping = sender, pool, settings, stopping
-        self.clock, self.wake = sender.clock, sender._wake  # noqa: SLF001
+    def __init__(self, templates: EmailTemplates, context: BackgroundContext) -> None:
+        settings: NotifierSettings = context.settings
+        self.templates, self.context = templates, context
+        self.pool, self.settings, self.stopping, self.clock = context.pool, settings, context.stopping, context.clock
+        self.wake = asyncio.Event()
+        self.clock.subscribe(self.wake)  # a test moving the clock wakes the sender too
         self.retry: RetryPolicy = settings.retry_policy()
         self.limits = {"email": settings.email_send_concurrency, "webhook": settings.webhook_send_concurrency}
         self.lease = timedelta(seconds=2 * max(settings.smtp_timeout_seconds, settings.webhook_timeout_seconds) + 60)
@@ -192,7 +188,7 @@ class _SenderRun:
         if item.channel == "webhook":
             return await self.webhooks.post(item.recipient, item.delivery_id, webhook_bytes(item.payload))
         try:
-            rendered = self.sender.templates.render(item.kind, item.payload)
+            rendered = self.templates.render(item.kind, item.payload)
         except TemplateProblem as problem:
             # A broken template is fixed by ops and a restart; until then the e-mail waits.
             log.error("e-mail template cannot be rendered", kind=item.kind, problem=str(problem))
@@ -219,7 +215,7 @@ class _SenderRun:
             return
         batch, self.finished = self.finished, []
         try:
-            async with service_unit(self.pool, self.sender.definition(), self.settings, self.clock) as unit:
+            async with self.context.unit() as unit:
                 moved = await store.finish(unit.connection, batch, unit.now())
                 for done in batch:
                     if done.claimed.delivery_id not in moved:
@@ -280,6 +276,7 @@ class _SenderRun:
         await self.record_finished()
 
     async def close(self) -> None:
+        self.clock.unsubscribe(self.wake)
         for task in list(self.in_flight):
             task.cancel()  # its lease runs out; the next sender resends it as the same delivery
         await self.smtp.close()
