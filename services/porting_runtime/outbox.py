@@ -3,36 +3,70 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import asyncpg
 
 from schemas import KafkaRecord
 
 NOTIFY_CHANNEL = "outbox_written"
-_COLUMNS = ["topic", "key", "value", "header_names", "header_values"]
+
+# One statement, one round trip, whatever the number of rows. Writers of the same key take that
+# key's transaction-scoped advisory lock first (in sorted order, so two writers cannot deadlock on
+# each other's keys): the uncorrelated subquery in WHERE runs once, before the first row is made,
+# so a later writer of the key gets its ids only after the earlier one committed. Id order is
+# commit order per key, the order the relay publishes in. Each row's headers are a slice of two
+# flat arrays (a row's own header arrays cannot be unnested: SQL arrays are rectangular).
+_INSERT = """
+WITH written AS (
+    INSERT INTO outbox (topic, key, value, header_names, header_values, sealed)
+    SELECT r.topic, r.key, r.value, ($4::text[])[r.first:r.last], ($5::bytea[])[r.first:r.last], r.sealed
+    FROM unnest($1::text[], $2::bytea[], $3::bytea[], $6::int[], $7::int[], $8::boolean[])
+         WITH ORDINALITY AS r(topic, key, value, first, last, sealed, n)
+    WHERE (SELECT count(pg_advisory_xact_lock(hashtextextended(k, 42)))
+           FROM (SELECT DISTINCT k FROM unnest($9::text[]) AS k ORDER BY k) AS keys) >= 0
+    ORDER BY r.n
+    RETURNING 1)
+SELECT pg_notify($10, '')
+"""
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    header_names: Sequence[str]
+    header_values: Sequence[bytes | None]
+    sealed: bool = False
+
+
+def ordering_key(key: bytes | None) -> str:
+    """The text a key's ordering lock is taken on; the same for every writer of the outbox
+    (NUL, which a text parameter cannot hold, is replaced)."""
+    return (key or b"").decode("utf-8", "replace").replace("\x00", "\ufffd")
+
+
+async def insert_outbox_rows(connection: asyncpg.Connection, rows: Sequence[OutboxRow]) -> None:
+    """Append rows to the outbox in order, and wake the relay when the transaction commits."""
+    if not rows:
+        return
+    names: list[str] = []
+    values: list[bytes | None] = []
+    firsts, lasts = [], []
+    for row in rows:
+        firsts.append(len(names) + 1)  # SQL arrays count from 1; an empty slice when last < first
+        names.extend(row.header_names)
+        values.extend(row.header_values)
+        lasts.append(len(names))
+    await connection.execute(
+        _INSERT, [r.topic for r in rows], [r.key for r in rows], [r.value for r in rows], names, values,
+        firsts, lasts, [r.sealed for r in rows], [ordering_key(r.key) for r in rows], NOTIFY_CHANNEL,
+    )
 
 
 async def write_outbox(connection: asyncpg.Connection, records: Sequence[KafkaRecord]) -> None:
-    """Append records to the outbox in order, and wake the relay when the transaction commits.
-
-    Writers of the same key take that key's transaction-scoped advisory lock first (in
-    sorted order, so two writers cannot deadlock on each other's keys). A later writer of
-    the key therefore gets its ids only after the earlier one committed: id order is
-    commit order per key, which is the order the relay publishes in.
-    """
-    if not records:
-        return
-    keys = sorted({(r.key or b"").decode("utf-8", "replace") for r in records})
-    await connection.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended(k, 42)) FROM unnest($1::text[]) AS k ORDER BY k",
-        keys,
-    )
-    await connection.copy_records_to_table(
-        "outbox",
-        records=[
-            (r.topic, r.key, r.value, [n for n, _ in r.headers], [v for _, v in r.headers])
-            for r in records
-        ],
-        columns=_COLUMNS,
-    )
-    await connection.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+    """Append follow-up records to the outbox in order (see insert_outbox_rows)."""
+    await insert_outbox_rows(connection, [
+        OutboxRow(r.topic, r.key, r.value, [n for n, _ in r.headers], [v for _, v in r.headers]) for r in records
+    ])

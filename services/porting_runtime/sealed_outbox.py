@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from .outbox import NOTIFY_CHANNEL
+from .outbox import OutboxRow, insert_outbox_rows
 from .sealing import SealedDataUnreadable, Sealer
 
 RawHeaders = list[tuple[bytes, bytes | None]]
@@ -48,21 +48,11 @@ class OutboxMessage:
 async def write_sealed_outbox(connection: asyncpg.Connection, messages: Sequence[SealedMessage],
                               sealer: Sealer) -> None:
     """Like `outbox.write_outbox`, for messages sealed at rest (same per-key ordering lock)."""
-    if not messages:
-        return
-    # The same lock text as write_outbox, so these rows and a service's follow-ups of the same
-    # key keep commit order; NUL, which a text parameter cannot hold, cannot reach that path.
-    keys = sorted({(m.key or b"").decode("utf-8", "replace").replace("\x00", "\ufffd") for m in messages})
-    await connection.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended(k, 42)) FROM unnest($1::text[]) AS k ORDER BY k",
-        keys,
-    )
-    await connection.copy_records_to_table(
-        "outbox",
-        records=[(m.topic, m.key, sealer.seal(pack_message(m.value, m.headers)), [], [], True) for m in messages],
-        columns=["topic", "key", "value", "header_names", "header_values", "sealed"],
-    )
-    await connection.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+    # The same statement as write_outbox, so these rows and a service's follow-ups of the same key
+    # keep commit order.
+    await insert_outbox_rows(connection, [
+        OutboxRow(m.topic, m.key, sealer.seal(pack_message(m.value, m.headers)), [], [], sealed=True) for m in messages
+    ])
 
 
 def open_outbox_row(row: Any, sealer: Sealer) -> OutboxMessage:

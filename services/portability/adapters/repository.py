@@ -39,38 +39,37 @@ class PortabilityRepository:
     def __init__(self, connection: asyncpg.Connection | asyncpg.Pool) -> None:
         self.db = connection
 
-    async def hierarchy_around(self, account_sids: Iterable[str]) -> AccountHierarchy:
-        """These accounts and all their ancestors: enough to find roots and who may act for whom."""
+    async def lookups(self, numbers: Sequence[str], account_sids: Iterable[str]
+                      ) -> tuple[dict[str, Holding], AccountHierarchy, dict[str, NumberBlock]]:
+        """What the rules read for these normalised numbers, in one round trip: who holds each, the
+        lineage of those holders and of the given accounts, and every block a number could be in."""
+        prefixes = sorted({p for n in numbers for p in candidate_prefixes(n)})
         rows = await self.db.fetch(
-            """WITH RECURSIVE lineage AS (
-                   SELECT account_sid, parent_sid FROM accounts WHERE account_sid = ANY($1::text[])
+            """WITH RECURSIVE held AS (
+                   SELECT phone_number, account_sid, port_in_request_sid FROM inventory
+                   WHERE phone_number = ANY($1::text[])),
+               lineage AS (
+                   SELECT account_sid, parent_sid FROM accounts
+                   WHERE account_sid = ANY($2::text[]) OR account_sid IN (SELECT account_sid FROM held)
                    UNION
                    SELECT a.account_sid, a.parent_sid FROM accounts a JOIN lineage l ON a.account_sid = l.parent_sid)
-               SELECT account_sid, parent_sid FROM lineage""",
-            list(set(account_sids)),
+               SELECT 'held' AS kind, phone_number AS a, account_sid AS b, port_in_request_sid AS c,
+                      NULL AS d, NULL::boolean AS wireless, NULL AS e FROM held
+               UNION ALL SELECT 'account', account_sid, parent_sid, NULL, NULL, NULL, NULL FROM lineage
+               UNION ALL SELECT 'block', prefix, carrier_name, carrier_id, rate_center, wireless, NULL
+                         FROM number_blocks WHERE prefix = ANY($3::text[])""",
+            list(numbers), sorted(set(account_sids)), prefixes,
         )
-        return AccountHierarchy({r["account_sid"]: r["parent_sid"] for r in rows})
-
-    async def holdings(self, numbers: Sequence[str]) -> dict[str, Holding]:
-        """By normalised E.164 number."""
-        if not numbers:
-            return {}
-        rows = await self.db.fetch(
-            "SELECT phone_number, account_sid, port_in_request_sid FROM inventory WHERE phone_number = ANY($1::text[])",
-            list(numbers),
-        )
-        return {r["phone_number"]: Holding(r["account_sid"], r["port_in_request_sid"]) for r in rows}
-
-    async def blocks_for(self, numbers: Sequence[str]) -> dict[str, NumberBlock]:
-        """Every block any of these normalised E.164 numbers could belong to, by prefix."""
-        prefixes = {p for n in numbers for p in candidate_prefixes(n)}
-        if not prefixes:
-            return {}
-        rows = await self.db.fetch(
-            "SELECT prefix, carrier_name, carrier_id, wireless, rate_center FROM number_blocks WHERE prefix = ANY($1::text[])",
-            list(prefixes),
-        )
-        return {r["prefix"]: NumberBlock(**dict(r)) for r in rows}
+        holdings, parents, blocks = {}, {}, {}
+        for row in rows:
+            if row["kind"] == "held":
+                holdings[row["a"]] = Holding(row["b"], row["c"])
+            elif row["kind"] == "account":
+                parents[row["a"]] = row["b"]
+            else:
+                blocks[row["a"]] = NumberBlock(prefix=row["a"], carrier_name=row["b"], carrier_id=row["c"],
+                                               wireless=row["wireless"], rate_center=row["d"])
+        return holdings, AccountHierarchy(parents), blocks
 
     async def record_checks(self, checks: Sequence[RecordedCheck]) -> None:
         """All of them in one statement."""

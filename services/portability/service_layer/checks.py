@@ -37,8 +37,8 @@ class CheckRequest:
 
 async def check_requests(repository: PortabilityRepository, coverage_file: CoverageFile,
                          requests: Sequence[CheckRequest]) -> list[list[NumberPortability]]:
-    """For each request, one answer per number, in order: one query each for holdings, the account
-    hierarchy and number blocks, whatever the number of requests. A failure to evaluate answers
+    """For each request, one answer per number, in order: one query for holdings, the account
+    hierarchy and number blocks together, whatever the number of requests. A failure to evaluate answers
     22135 for the numbers it touched."""
     try:
         coverage = coverage_file.current()
@@ -48,11 +48,9 @@ async def check_requests(repository: PortabilityRepository, coverage_file: Cover
     parsed = {raw: parse_e164(raw) for request in requests for raw, _ in request.numbers}
     # Looked up by the normalised number only: the raw one is whatever the asker typed.
     e164s = sorted({n.e164 for n in parsed.values() if n is not None})
-    holdings = await repository.holdings(e164s)
-    accounts = {h.account_sid for h in holdings.values()}
-    accounts |= {sid for r in requests for sid in (r.target_account_sid, r.caller_account_sid) if sid}
-    hierarchy = await repository.hierarchy_around(accounts)
-    facts = PortingFacts(coverage, hierarchy, holdings, await repository.blocks_for(e164s), parsed)
+    askers = {sid for r in requests for sid in (r.target_account_sid, r.caller_account_sid) if sid}
+    holdings, hierarchy, blocks = await repository.lookups(e164s, askers)
+    facts = PortingFacts(coverage, hierarchy, holdings, blocks, parsed)
     return [_answers(request, facts) for request in requests]
 
 

@@ -24,7 +24,7 @@ def _check_request(request: PortRequested) -> CheckRequest:
 
 
 class PortRequestChecker:
-    """One query each for holdings, hierarchy and number blocks for the whole batch, the rules per
+    """One query for holdings, hierarchy and number blocks of the whole batch, the rules per
     number, one insert for every check, one PortabilityChecked per request."""
 
     def __init__(self, coverage_file: CoverageFile) -> None:

@@ -1,0 +1,70 @@
+"""The outbox keeps each follow-up exactly as written, in order, in one statement per unit of work."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from porting_runtime.database import apply_migrations, create_pool
+from porting_runtime.outbox import write_outbox
+from schemas import KafkaRecord
+
+
+async def test_each_follow_up_keeps_its_own_headers_and_its_place_in_line(database_url):
+    pool = await create_pool(database_url)
+    try:
+        await apply_migrations(pool, "runtime")
+        records = [
+            KafkaRecord("t.one", b"k1", b"v1", [("ce_id", b"1"), ("ce_type", b"one")]),
+            KafkaRecord("t.two", b"k2", b"v2", []),
+            KafkaRecord("t.three", b"k1", b"v3", [("ce_id", b"3")]),
+        ]
+        async with pool.acquire() as connection, connection.transaction():
+            await write_outbox(connection, records)
+        rows = await pool.fetch("SELECT topic, key, value, header_names, header_values, sealed FROM outbox ORDER BY id")
+        assert [(r["topic"], r["key"], r["value"], list(r["header_names"]), list(r["header_values"]), r["sealed"])
+                for r in rows] == [
+            ("t.one", b"k1", b"v1", ["ce_id", "ce_type"], [b"1", b"one"], False),
+            ("t.two", b"k2", b"v2", [], [], False),
+            ("t.three", b"k1", b"v3", ["ce_id"], [b"3"], False),
+        ]
+    finally:
+        await pool.close()
+
+
+async def test_a_later_writer_of_a_key_gets_later_ids_than_one_that_committed_first(database_url):
+    """The ordering lock is taken before any id is drawn: a writer that waits for a key's lock draws
+    its ids only after the holder committed, even though the holder wrote again meanwhile."""
+    pool = await create_pool(database_url)
+    try:
+        await apply_migrations(pool, "runtime")
+        first = await pool.acquire()
+        second = await pool.acquire()
+        try:
+            holding = first.transaction()
+            await holding.start()
+            await write_outbox(first, [KafkaRecord("t", b"same-key", b"first", [])])
+            waiting = second.transaction()
+            await waiting.start()
+            blocked = asyncio.create_task(write_outbox(second, [KafkaRecord("t", b"same-key", b"second", [])]))
+            await _until_waiting_on_a_lock(pool)
+            assert not blocked.done(), "the second writer waits for the first one's key lock"
+            await write_outbox(first, [KafkaRecord("t", b"same-key", b"first, again", [])])
+            await holding.commit()
+            await blocked
+            await waiting.commit()
+        finally:
+            await pool.release(first)
+            await pool.release(second)
+        values = [r["value"] for r in await pool.fetch("SELECT value FROM outbox ORDER BY id")]
+        assert values == [b"first", b"first, again", b"second"]
+    finally:
+        await pool.close()
+
+
+async def _until_waiting_on_a_lock(pool: asyncpg.Pool, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"):
+            await asyncio.sleep(0.01)
