@@ -12,6 +12,10 @@ FAILED = Counter("notifier_deliveries_failed_total", "Deliveries refused for goo
                  ["channel", "audience"])
 GAVE_UP = Counter("notifier_deliveries_gave_up_total", "Deliveries given up after the give-up time",
                   ["channel", "audience"])
+WEBHOOK_TARGETS_REFUSED = Counter(
+    "notifier_webhook_targets_refused_total",
+    "Webhook attempts refused because webhook_url is not an allowed http(s) URL or resolves to a non-public address",
+    ["kind"])
 PENDING = Gauge("notifier_deliveries_pending", "Deliveries due, in flight or waiting to be retried", ["channel"])
 OLDEST_PENDING = Gauge("notifier_oldest_pending_delivery_age_seconds",
                        "How long the oldest unfinished delivery has been due", ["channel"])

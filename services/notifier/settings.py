@@ -7,12 +7,13 @@ import binascii
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from porting_runtime import ServiceSettings
 
 from .domain.attempts import RetryPolicy
+from .domain.webhook_targets import WebhookTargets
 
 
 class NotifierSettings(ServiceSettings):
@@ -29,6 +30,10 @@ class NotifierSettings(ServiceSettings):
     # Standard Webhooks secret, `whsec_` and base64. Webhooks wait (and retry) while it is unset.
     webhook_signing_secret: SecretStr | None = None
     webhook_timeout_seconds: float = Field(default=10, gt=0)
+    # Webhook URLs are the customer's: https to public addresses only, unless these allow more
+    # (`porting up` allows http and loopback, for a local receiver). CIDRs, comma-separated.
+    webhook_allow_http: bool = False
+    webhook_allowed_private_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)
     # Delivery: retried with exponential backoff, given up this long after it was recorded.
     delivery_give_up_hours: float = Field(default=24, gt=0)
     retry_first_delay_seconds: float = Field(default=30, gt=0)
@@ -40,7 +45,7 @@ class NotifierSettings(ServiceSettings):
     # How long before a port date the reminder to configure voice and SMS routing goes out.
     routing_reminder_days_before: float = Field(default=2, ge=0)
 
-    @field_validator("ops_alert_emails", mode="before")
+    @field_validator("ops_alert_emails", "webhook_allowed_private_networks", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -63,6 +68,10 @@ class NotifierSettings(ServiceSettings):
         if len(key) < 24:
             raise ValueError("WEBHOOK_SIGNING_SECRET is too short: use at least 24 random bytes")
         return value
+
+    def webhook_targets(self) -> WebhookTargets:
+        return WebhookTargets(allow_http=self.webhook_allow_http,
+                              allowed_private_networks=tuple(self.webhook_allowed_private_networks))
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(

@@ -199,6 +199,10 @@ class LocalStack:
         # land in the catcher like the rest of the mail; the caller's own values win.
         environment.setdefault("WEBHOOK_SIGNING_SECRET", self.webhook_signing_secret)
         environment.setdefault("OPS_ALERT_EMAILS", "ops@localhost")
+        # The notifier refuses webhooks to anything but public https addresses; locally the
+        # receiver is on this machine, over http.
+        environment.setdefault("WEBHOOK_ALLOW_HTTP", "true")
+        environment.setdefault("WEBHOOK_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8,::1/128")
         log = open(self.logs / f"{service.name}.log", "ab")  # noqa: SIM115
         self.processes[service.name] = subprocess.Popen(
             [sys.executable, "-m", service.name], env=environment, stdout=log, stderr=subprocess.STDOUT,

@@ -25,7 +25,8 @@ from notifier.entrypoints.cli import register
 from porting_cli.embedded import free_port
 
 from ..unit.notifier.test_templates_and_retries import rendered_notifications
-from .test_notifier_support import REFUSED_DOMAIN, refusing_catcher, signing_secret, silent_receiver, webhook_receiver
+from .test_notifier_support import (LOCAL_RECEIVERS, REFUSED_DOMAIN, refusing_catcher, signing_secret, silent_receiver,
+                                   webhook_receiver)
 
 SID = "KW" + "ab" * 16
 NOW = datetime.now(UTC)
@@ -90,7 +91,7 @@ async def test_a_recipient_refused_for_good_is_a_final_failure_and_no_server_is_
 async def test_a_received_webhook_verifies_with_the_standard_webhooks_library_and_a_tampered_one_does_not():
     secret = signing_secret()
     async with webhook_receiver() as receiver:
-        client = WebhookClient(secret)
+        client = WebhookClient(secret, targets=LOCAL_RECEIVERS)
         result = await client.post(receiver.url, "msg_delivery01", BODY)
         await client.close()
     assert result.outcome is Outcome.DELIVERED and result.status_code == 200
@@ -125,7 +126,7 @@ async def test_a_webhook_replayed_later_fails_verification_for_its_old_timestamp
 ])
 async def test_each_webhook_answer_is_delivered_final_or_retried(answer, outcome):
     async with webhook_receiver([answer]) as receiver:
-        client = WebhookClient(signing_secret())
+        client = WebhookClient(signing_secret(), targets=LOCAL_RECEIVERS)
         result = await client.post(receiver.url, "msg_delivery03", BODY)
         await client.close()
     assert (result.outcome, result.status_code) == (outcome, answer)
@@ -133,7 +134,7 @@ async def test_each_webhook_answer_is_delivered_final_or_retried(answer, outcome
 
 async def test_a_receiver_that_never_answers_or_is_not_there_is_retried():
     async with silent_receiver() as receiver:
-        client = WebhookClient(signing_secret(), timeout_seconds=0.5)
+        client = WebhookClient(signing_secret(), timeout_seconds=0.5, targets=LOCAL_RECEIVERS)
         silent = await client.post(receiver.url, "msg_delivery04", BODY)
         absent = await client.post(f"http://127.0.0.1:{free_port()}/hooks", "msg_delivery04", BODY)
         await client.close()
@@ -144,7 +145,7 @@ async def test_a_receiver_that_never_answers_or_is_not_there_is_retried():
 
 async def test_without_a_signing_secret_nothing_is_sent_unsigned():
     async with webhook_receiver() as receiver:
-        client = WebhookClient(None)
+        client = WebhookClient(None, targets=LOCAL_RECEIVERS)
         result = await client.post(receiver.url, "msg_delivery05", BODY)
         await client.close()
     assert result.outcome is Outcome.RETRYABLE and receiver.calls == []

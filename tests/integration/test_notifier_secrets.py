@@ -30,7 +30,7 @@ from ..factories import port_requested_payload
 from ..kafka_support import publish, rows_are, wait_until
 from ..unit.notifier.events import alert_raised, cancellation_denied, status_changed
 from .test_notifier_service import OPS, _count, notifier_settings, publish_events, running_notifier
-from .test_notifier_support import signing_secret, webhook_receiver
+from .test_notifier_support import LOCAL_RECEIVERS, signing_secret, webhook_receiver
 
 PIN, ACCOUNT_NUMBER = "738261", "ACCT-55419-ZQ"
 SECRETS = (PIN, ACCOUNT_NUMBER)
@@ -85,7 +85,7 @@ async def test_secrets_quoted_in_free_text_reach_no_email_and_no_webhook(tmp_pat
     templates = EmailTemplates()
     secret = signing_secret()
     async with catching_mail(tmp_path / "mail") as port, webhook_receiver() as receiver:
-        sender, client = SmtpSender(host="127.0.0.1", port=port), WebhookClient(secret)
+        sender, client = SmtpSender(host="127.0.0.1", port=port), WebhookClient(secret, targets=LOCAL_RECEIVERS)
         for n in notifications:
             if n.channel is Channel.EMAIL:
                 message = compose(templates.render(n.kind, n.payload), delivery_id=n.delivery_id,

@@ -29,7 +29,8 @@ from schemas import PortAlertRaised, encode
 
 from ..kafka_support import collect, committed_offsets, publish, wait_until
 from ..unit.notifier.events import alert_raised, status_changed
-from .test_notifier_support import REFUSED_DOMAIN, refusing_catcher, signing_secret, silent_receiver, webhook_receiver
+from .test_notifier_support import (LOCAL_RECEIVER_SETTINGS, REFUSED_DOMAIN, refusing_catcher, signing_secret,
+                                   silent_receiver, webhook_receiver)
 
 OPS = "ops@carrier.example"
 US = "+14155550100"
@@ -37,8 +38,10 @@ START = datetime(2027, 2, 1, 9, 0, tzinfo=UTC)
 
 
 def notifier_settings(settings: ServiceSettings, smtp_port: int, secret: str, **overrides: Any) -> NotifierSettings:
+    """The webhook receivers here are local: loopback over http is allowed, as `porting up` allows it."""
     fields = {**settings.model_dump(), "smtp_port": smtp_port, "webhook_signing_secret": secret,
-              "ops_alert_emails": [OPS], "webhook_timeout_seconds": 0.5, "smtp_timeout_seconds": 5, **overrides}
+              "ops_alert_emails": [OPS], "webhook_timeout_seconds": 0.5, "smtp_timeout_seconds": 5,
+              **LOCAL_RECEIVER_SETTINGS, **overrides}
     return NotifierSettings(**fields)
 
 

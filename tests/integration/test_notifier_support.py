@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ipaddress
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,12 @@ import uvicorn
 from aiosmtpd.handlers import Mailbox
 from aiosmtpd.smtp import SMTP
 
+from notifier.domain.webhook_targets import WebhookTargets
+
 REFUSED_DOMAIN = "refused.example"
+# The receivers here listen on loopback over http, which the notifier refuses unless allowed.
+LOCAL_RECEIVERS = WebhookTargets(allow_http=True, allowed_private_networks=(ipaddress.ip_network("127.0.0.0/8"),))
+LOCAL_RECEIVER_SETTINGS = {"webhook_allow_http": True, "webhook_allowed_private_networks": ["127.0.0.0/8"]}
 
 
 def signing_secret() -> str:

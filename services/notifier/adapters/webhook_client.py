@@ -2,7 +2,9 @@
 
 The signature covers the delivery id, the attempt's timestamp and the exact body bytes, so a
 receiver using any Standard Webhooks library can reject a forged, altered or replayed call.
-Redirects are not followed: the signature was made for this URL's receiver.
+Redirects are not followed: the signature was made for this URL's receiver. The URL is the
+customer's, so it is sent to only as the webhook rules allow (domain/webhook_targets.py): a
+refused URL is a final failure, kept as an attempt with its reason, never retried.
 """
 
 from __future__ import annotations
@@ -14,17 +16,23 @@ from datetime import UTC, datetime
 import httpx
 from standardwebhooks import Webhook
 
+from .. import metrics
 from ..domain.attempts import AttemptResult, Outcome, classify_http_status
+from ..domain.webhook_targets import TargetRefused, WebhookTargets
+from .pinned_transport import PinnedTransport, Resolver, system_resolver
 
 USER_AGENT = "porting-notifier/1.0"
 
 
 class WebhookClient:
-    def __init__(self, signing_secret: str | None, *, timeout_seconds: float = 10.0, max_connections: int = 32) -> None:
+    def __init__(self, signing_secret: str | None, *, timeout_seconds: float = 10.0, max_connections: int = 32,
+                 targets: WebhookTargets | None = None, resolver: Resolver = system_resolver) -> None:
         self.signer = Webhook(signing_secret) if signing_secret else None
+        self.targets = targets or WebhookTargets()  # https to public addresses only, unless the operator says
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_seconds),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            transport=PinnedTransport(self.targets, limits=limits, resolver=resolver),
             follow_redirects=False,
             headers={"user-agent": USER_AGENT},
         )
@@ -49,7 +57,12 @@ class WebhookClient:
             return AttemptResult(Outcome.RETRYABLE, "WEBHOOK_SIGNING_SECRET is not set: not sent")
         headers = self.signed_headers(delivery_id, body, at or datetime.now(UTC))
         try:
-            response = await self.client.post(url, content=body, headers=headers)
+            parsed = httpx.URL(url)
+            self.targets.check_url(parsed.scheme, parsed.host)
+            response = await self.client.post(parsed, content=body, headers=headers)
+        except TargetRefused as refused:
+            metrics.WEBHOOK_TARGETS_REFUSED.labels(refused.kind).inc()
+            return AttemptResult(Outcome.FAILED, refused.reason[:500])
         except httpx.TimeoutException as error:
             return AttemptResult(Outcome.RETRYABLE, f"no answer in time ({type(error).__name__})")
         except httpx.TransportError as error:

@@ -80,7 +80,8 @@ class _SenderRun:
             starttls=settings.smtp_starttls, timeout_seconds=settings.smtp_timeout_seconds,
             connections=settings.email_send_concurrency)
         self.webhooks = WebhookClient(secret, timeout_seconds=settings.webhook_timeout_seconds,
-                                      max_connections=settings.webhook_send_concurrency)
+                                      max_connections=settings.webhook_send_concurrency,
+                                      targets=settings.webhook_targets())
         # Each claimed notification is a task; at most `limit` per channel send at once, and up
         # to as many again wait, claimed ahead, so a send never waits for a database round trip.
         self.slots = {channel: asyncio.Semaphore(limit) for channel, limit in self.limits.items()}

@@ -35,3 +35,22 @@ def test_by_default_mail_goes_to_the_local_catcher_and_nothing_is_signed_without
     settings = NotifierSettings()
     assert (settings.smtp_host, settings.smtp_port, settings.webhook_signing_secret) == ("127.0.0.1", 1025, None)
     assert settings.retry_policy().give_up_after.total_seconds() == 24 * 3600
+
+
+def test_webhooks_go_to_public_https_addresses_unless_the_operator_allows_private_networks(monkeypatch):
+    for name in ("WEBHOOK_ALLOW_HTTP", "WEBHOOK_ALLOWED_PRIVATE_NETWORKS"):
+        monkeypatch.delenv(name, raising=False)
+    strict = NotifierSettings().webhook_targets()
+    assert (strict.allow_http, strict.allowed_private_networks) == (False, ())
+    monkeypatch.setenv("WEBHOOK_ALLOW_HTTP", "true")
+    monkeypatch.setenv("WEBHOOK_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8, ::1/128,10.20.0.0/16")
+    local = NotifierSettings().webhook_targets()
+    assert local.allow_http
+    assert [str(network) for network in local.allowed_private_networks] == ["127.0.0.0/8", "::1/128", "10.20.0.0/16"]
+
+
+@pytest.mark.parametrize("networks", ["10.0.0.5/8", "localhost", "10.0.0.0/33"])
+def test_an_allowed_network_that_is_not_a_cidr_is_refused_at_start(monkeypatch, networks):
+    monkeypatch.setenv("WEBHOOK_ALLOWED_PRIVATE_NETWORKS", networks)
+    with pytest.raises(ValidationError, match="webhook_allowed_private_networks"):
+        NotifierSettings()
