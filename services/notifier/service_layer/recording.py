@@ -3,6 +3,12 @@
 Nothing is sent here: the rows commit with the inbox rows and the offset follows, so a
 crash either loses the whole batch (it comes again) or keeps it whole. The sender takes the
 rows after the commit. Delivery ids come from the events, so a replay records nothing new.
+
+A webhook_url is recorded as it came, not vetted here: here only its spelling could be judged
+(resolving names would hold the consuming transaction on DNS, and the answer may change before
+the send), while the sender judges every address at connect time anyway and keeps a refusal as
+a final attempt with its reason, alerted and counted like any final failure. One rule, in one
+place (domain/webhook_targets.py); refusing a request's URL up front belongs to its intake.
 """
 
 from __future__ import annotations
