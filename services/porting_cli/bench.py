@@ -82,12 +82,19 @@ class Options:
     log_level: str = "WARNING"
     profile: Path | None = None
     partitions: int = DEFAULT_PARTITIONS  # of every topic the benchmark creates (the runtime's default)
+    instances: int = 1  # of each service, sharing its partitions (see default_instances)
 
     def event_count(self, scenario: Scenario) -> int:
         return self.events if self.events is not None else scenario.default_events
 
     def naive_count(self, scenario: Scenario) -> int:
         return self.naive_events if self.naive_events is not None else max(1, self.event_count(scenario) // 10)
+
+
+def default_instances(partitions: int = DEFAULT_PARTITIONS) -> int:
+    """One instance of each service per core the benchmark may use, as a deployment would run a
+    Python service (one event loop uses one core), and never more than there are partitions."""
+    return max(1, min(bench_host.usable_cores(), partitions))
 
 
 @dataclass
@@ -160,6 +167,7 @@ class Bench:
             "partitions": options.partitions, "phases": list(options.phases),
             "system_under_test": ("the benchmark's process" if options.in_process
                                   else "each service in a process of its own (spawned)"),
+            "instances_per_service": 1 if options.in_process else options.instances,
             **({"completion": "a customer e-mail accepted by the benchmark's SMTP catcher (aiosmtpd, "
                               "notifier.adapters.mail_catcher's Maildir handler) in the benchmark's process"}
                if self.scenario.completion == "mail" else {}),
@@ -357,7 +365,8 @@ class Bench:
             finally:
                 await system.stop()
             return
-        group = await ChildGroup(kind, self.scenario, settings, self.options.log_level).start()
+        group = await ChildGroup(kind, self.scenario, settings, self.options.log_level,
+                                 self.options.instances).start()
         try:
             yield group
         finally:
@@ -592,6 +601,9 @@ def bench(
                                  help=f"{ALL} (default), or one or more (comma-separated) of: {', '.join(SCENARIOS)}."),
     phases: str = typer.Option(",".join(PHASES), "--phases", help="Which phases to run, comma-separated."),
     partitions: int = typer.Option(DEFAULT_PARTITIONS, "--partitions", min=1, help="Partitions of every topic."),
+    instances: int | None = typer.Option(None, "--instances", min=1,
+                                         help="Instances of each service, sharing its partitions in one consumer "
+                                              "group (default: one per usable core, at most --partitions)."),
     durable: bool = typer.Option(False, "--durable/--not-durable",
                                  help="PostgreSQL with fsync and synchronous commit (default: off, for speed)."),
     in_process: bool = typer.Option(False, "--in-process",
@@ -603,7 +615,8 @@ def bench(
     options = Options(scenario=scenario, events=events, naive_events=naive_events, warmup_events=warmup,
                       latency_seconds=latency_seconds, latency_rate=latency_rate,
                       phases=[p.strip() for p in phases.split(",") if p.strip()], durable=durable,
-                      in_process=in_process, log_level=log_level, profile=profile, partitions=partitions)
+                      in_process=in_process, log_level=log_level, profile=profile, partitions=partitions,
+                      instances=instances or default_instances(partitions))
     try:
         report = run(options)
     except (KeyError, ValueError) as error:

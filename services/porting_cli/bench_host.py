@@ -11,11 +11,14 @@ from pathlib import Path
 PROC = Path("/proc")
 
 
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def machine() -> dict[str, object]:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "cores": os.cpu_count(),
-        "usable_cores": usable,
+        "usable_cores": usable_cores(),
         "cpu_model": _cpu_model(),
         "memory_gb": _memory_gb(),
         "platform": platform.platform(),

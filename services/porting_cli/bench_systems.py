@@ -231,14 +231,20 @@ class ChildGroup:
     stopped in reverse order (downstream first)."""
 
     def __init__(self, kind: str, scenario: Scenario, settings: Mapping[str, ServiceSettings],
-                 log_level: str = "WARNING") -> None:
+                 log_level: str = "WARNING", instances: int = 1) -> None:
+        """`instances` of each service: processes in one consumer group, sharing its partitions
+        (and one relay leading), as a deployment scales a service out."""
+        self.instances = instances
         self.children = [ChildSystem(kind, scenario, {name: service}, log_level)
-                         for name, service in settings.items()]
+                         for name, service in settings.items() for _ in range(instances)]
 
     @property
     def pids(self) -> dict[str, int]:
-        """Service name -> the pid of the process running it."""
-        return {child.services[0]: child.pid for child in self.children}
+        """Service name (with the instance's number when there are several) -> its process's pid."""
+        if self.instances == 1:
+            return {child.services[0]: child.pid for child in self.children}
+        return {f"{child.services[0]}.{index % self.instances + 1}": child.pid
+                for index, child in enumerate(self.children)}
 
     async def start(self, timeout: float = 90.0) -> ChildGroup:
         started = await asyncio.gather(*(child.start(timeout) for child in self.children), return_exceptions=True)
