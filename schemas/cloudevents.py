@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
@@ -37,9 +37,20 @@ class EventAttributes:
 
 
 @dataclass(frozen=True)
+class RecordOrigin:
+    """The bytes an event was decoded from, as they came: what a dead letter of it must carry
+    when it is found invalid only later (a parked event), after its record is long committed."""
+
+    headers: Sequence[tuple[str | bytes, bytes | None]]
+    value: bytes
+
+
+@dataclass(frozen=True)
 class CloudEvent(Generic[E]):
     attributes: EventAttributes
     data: E
+    # Set by `decode`; None for an event built in code.
+    origin: RecordOrigin | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -173,6 +184,7 @@ def decode(
     expected_type: str | None = None,
 ) -> CloudEvent[PortingEvent]:
     """Validate a Kafka record as an event of the contract, or raise ContractViolation."""
+    headers = headers if isinstance(headers, Sequence) else list(headers)
     attributes = decode_attributes(headers)
     try:
         model = event_for_type(attributes.type)
@@ -190,7 +202,7 @@ def decode(
         raise ContractViolation(
             f"ce_subject {attributes.subject!r} differs from the data's request sid {data.subject!r}"
         )
-    return CloudEvent(attributes=attributes, data=data)
+    return CloudEvent(attributes=attributes, data=data, origin=RecordOrigin(headers, value))
 
 
 def _describe(error: ValidationError) -> str:

@@ -14,9 +14,11 @@ from typing import Any
 
 import asyncpg
 
-from schemas import CloudEvent, EventAttributes, KafkaRecord, PortingEvent, encode
+from schemas import CloudEvent, EventAttributes, KafkaRecord, PortingEvent, dead_letter_topic, encode
 
 from .clock import WALL_CLOCK, Clock
+from .dead_letter_writer import DeadLetterWriter
+from .dead_letters import RawRecord
 from .failures import FollowUpRefused
 from .outbox import write_outbox
 from .sealed_outbox import SealedMessage, write_sealed_outbox
@@ -79,6 +81,14 @@ class UnitOfWork:
 
     def rejection_of(self, event: CloudEvent[Any]) -> str | None:
         return self._rejected.get(id(event))
+
+    async def dead_letter(self, record: RawRecord, reason: str) -> bool:
+        """An event this service consumed in an earlier transaction (a parked one) is found to
+        never succeed: dead-lettered now, in this transaction, with its original bytes and place,
+        as if refused when consumed (`porting dead-letters`, redrive). False when already kept."""
+        writer = DeadLetterWriter(self.source, f"{self.topic_prefix}{dead_letter_topic(self.source)}",
+                                  self.sealer, self.max_message_bytes)
+        return await writer.write_consumed(self.connection, record, reason)
 
     def schedule(self, kind: str, key: str, due_at: datetime, data: Mapping[str, Any] | None = None,
                  cause: CloudEvent[Any] | EventAttributes | None = None) -> None:

@@ -40,6 +40,18 @@ def test_an_event_survives_the_cloudevents_round_trip_in_binary_mode():
     assert decoded.attributes.id == headers["ce_id"].decode()
 
 
+def test_a_decoded_event_keeps_the_bytes_it_came_from_for_a_later_dead_letter():
+    record = encode(port_requested(), source="portal")
+    headers = [*record.headers, ("x-vendor", b"\xff\x00")]
+    value = record.value.replace(b"{", b"{ ", 1)  # bytes a re-encoding would not give back
+
+    decoded = decode(headers, value)
+
+    assert decoded.origin is not None
+    assert (list(decoded.origin.headers), decoded.origin.value) == (headers, value)
+    assert decoded == decode(record.headers, record.value), "the origin is not part of the event's equality"
+
+
 def test_every_event_gets_its_own_id():
     event = port_requested()
     assert dict(encode(event, source="a").headers)["ce_id"] != dict(encode(event, source="a").headers)["ce_id"]
