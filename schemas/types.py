@@ -130,3 +130,5 @@ class AlertKind(str, Enum):
     CARRIER_SLA_BREACHED = "carrier_sla_breached"
     PORT_DATE_OVERDUE = "port_date_overdue"
     DELIVERY_GAVE_UP = "delivery_gave_up"
+    # An event waited (parked) too long for the request it belongs to, which never arrived.
+    ORPHANED_EVENT = "orphaned_event"

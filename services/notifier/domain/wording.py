@@ -35,6 +35,7 @@ ALERT_WORDS: dict[AlertKind, str] = {
     AlertKind.CARRIER_SLA_BREACHED: "No answer from the losing carrier within its SLA",
     AlertKind.PORT_DATE_OVERDUE: "Port date passed without activation",
     AlertKind.DELIVERY_GAVE_UP: "A notification could not be delivered",
+    AlertKind.ORPHANED_EVENT: "An event is still waiting for its port-in request",
 }
 
 

@@ -22,6 +22,8 @@ from schemas import CloudEvent, EventAttributes
 from schemas.topics import event_for_type
 from workflow.domain import Decisions, FeeRecorded, HistoryEntry, PortInRequest
 
+from .parked_events import sealed_original
+
 # Namespace of the per-request advisory locks (the outbox's per-key locks use 42).
 REQUEST_LOCK_SEED = 8
 
@@ -64,9 +66,10 @@ class Changes:
 
 
 class WorkflowRepository:
-    def __init__(self, connection: asyncpg.Connection, sealer: Sealer | None = None) -> None:
+    def __init__(self, connection: asyncpg.Connection, sealer: Sealer | None = None, consumer: str | None = None) -> None:
         # Without a sealer (operator reads) the sealed PIN and account number are never opened.
-        self.connection, self.sealer = connection, sealer
+        # `consumer`: whose inbox rows tell where a parked event was read (topic, partition, offset).
+        self.connection, self.sealer, self.consumer = connection, sealer, consumer
 
     async def lock(self, sids: Iterable[str]) -> None:
         """Serialize work on each request across partitions and instances, so an event parked
@@ -130,11 +133,12 @@ class WorkflowRepository:
         parked = [{"sid": e.data.port_in_request_sid, "seq": seq, "event_type": e.attributes.type,
                    "event_id": e.attributes.id, "event_source": e.attributes.source,
                    "event_time": e.attributes.time.isoformat() if e.attributes.time else None,
-                   "traceparent": e.attributes.traceparent, "data": e.data.model_dump(mode="json"), "reason": reason}
+                   "traceparent": e.attributes.traceparent, "data": e.data.model_dump(mode="json"), "reason": reason,
+                   "original": sealed_original(e, self.sealer)}
                   for seq, (e, reason) in enumerate(changes.parked)]
         await self.connection.execute(
             _SAVE, json.dumps(requests), json.dumps(numbers), json.dumps(history), json.dumps(fees),
-            json.dumps(parked), changes.unparked, changes.now,
+            json.dumps(parked), changes.unparked, changes.now, self.consumer,
         )
 
     def _request_row(self, request: PortInRequest, now: datetime) -> dict[str, Any]:
@@ -229,12 +233,14 @@ WITH requests AS (
     ON CONFLICT DO NOTHING
 ), parked AS (
     INSERT INTO parked_events (port_in_request_sid, event_type, event_id, event_source, event_time, traceparent,
-                               data, reason, parked_at)
-    SELECT sid, event_type, event_id, event_source, event_time, traceparent, data, reason, $7
+                               data, reason, parked_at, original, source_topic, source_partition, source_offset)
+    SELECT x.sid, x.event_type, x.event_id, x.event_source, x.event_time, x.traceparent, x.data, x.reason, $7,
+           decode(x.original, 'base64'), i.topic, i.partition, i."offset"
       FROM jsonb_to_recordset($5::jsonb) AS x(sid text, seq integer, event_type text, event_id text,
                                               event_source text, event_time timestamptz, traceparent text,
-                                              data jsonb, reason text)
-     ORDER BY seq
+                                              data jsonb, reason text, original text)
+      LEFT JOIN inbox i ON i.consumer = $8 AND i.event_source = x.event_source AND i.event_id = x.event_id
+     ORDER BY x.seq
 ), unparked AS (
     DELETE FROM parked_events WHERE id = ANY($6::bigint[])
 )

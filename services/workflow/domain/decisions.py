@@ -20,6 +20,8 @@ class TimerKind(str, Enum):
     PORT_DATE_REMINDER = "port_date_reminder"
     PORT_DATE_OVERDUE = "port_date_overdue"
     ACTION_REQUIRED_EXPIRY = "action_required_expiry"
+    # An event parked for a request (or revision) that has not arrived: see parking.py.
+    PARKED_EVENT_OVERDUE = "parked_event_overdue"
 
 
 class HistoryKind(str, Enum):

@@ -22,7 +22,7 @@ from schemas import (
     RequestStatus,
 )
 
-from . import cancellation, carrier, intake, timers
+from . import cancellation, carrier, intake, parking, timers
 from .calendar import BusinessCalendar
 from .decisions import Decisions, TimerKind
 from .numbers import ENDED_REQUEST, NumberState
@@ -108,7 +108,15 @@ class PortInRequest(BaseModel):
 
 def decide(request: PortInRequest | None, event: CloudEvent[Any], now: datetime) -> tuple[PortInRequest | None, Decisions]:
     """The request after `event`, and what to carry out. An event other than PortRequested for a
-    request not seen yet is parked: it overtook its request across topics (DESIGN 4)."""
+    request not seen yet is parked: it overtook its request across topics (DESIGN 4). A parked
+    event is watched by a timer, so one whose request never comes is not kept silently."""
+    request, decided = _decide(request, event, now)
+    if decided.parked:
+        decided.timers.append(parking.watch(event, now))
+    return request, decided
+
+
+def _decide(request: PortInRequest | None, event: CloudEvent[Any], now: datetime) -> tuple[PortInRequest | None, Decisions]:
     data = event.data
     if isinstance(data, PortRequested):
         if request is None:

@@ -16,16 +16,9 @@ from porting_runtime.logs import get_logger
 from porting_runtime.sealing import Sealer
 
 from schemas import CloudEvent, EventAttributes, PortRequested, PortSubmitted
-from workflow.domain import (
-    CancelTimer,
-    Decisions,
-    HistoryEntry,
-    HistoryKind,
-    PortInRequest,
-    TimerKind,
-    decide,
-)
+from workflow.domain import CancelTimer, Decisions, PortInRequest, TimerKind, decide, parking
 
+from ..adapters.parked_events import parked_records
 from ..adapters.repository import Changes, Loaded, WorkflowRepository
 
 log = get_logger(__name__)
@@ -38,13 +31,17 @@ class Workflow:
         self.sealer = sealer
 
     async def handle_events(self, events: Sequence[CloudEvent[Any]], unit: UnitOfWork) -> None:
-        repository = WorkflowRepository(unit.connection, self.sealer)
+        repository = WorkflowRepository(unit.connection, self.sealer, consumer=unit.source)
         sids = {e.data.port_in_request_sid for e in events}
         await repository.lock(sids)
         loaded = await repository.load(sids)
         batch = _Batch(unit, Changes(now=unit.now()), loaded)
         for event in events:
             batch.apply(event)
+        if batch.dead_letters:  # read before the save deletes their parked rows
+            records = await parked_records(unit.connection, list(batch.dead_letters), self.sealer, unit.topic_prefix)
+            for parked_id, reason in batch.dead_letters.items():
+                await unit.dead_letter(records[parked_id], f"parked until its request arrived, then refused: {reason}")
         await repository.save(batch.changes)
 
     async def handle_timers(self, timers: Sequence[DueTimer], unit: UnitOfWork) -> None:
@@ -54,7 +51,14 @@ class Workflow:
         loaded = await repository.load(sids)
         batch = _Batch(unit, Changes(now=unit.now()), loaded)
         for timer in timers:
-            request = batch.request(timer.data["port_in_request_sid"])
+            sid = timer.data["port_in_request_sid"]
+            request = batch.request(sid)
+            if timer.kind == TimerKind.PARKED_EVENT_OVERDUE.value:  # the one kind without a request
+                parked = [p.event for p in loaded.parked.get(sid, [])]
+                decisions = parking.parked_event_overdue(request, parked, timer.data, due_at=timer.due_at,
+                                                         cause_id=f"timer:{timer.id}", now=batch.changes.now)
+                batch.record_for(sid, request, decisions, timer.cause(unit.source))
+                continue
             if request is None:
                 log.warning("timer for an unknown request", kind=timer.kind, key=timer.key)
                 continue
@@ -67,6 +71,8 @@ class Workflow:
 class _Batch:
     def __init__(self, unit: UnitOfWork, changes: Changes, loaded: Loaded) -> None:
         self.unit, self.changes, self.loaded = unit, changes, loaded
+        # Parked events their request found invalid: parked row id -> why.
+        self.dead_letters: dict[int, str] = {}
 
     def request(self, sid: str) -> PortInRequest | None:
         return self.changes.requests.get(sid) or self.loaded.requests.get(sid)
@@ -81,6 +87,7 @@ class _Batch:
             log.info("event parked until its request arrives", port_in_request_sid=sid,
                      event_id=event.attributes.id, event_type=event.attributes.type)
             self.changes.park(event, decisions.parked)
+            self.record_for(sid, None, Decisions(timers=decisions.timers), event.attributes)  # the watch timer
             return
         assert request is not None
         self.record(request, decisions, event.attributes)
@@ -92,24 +99,27 @@ class _Batch:
         sid = request.port_in_request_sid
         still_early = []
         for parked in self.loaded.parked.get(sid, []):
-            _, decisions = decide(request, parked.event, self.changes.now)
-            if decisions.parked:
+            settled = parking.settle(request, parked.event, self.changes.now)
+            if settled.still_early:
                 still_early.append(parked)
                 continue
             self.changes.unparked.append(parked.id)
-            if decisions.rejected:
-                # Consumed long ago, so it cannot be dead-lettered from here: recorded as ignored instead.
-                log.warning("parked event refused once its request arrived", port_in_request_sid=sid,
-                            event_id=parked.event.attributes.id, reason=decisions.rejected)
-                decisions = Decisions(history=[HistoryEntry(
-                    at=self.changes.now, cause_event_id=parked.event.attributes.id, phone_number=None,
-                    status_from=request.status.value, status_to=request.status.value, reason_code="REFUSED",
-                    reason=decisions.rejected, kind=HistoryKind.IGNORED)])
-            self.record(request, decisions, parked.event.attributes)
+            if settled.dead_letter:
+                log.warning("parked event refused once its request arrived; dead-lettered", port_in_request_sid=sid,
+                            event_id=parked.event.attributes.id, reason=settled.dead_letter)
+                self.dead_letters[parked.id] = settled.dead_letter
+            self.record(request, settled.decisions, parked.event.attributes)
         self.loaded.parked[sid] = still_early
 
     def record(self, request: PortInRequest, decisions: Decisions, cause: EventAttributes) -> None:
-        self.changes.record(request, decisions)
+        self.record_for(request.port_in_request_sid, request, decisions, cause)
+
+    def record_for(self, sid: str, request: PortInRequest | None, decisions: Decisions, cause: EventAttributes) -> None:
+        """`request` None: history and follow-ups about a request not seen yet (an orphaned event)."""
+        if request is not None:
+            self.changes.record(request, decisions)
+        else:
+            self.changes.history += [(sid, entry) for entry in decisions.history]
         for event in decisions.publish:
             # PortSubmitted carries the PIN and account number: sealed at rest in the outbox too.
             self.unit.publish(event, cause=cause, sealed=isinstance(event, PortSubmitted))

@@ -1,0 +1,126 @@
+"""Events that arrive before their request (or revision): parked, watched, and what happens to
+them when the request arrives.
+
+- Parked, an event is watched by a `parked_event_overdue` timer. Its request normally follows
+  within seconds (the events overtook it across topics); one that has not come after
+  PARKED_EVENT_ALERT_AFTER means the upstream lost or never sent it, which the ops desk must
+  chase: the timer raises an `orphaned_event` PortAlertRaised, once. The event stays parked
+  and still applies if the request comes after all (DESIGN 4: never dropped).
+- Applied once its request arrives, the timer stops. There it is either valid, superseded, or
+  invalid: see `settle`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from schemas import AlertKind, CancelRequested, CarrierResponded, CloudEvent, PortAlertRaised, PortScheduled
+
+from .decisions import CancelTimer, Decisions, HistoryEntry, HistoryKind, ScheduleTimer, TimerKind
+from .step import timer_key
+
+if TYPE_CHECKING:
+    from .request import PortInRequest
+
+# 24 hours, not business days: the request's country (and so its calendar) is not known before
+# the request arrives, and a request lost upstream is as lost on a Sunday. Long enough that an
+# upstream outage or a consumer catching up does not raise it; short enough that the ops desk
+# hears of it the next working day, well within the review SLA the customer expects.
+PARKED_EVENT_ALERT_AFTER = timedelta(hours=24)
+
+
+def watch_key(event: CloudEvent[Any]) -> str:
+    """One timer per parked event: (source, id) is the event's identity (DESIGN 3)."""
+    attributes = event.attributes
+    return timer_key(event.data.port_in_request_sid, f"parked:{attributes.source}:{attributes.id}")
+
+
+def watch(event: CloudEvent[Any], now: datetime) -> ScheduleTimer:
+    attributes = event.attributes
+    return ScheduleTimer(TimerKind.PARKED_EVENT_OVERDUE, watch_key(event), now + PARKED_EVENT_ALERT_AFTER, {
+        "port_in_request_sid": event.data.port_in_request_sid, "event_type": attributes.type,
+        "event_id": attributes.id, "event_source": attributes.source, "parked_at": now.isoformat(),
+    })
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A parked event once its request is there: applied (its decisions, which may record it as
+    ignored: superseded), still early, or `dead_letter` with the reason (it can never apply)."""
+
+    decisions: Decisions
+    still_early: bool = False
+    dead_letter: str | None = None
+
+
+def settle(request: PortInRequest, event: CloudEvent[Any], now: datetime) -> Settled:
+    """The rule for a parked event when its request (or revision) arrives:
+
+    - it names numbers the request lacks (or another account): invalid, it can never apply to
+      this request whatever happens next. Dead-lettered, like the same event arriving late, so
+      it shows in `porting dead-letters` and can be redriven after a fix upstream;
+    - it makes no sense in the state the request is in (a carrier answer for numbers not yet
+      submitted, a check of a revision already replaced): superseded, a porting desk's everyday
+      case. Recorded in the history as ignored with its reason, as it always was;
+    - otherwise it applies.
+    The timer watching it stops in every case but the first still early one."""
+    from .request import decide
+
+    _, decided = decide(request, event, now)
+    if decided.parked:
+        return Settled(decided, still_early=True)
+    stop = CancelTimer(TimerKind.PARKED_EVENT_OVERDUE, watch_key(event))
+    if decided.rejected:
+        note = HistoryEntry(at=now, cause_event_id=event.attributes.id, phone_number=None,
+                            status_from=request.status.value, status_to=request.status.value,
+                            reason_code="PARKED_EVENT_DEAD_LETTERED",
+                            reason=f"{_name(event)} parked for this request was dead-lettered: {decided.rejected}",
+                            kind=HistoryKind.NOTE)
+        return Settled(Decisions(history=[note], timers=[stop]), dead_letter=decided.rejected)
+    decided.timers.append(stop)
+    return Settled(decided)
+
+
+def parked_event_overdue(request: PortInRequest | None, parked: list[CloudEvent[Any]], data: dict[str, Any], *,
+                         due_at: datetime, cause_id: str, now: datetime) -> Decisions:
+    """The watch timer fired: if its event still waits, the ops desk hears of it, once (the timer
+    fires once), with the sid, the event's type and id and how long it has waited. Recorded in
+    the request's history too, where `porting status` shows it (also before the request exists)."""
+    waiting = next((e for e in parked if (e.attributes.source, e.attributes.id) ==
+                    (data["event_source"], data["event_id"])), None)
+    if waiting is None:  # applied meanwhile (its cancel raced the firing)
+        return Decisions()
+    waited = _duration(now - datetime.fromisoformat(data["parked_at"]))
+    sid = data["port_in_request_sid"]
+    waits_for = "the revision it belongs to" if request is not None else f"port-in request {sid}"
+    message = (f"{data['event_type']} {data['event_id']} (from {data['event_source']}) has waited {waited} for "
+               f"{waits_for}, which has not arrived. Ask the sender whether the request was sent; the event is "
+               "kept and applies if it comes.")
+    status = request.status.value if request is not None else None
+    return Decisions(
+        publish=[PortAlertRaised(port_in_request_sid=sid, alert=AlertKind.ORPHANED_EVENT, message=message,
+                                 phone_numbers=numbers_named(waiting), due_at=due_at, raised_at=now)],
+        history=[HistoryEntry(at=now, cause_event_id=cause_id, phone_number=None, status_from=status,
+                              status_to=status, reason_code=AlertKind.ORPHANED_EVENT.name, reason=message,
+                              kind=HistoryKind.NOTE)],
+    )
+
+
+def numbers_named(event: CloudEvent[Any]) -> list[str]:
+    data = event.data
+    if isinstance(data, CarrierResponded):
+        return list(dict.fromkeys(r.phone_number for r in data.responses))
+    if isinstance(data, PortScheduled | CancelRequested):
+        return list(dict.fromkeys(data.phone_numbers or []))
+    return list(dict.fromkeys(r.phone_number for r in getattr(data, "results", [])))
+
+
+def _name(event: CloudEvent[Any]) -> str:
+    return f"{type(event.data).__name__} {event.attributes.id}"
+
+
+def _duration(elapsed: timedelta) -> str:
+    hours = int(elapsed.total_seconds() // 3600)
+    return f"{hours // 24} days {hours % 24} hours" if hours >= 48 else f"{hours} hours"

@@ -1,0 +1,82 @@
+"""Parked events on the workflow's real database (no broker): the timer watching them, the
+alert when their request never comes, and the dead letter when it comes and finds them invalid."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from porting_runtime.dead_letters import get_dead_letter
+from schemas import AlertKind, CarrierOutcome, PortAlertRaised, PortStatusChanged
+
+from .portability_support import consumer_records
+from .test_workflow_support import CA_NUMBER, US_NUMBER, answered, cancel, port_requested, record, workflow_handlers
+
+
+async def test_a_parked_event_whose_request_never_comes_raises_one_alert_and_still_applies_if_it_comes(settings):
+    request = port_requested(US_NUMBER)
+    sid = request.port_in_request_sid
+    async with workflow_handlers(settings) as workflow:
+        await workflow.feed(cancel(sid))
+        timers = await workflow.pool.fetch("SELECT kind, key, due_at FROM timers")
+        workflow.clock.advance(timedelta(hours=23))
+        early = await workflow.fire_due_timers()
+        workflow.clock.advance(timedelta(hours=2))
+        fired = await workflow.fire_due_timers()
+        again = await workflow.fire_due_timers()
+        alerts = await workflow.published(PortAlertRaised, sid)
+        await workflow.feed(request)
+        status, _ = await workflow.status(sid)
+        left = await workflow.pool.fetchval("SELECT count(*) FROM parked_events")
+        notes = await workflow.pool.fetchval("SELECT count(*) FROM transitions WHERE reason_code = 'ORPHANED_EVENT' "
+                                             "AND port_in_request_sid = $1", sid)
+
+    [(kind, key, due_at)] = [tuple(t) for t in timers]
+    assert kind == "parked_event_overdue" and key.startswith(f"{sid}:parked:")
+    assert (early, fired, again) == (0, 1, 0), "not before a day, then once"
+    [alert] = alerts
+    assert (alert.alert, alert.phone_numbers, alert.due_at) == (AlertKind.ORPHANED_EVENT, [], due_at)
+    assert "porting.cancel-requested.v1" in alert.message and "waited 25 hours" in alert.message
+    assert (status, left, notes) == ("canceled", 0, 1), "the alert does not drop the event; the history keeps it"
+
+
+async def test_the_watch_stops_when_the_request_arrives_and_applies_the_parked_event(settings):
+    request = port_requested(US_NUMBER)
+    sid = request.port_in_request_sid
+    async with workflow_handlers(settings) as workflow:
+        await workflow.feed(cancel(sid))
+        await workflow.feed(request)
+        timers = await workflow.pool.fetchval("SELECT count(*) FROM timers WHERE kind = 'parked_event_overdue'")
+        workflow.clock.advance(timedelta(days=2))
+        await workflow.fire_due_timers()
+        alerts = await workflow.published(PortAlertRaised, sid)
+        changes = await workflow.published(PortStatusChanged, sid)
+    assert timers == 0 and alerts == []
+    assert [c.status_to.value for c in changes] == ["in_review", "canceled"]
+
+
+async def test_a_parked_event_its_request_finds_invalid_is_dead_lettered_with_its_original_bytes_and_place(settings):
+    request = port_requested(US_NUMBER)
+    sid = request.port_in_request_sid
+    stray = record(settings, answered(sid, (CA_NUMBER, CarrierOutcome.ACCEPTED)), event_id="answer-1")
+    [consumed] = consumer_records([stray])
+    async with workflow_handlers(settings) as workflow:
+        await workflow.consumer.process([consumed])
+        await workflow.feed(request)
+        [row] = await workflow.pool.fetch("SELECT id, source_topic, source_partition, source_offset, event_id, error "
+                                          "FROM dead_letters")
+        kept = await get_dead_letter(workflow.pool, row["id"], workflow.sealer)  # type: ignore[arg-type]
+        claimed = await workflow.pool.fetchval("SELECT count(*) FROM inbox WHERE event_id = 'answer-1'")
+        history = await workflow.pool.fetch("SELECT kind, reason_code FROM transitions WHERE cause_event_id = 'answer-1'")
+        left = await workflow.pool.fetchval("SELECT count(*) FROM parked_events")
+        timers = await workflow.pool.fetchval("SELECT count(*) FROM timers WHERE kind = 'parked_event_overdue'")
+        status = await workflow.status(sid)
+
+    assert (row["source_topic"], row["source_partition"], row["source_offset"], row["event_id"]) == (
+        consumed.topic, consumed.partition, consumed.offset, "answer-1")
+    assert CA_NUMBER in row["error"] and "parked until its request arrived" in row["error"]
+    assert kept is not None and kept.value == stray.value
+    assert kept.headers == [(n.encode(), v) for n, v in stray.headers], "the headers it came with"
+    assert claimed == 0, "a redrive of it is handled, not skipped"
+    assert [tuple(h) for h in history] == [("note", "PARKED_EVENT_DEAD_LETTERED")], "not recorded as ignored"
+    assert (left, timers) == (0, 0)
+    assert status == ("in_review", {US_NUMBER: "in_review"})
