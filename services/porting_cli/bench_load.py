@@ -62,18 +62,42 @@ async def publish_paced(kafka: AIOKafkaProducer, workload: Workload, per_second:
     return start, last
 
 
-class Collector:
-    """Reads topics from their beginning (no consumer group) and notes, for each unit of work a
-    record completes, when it was first seen. `expect` then `finished` wait for a set of keys."""
+class Arrivals:
+    """When each unit of work was first seen, and the keys a run still waits for: `expect` names
+    them, `arrived` notes one, `missing` counts those not seen yet (`_done` is set when none is)."""
 
-    def __init__(self, settings: ServiceSettings, topics: Sequence[str],
-                 completes: Callable[[ConsumerRecord], str | None]) -> None:
-        self.settings, self.topics, self.completes = settings, list(topics), completes
+    def __init__(self) -> None:
         self.arrivals: dict[str, float] = {}
         self.duplicates = 0
         self.records = 0
         self._pending: set[str] = set()
         self._done = asyncio.Event()
+
+    def arrived(self, key: str, seen: float) -> None:
+        self.arrivals[key] = seen
+        self._pending.discard(key)
+        if not self._pending:
+            self._done.set()
+
+    def expect(self, keys: Sequence[str]) -> None:
+        self._pending = set(keys).difference(self.arrivals)
+        self._done = asyncio.Event()
+        if not self._pending:
+            self._done.set()
+
+    @property
+    def missing(self) -> int:
+        return len(self._pending)
+
+
+class Collector(Arrivals):
+    """Reads topics from their beginning (no consumer group) and notes, for each unit of work a
+    record completes, when it was first seen. `expect` then `finished` wait for a set of keys."""
+
+    def __init__(self, settings: ServiceSettings, topics: Sequence[str],
+                 completes: Callable[[ConsumerRecord], str | None]) -> None:
+        super().__init__()
+        self.settings, self.topics, self.completes = settings, list(topics), completes
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -108,16 +132,7 @@ class Collector:
                     if key in self.arrivals:
                         self.duplicates += 1
                         continue
-                    self.arrivals[key] = seen
-                    self._pending.discard(key)
-            if not self._pending:
-                self._done.set()
-
-    def expect(self, keys: Sequence[str]) -> None:
-        self._pending = set(keys).difference(self.arrivals)
-        self._done = asyncio.Event()
-        if not self._pending:
-            self._done.set()
+                    self.arrived(key, seen)
 
     async def finished(self, timeout: float) -> bool:
         """True when every expected key arrived within `timeout` seconds."""
@@ -130,10 +145,6 @@ class Collector:
         if self._task.done():
             self._task.result()  # the collector failed: say why
         return not self._pending
-
-    @property
-    def missing(self) -> int:
-        return len(self._pending)
 
     async def stop(self) -> None:
         if self._task is not None:

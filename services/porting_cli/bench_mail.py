@@ -16,7 +16,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from .bench_load import now
+from .bench_load import Arrivals, now
 
 SID_HEADER = re.compile(rb"^X-Port-In-Request-Sid:[ \t]*([^\r\n]+)", re.IGNORECASE | re.MULTILINE)
 
@@ -39,17 +39,14 @@ def is_customer_mail(recipients: Sequence[str], ops: Collection[str]) -> bool:
     return any(recipient.lower() not in ops_lower for recipient in recipients)
 
 
-class MailArrivals:
-    """Arrival times of each request's first and second customer e-mail (pure bookkeeping)."""
+class MailArrivals(Arrivals):
+    """Arrival times of each request's first and second customer e-mail (pure bookkeeping);
+    `duplicates` counts the e-mails beyond the second for a request (none are expected)."""
 
     def __init__(self) -> None:
-        self.arrivals: dict[str, float] = {}
+        super().__init__()
         self.later: dict[str, float] = {}
         self.counts: dict[str, int] = {}
-        self.duplicates = 0  # e-mails beyond the second for a request (none are expected)
-        self.records = 0
-        self._pending: set[str] = set()
-        self._done = asyncio.Event()
 
     def note(self, key: str | None, seen: float) -> None:
         self.records += 1
@@ -58,20 +55,11 @@ class MailArrivals:
         count = self.counts.get(key, 0) + 1
         self.counts[key] = count
         if count == 1:
-            self.arrivals[key] = seen
-            self._pending.discard(key)
-            if not self._pending:
-                self._done.set()
+            self.arrived(key, seen)
         elif count == 2:
             self.later[key] = seen
         else:
             self.duplicates += 1
-
-    def expect(self, keys: Sequence[str]) -> None:
-        self._pending = set(keys).difference(self.arrivals)
-        self._done = asyncio.Event()
-        if not self._pending:
-            self._done.set()
 
     async def finished(self, timeout: float) -> bool:
         try:
@@ -88,10 +76,6 @@ class MailArrivals:
                 return False
             await asyncio.sleep(0.05)
         return True
-
-    @property
-    def missing(self) -> int:
-        return len(self._pending)
 
 
 class MailCollector(MailArrivals):
