@@ -89,7 +89,14 @@ def customer_email_kind(change: PortStatusChanged) -> str | None:
 
 
 def _moved_numbers(change: PortStatusChanged) -> list[NumberStatusChange]:
-    return [n for n in change.phone_numbers if n.status_from is not n.status_to]
+    """Numbers whose status changed, and scheduled numbers given a new port date: that is a
+    `scheduled -> scheduled` change with the new date, and the customer must hear of it (the
+    e-mail, the webhook, the reminder moved to the new date)."""
+    return [n for n in change.phone_numbers if n.status_from is not n.status_to or _rescheduled(change, n)]
+
+
+def _rescheduled(change: PortStatusChanged, number: NumberStatusChange) -> bool:
+    return number.status_from is number.status_to is NumberStatus.SCHEDULED and change.port_date is not None
 
 
 def _status_changed(event: CloudEvent[Any], change: PortStatusChanged, policy: NotifierPolicy) -> Announcement:
@@ -171,6 +178,7 @@ def _status_context(change: PortStatusChanged, moved: Sequence[NumberStatusChang
         "changed_at": change.changed_at.isoformat(),
         "port_date": change.port_date.isoformat() if change.port_date else None,
         "port_date_words": long_date(change.port_date),
+        "port_date_changed": any(_rescheduled(change, n) for n in moved),
         "numbers": [{"phone_number": n.phone_number, "status": n.status_to.value,
                      "status_words": NUMBER_STATUS_WORDS[n.status_to]} for n in moved],
         "refusals": [vars(r) for r in refusals],

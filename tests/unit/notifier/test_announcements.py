@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from notifier.adapters.templates import load_fix_advice
+from notifier.adapters.templates import EmailTemplates, load_fix_advice
 from notifier.domain.announcements import NotifierPolicy, announce
 from notifier.domain.deliveries import Audience, Channel, delivery_id
-from schemas import CarrierRejectionReason
+from schemas import CarrierRejectionReason, PortStatusChanged
 
+from ..workflow.builders import US_NUMBER as WORKFLOW_US
+from ..workflow.builders import cloud, scheduled, submitted_desk
 from .events import CHANGED_AT, WEBHOOK_URL, alert_raised, cancellation_denied, status_changed
 
 POLICY = NotifierPolicy(ops_alert_emails=("ops@carrier.example", "OPS@carrier.example", "noc@carrier.example"),
@@ -240,3 +242,30 @@ def test_an_alert_without_ops_addresses_is_noted_rather_than_lost_silently():
 def test_a_request_without_notification_emails_gets_webhooks_only():
     event = status_changed(None, "in_review", [(US, None, "in_review")], notification_emails=[])
     assert emails(announce(event, POLICY)) == [] and webhooks(announce(event, POLICY))
+
+
+def test_a_new_port_date_from_the_workflow_is_a_your_port_date_changed_email_with_its_webhook_and_reminder_moved():
+    # The workflow's own status change for a scheduled request given a new date: scheduled -> scheduled.
+    desk, request = submitted_desk(WORKFLOW_US)
+    desk.apply(scheduled(request, WORKFLOW_US, on=date(2027, 3, 2)))
+    [change] = desk.apply(scheduled(request, WORKFLOW_US, on=date(2027, 3, 9))).events_of(PortStatusChanged)
+
+    announcement = announce(cloud(change), POLICY)
+
+    [email] = emails(announcement)
+    assert (email.kind, email.payload["port_date_changed"]) == ("port_date", True)
+    rendered = EmailTemplates().render(email.kind, email.payload)
+    assert rendered.subject == "Your port date has changed: Tuesday 9 March 2027"
+    assert "Your port date has changed." in rendered.text and "Tuesday 9 March 2027" in rendered.html
+    [hook] = webhooks(announcement)
+    assert (hook.payload["data"]["phone_number"], hook.payload["data"]["port_date"]) == (WORKFLOW_US, "2027-03-09")
+    assert announcement.withdraw_reminders_for == (WORKFLOW_US,), "the reminder for the old date goes"
+    [reminder] = [n for n in announcement.notifications if n.kind == "routing_reminder"]
+    assert reminder.due_at is not None and reminder.due_at.date() == date(2027, 3, 7)
+
+
+def test_a_first_port_date_is_not_called_a_change():
+    event = status_changed("in_progress", "in_progress", [(US, "port_pending", "scheduled")], port_date="2027-03-02")
+    [email] = emails(announce(event, POLICY))
+    assert email.payload["port_date_changed"] is False
+    assert EmailTemplates().render(email.kind, email.payload).subject == "Your port date: Tuesday 2 March 2027"
