@@ -13,7 +13,7 @@ A record whose header *name* is not UTF-8 cannot be made with aiokafka's produce
 takes header names as `str` and encodes them itself. `RawHeaderName` is a `str` that encodes
 to chosen bytes; the pure-Python record builder (`_DefaultRecordBatchBuilderPy`) calls
 `.encode("utf-8")` on each name, so a batch built with it carries those bytes on the wire
-(`_send_raw` below does that).
+(`send_raw_batch` below does that).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
+
+from .factories import port_requested_payload
 
 EVENT_TYPE = "porting.port-requested.v1"
 SOURCE = "hostile-upstream"
@@ -111,27 +113,8 @@ EVENT_TIME = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 
 
 def payload(ids: Seeded, **overrides: Any) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "port_in_request_sid": ids.sid(),
-        "account_sid": "AC" + ids.hex(32),
-        "revision": 1,
-        "phone_numbers": [{"phone_number": "+14155550100", "pin": "1234"}],
-        "losing_carrier_information": {
-            "customer_name": "Ada Lovelace",
-            "account_number": "ACC-991",
-            "account_telephone_number": "+14155550100",
-            "authorized_representative": "Ada Lovelace",
-            "authorized_representative_email": "ada@example.com",
-            "customer_type": "Business",
-            "address": {"street": "1 Market St", "city": "San Francisco", "state": "CA",
-                        "zip": "94105", "country": "US"},
-        },
-        "notification_emails": ["ada@example.com"],
-        "target_port_in_date": "2027-03-02",
-        "documents": [],
-    }
-    document.update(overrides)
-    return document
+    """tests/factories.py's valid request, with ids drawn from the seed."""
+    return port_requested_payload(**{"port_in_request_sid": ids.sid(), "account_sid": "AC" + ids.hex(32), **overrides})
 
 
 def carrier(**overrides: Any) -> dict[str, Any]:
@@ -967,23 +950,29 @@ async def publish_hostile(settings: Any, topic: str, records: Sequence[Hostile])
 
 
 async def _send_raw(producer: Any, topic: str, record: Hostile) -> Any:
-    """A batch of one record built by aiokafka's pure-Python builder, which writes each header
-    name as `name.encode("utf-8")`: a RawHeaderName goes out as its raw bytes. (The compiled
-    builder the producer normally uses reads the str itself.)"""
-    import time
-
     from aiokafka.partitioner import DefaultPartitioner
-    from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
 
     partitions = sorted(await producer.partitions_for(topic))
     # Without a key, the first partition rather than a random one: the same records land in the same places.
     partition = partitions[0] if record.key is None else DefaultPartitioner()(record.key, partitions, partitions)
+    return await send_raw_batch(producer, topic, partition, record.key, record.value, list(record.headers))
+
+
+async def send_raw_batch(producer: Any, topic: str, partition: int, key: bytes | None, value: bytes | None,
+                         headers: list[Header]) -> Any:
+    """A batch of one record built by aiokafka's pure-Python builder, which writes each header
+    name as `name.encode("utf-8")`: a RawHeaderName goes out as its raw bytes. (The compiled
+    builder the producer normally uses reads the str itself.) Returns the delivery to await."""
+    import time
+
+    from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
+
     batch = producer.create_batch()
     batch._builder = _DefaultRecordBatchBuilderPy(  # noqa: SLF001
         magic=2, compression_type=0, is_transactional=0, producer_id=-1, producer_epoch=-1,
         base_sequence=0, batch_size=2 * ONE_MIB)
-    appended = batch._builder.append(0, int(time.time() * 1000), key=record.key, value=record.value,  # noqa: SLF001
-                                     headers=list(record.headers))
+    appended = batch._builder.append(0, int(time.time() * 1000), key=key, value=value,  # noqa: SLF001
+                                     headers=headers)
     assert appended is not None, "the record fits one batch"
     batch._relative_offset = 1  # noqa: SLF001
     batch.close()

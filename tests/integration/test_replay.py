@@ -28,6 +28,7 @@ from schemas import (
 )
 
 from ..conftest import TEST_DATA_ENCRYPTION_KEY
+from ..hostile_records import RawHeaderName, send_raw_batch
 from ..kafka_support import committed_offsets, fetchval, publish, wait_until
 from .portability_support import PORTABLE, TARGET, checked, portability_service, request_for, status_change
 from .test_workflow_support import US_NUMBER, port_requested, record, running_workflow
@@ -351,39 +352,13 @@ async def test_a_replay_reads_to_the_end_even_when_the_last_batch_on_the_broker_
     assert checks_of(after) == set(sids)
 
 
-class RawHeaderName(str):
-    """A header name that goes on the wire as `raw` bytes, which need not be UTF-8."""
-
-    raw: bytes
-
-    def __new__(cls, raw: bytes) -> RawHeaderName:
-        name = super().__new__(cls, raw.decode("utf-8", "surrogateescape"))
-        name.raw = raw
-        return name
-
-    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:  # type: ignore[override]
-        return self.raw
-
-
 async def publish_unreadable(settings: ServiceSettings, like: KafkaRecord, partition: int) -> None:
-    """`like`, with a header name that is not UTF-8: the Kafka client cannot decode it. The pure-Python
-    batch builder writes a name as `name.encode()`; the producer's compiled one would refuse it."""
-    import time
-
-    from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
-
+    """`like`, with a header name that is not UTF-8: the Kafka client cannot decode it."""
     producer = AIOKafkaProducer(**connection_options(settings), acks="all", enable_idempotence=False)
     await producer.start()
     try:
-        batch = producer.create_batch()
-        batch._builder = _DefaultRecordBatchBuilderPy(  # noqa: SLF001
-            magic=2, compression_type=0, is_transactional=0, producer_id=-1, producer_epoch=-1,
-            base_sequence=0, batch_size=1024 * 1024)
-        batch._builder.append(0, int(time.time() * 1000), key=like.key, value=like.value,  # noqa: SLF001
-                              headers=[*like.headers, (RawHeaderName(b"\xff\xfe"), b"x")])
-        batch._relative_offset = 1  # noqa: SLF001
-        batch.close()
-        await (await producer.send_batch(batch, like.topic, partition=partition))
+        await (await send_raw_batch(producer, like.topic, partition, like.key, like.value,
+                                    [*like.headers, (RawHeaderName(b"\xff\xfe"), b"x")]))
     finally:
         await producer.stop()
 
