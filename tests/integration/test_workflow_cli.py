@@ -16,6 +16,7 @@ from .test_workflow_support import (
     PIN,
     US_NUMBER,
     answered,
+    cancel,
     checked,
     port_requested,
     rejected,
@@ -71,3 +72,18 @@ async def test_porting_status_of_an_unknown_request_says_so(settings):
     async with workflow_handlers(settings):
         code, output = await porting("status", "KW" + "0" * 32, "--database-url", settings.database_url)
     assert code == 1 and "no port-in request" in output
+
+
+async def test_porting_status_of_a_request_not_received_shows_the_events_waiting_for_it_and_their_timer(settings):
+    request = port_requested(US_NUMBER)
+    sid = request.port_in_request_sid
+    async with workflow_handlers(settings) as workflow:
+        await workflow.feed(cancel(sid))
+        code, shown = await porting("status", sid, "--json", "--database-url", settings.database_url)
+        human_code, human = await porting("status", sid, "--database-url", settings.database_url)
+    view = json.loads(shown)
+    assert (code, human_code) == (0, 0)
+    assert (view["status"], view["phone_numbers"]) == (None, [])
+    assert [t["kind"] for t in view["timers"]] == ["parked_event_overdue"]
+    assert [p["event_type"] for p in view["parked_events"]] == ["porting.cancel-requested.v1"]
+    assert "not received yet" in human and "parked_event_overdue" in human

@@ -21,7 +21,6 @@ from .test_workflow_support import (
     US_NUMBER,
     answered,
     cancel,
-    new_sid,
     port_requested,
     record,
     running_workflow,
@@ -42,7 +41,7 @@ async def _count(settings, query: str) -> int:
 
 async def test_an_event_whose_request_never_comes_raises_one_alert_after_a_restart_with_two_instances(settings):
     clock = MovableClock(START)
-    sid = new_sid()
+    sid = port_requested(US_NUMBER).port_in_request_sid  # a request that is never published
     async with running_workflow(settings, clock):
         await publish(settings, [record(settings, cancel(sid), event_id="cancel-orphan")])
         await wait_until(lambda: _count(settings, "SELECT count(*) FROM timers WHERE kind = 'parked_event_overdue'"),

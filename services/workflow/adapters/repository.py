@@ -162,8 +162,6 @@ class WorkflowRepository:
         request = await self.connection.fetchrow(
             "SELECT status, account_sid, revision, received_at, updated_at FROM port_in_requests "
             "WHERE port_in_request_sid = $1", sid)
-        if request is None:
-            return None
         numbers = await self.connection.fetch(
             "SELECT state FROM port_in_numbers WHERE port_in_request_sid = $1 ORDER BY position", sid)
         history = await self.connection.fetch(
@@ -175,7 +173,10 @@ class WorkflowRepository:
         parked = await self.connection.fetch(
             "SELECT event_type, event_id, reason, parked_at FROM parked_events WHERE port_in_request_sid = $1 "
             "ORDER BY id", sid)
-        return {"request": dict(request), "numbers": [json.loads(r["state"]) for r in numbers],
+        if request is None and not parked:
+            return None
+        # Without the request, events parked for it (their watch timers, an orphaned-event alert).
+        return {"request": dict(request) if request else None, "numbers": [json.loads(r["state"]) for r in numbers],
                 "history": [dict(r) for r in history], "timers": [dict(r) for r in timers],
                 "parked": [dict(r) for r in parked]}
 

@@ -41,7 +41,7 @@ async def request_view(connection: asyncpg.Connection, sid: str) -> dict[str, An
     found = await WorkflowRepository(connection).show(sid)
     if found is None:
         return None
-    request = found["request"]
+    request = found["request"] or dict.fromkeys(("status", "account_sid", "revision", "received_at", "updated_at"))
     numbers = [{"phone_number": n["phone_number"], "status": n["status"], "reason_code": n["reason_code"],
                 "reason": n["reason"], "country": n["country"], "port_date": n["port_date"],
                 "port_time_range_start": n["port_time_range_start"], "port_time_range_end": n["port_time_range_end"],
@@ -76,7 +76,11 @@ def status(
     if as_json:
         typer.echo(json.dumps(view, indent=2))
         return
-    console.print(f"[bold]{sid}[/bold]  {view['status']}  (account {view['account_sid']}, revision {view['revision']})")
+    if view["status"] is None:
+        console.print(f"[bold]{sid}[/bold]  not received yet: events wait for it")
+    else:
+        console.print(f"[bold]{sid}[/bold]  {view['status']}  (account {view['account_sid']}, "
+                      f"revision {view['revision']})")
     numbers = Table("phone number", "status", "reason", "port date", title="numbers")
     for n in view["phone_numbers"]:
         reason = " ".join(part for part in (n["reason_code"], n["reason"]) if part)
@@ -95,7 +99,9 @@ def status(
         timers.add_row(t["kind"], t["due_at"] + (" (failed)" if t["failed"] else ""))
     console.print(timers)
     if view["parked_events"]:
-        console.print(f"{len(view['parked_events'])} event(s) parked until the request (or revision) arrives")
+        console.print(f"{len(view['parked_events'])} event(s) parked until the request (or revision) arrives:")
+        for p in view["parked_events"]:
+            console.print(f"  {p['event_type']} {p['event_id']} since {p['parked_at']}", markup=False)
 
 
 @requests_app.command("list")
