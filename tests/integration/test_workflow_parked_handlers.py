@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from porting_runtime.dead_letters import get_dead_letter
-from schemas import AlertKind, CarrierOutcome, PortAlertRaised, PortStatusChanged
+from schemas import AlertKind, CarrierOutcome, PortAlertRaised, PortStatusChanged, decode
 
 from .portability_support import consumer_records
 from .test_workflow_support import CA_NUMBER, US_NUMBER, answered, cancel, port_requested, record, workflow_handlers
@@ -80,3 +80,21 @@ async def test_a_parked_event_its_request_finds_invalid_is_dead_lettered_with_it
     assert [tuple(h) for h in history] == [("note", "PARKED_EVENT_DEAD_LETTERED")], "not recorded as ignored"
     assert (left, timers) == (0, 0)
     assert status == ("in_review", {US_NUMBER: "in_review"})
+
+
+async def test_an_event_parked_before_originals_were_kept_is_dead_lettered_re_encoded_with_its_place_unknown(settings):
+    request = port_requested(US_NUMBER)
+    sid = request.port_in_request_sid
+    stray = answered(sid, (CA_NUMBER, CarrierOutcome.ACCEPTED))
+    async with workflow_handlers(settings) as workflow:
+        await workflow.feed_batch([record(settings, stray, event_id="answer-old")])
+        await workflow.pool.execute("UPDATE parked_events SET original = NULL, source_topic = NULL, "
+                                    "source_partition = NULL, source_offset = NULL")
+        await workflow.feed(request)
+        [row] = await workflow.pool.fetch("SELECT id, source_topic, source_partition, source_offset FROM dead_letters")
+        kept = await get_dead_letter(workflow.pool, row["id"], workflow.sealer)  # type: ignore[arg-type]
+    assert (row["source_topic"], row["source_partition"], row["source_offset"]) == (
+        settings.topic(stray.event_type), -1, -1)
+    assert kept is not None and kept.key == sid.encode()
+    redelivered = decode([(n.decode(), v) for n, v in kept.headers], kept.value)
+    assert (redelivered.attributes.id, redelivered.data) == ("answer-old", stray)
