@@ -1,15 +1,16 @@
-"""Helpers every service's integration tests use: publish, collect, wait, read the database."""
+"""Helpers every service's integration tests use: publish, collect, run a service, wait, read the database."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from porting_runtime import ServiceSettings
+from porting_runtime import RunningService, ServiceDefinition, ServiceSettings
 from porting_runtime.kafka import connection_options, ensure_topics
 from schemas import KafkaRecord
 
@@ -45,6 +46,19 @@ async def collect(settings: ServiceSettings, topic: str, *, expect: int, timeout
     finally:
         await consumer.stop()
     return records
+
+
+@contextlib.asynccontextmanager
+async def running_service(definition: ServiceDefinition, settings: ServiceSettings,
+                          **options: Any) -> AsyncIterator[RunningService]:
+    """The service in this process as it runs in production (`options` as RunningService takes
+    them), stopped on the way out."""
+    service = RunningService(definition, settings, **options)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
 
 
 async def wait_until(check: Any, *, timeout: float = 30.0, interval: float = 0.1, what: str | None = None) -> Any:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from porting_runtime import MovableClock, RunningService, ServiceSettings
 from porting_runtime.database import apply_migrations
 from schemas import PortAlertRaised, encode
 
-from ..kafka_support import collect, committed_offsets, publish, wait_until
+from ..kafka_support import collect, committed_offsets, publish, running_service, wait_until
 from ..unit.notifier.events import alert_raised, status_changed
 from .test_notifier_support import (LOCAL_RECEIVER_SETTINGS, REFUSED_DOMAIN, refusing_catcher, signing_secret,
                                    silent_receiver, webhook_receiver)
@@ -45,15 +44,9 @@ def notifier_settings(settings: ServiceSettings, smtp_port: int, secret: str, **
     return NotifierSettings(**fields)
 
 
-@contextlib.asynccontextmanager
-async def running_notifier(settings: NotifierSettings, clock: MovableClock) -> AsyncIterator[RunningService]:
-    service = RunningService(NOTIFIER, settings, serve_http=False, clock=clock,
-                             timer_poll_interval=0.2)
-    await service.start()
-    try:
-        yield service
-    finally:
-        await service.stop()
+def running_notifier(settings: NotifierSettings, clock: MovableClock,
+                     ) -> contextlib.AbstractAsyncContextManager[RunningService]:
+    return running_service(NOTIFIER, settings, serve_http=False, clock=clock, timer_poll_interval=0.2)
 
 
 async def publish_events(settings: ServiceSettings, *events: Any) -> None:
