@@ -1,5 +1,6 @@
 """Running the workflow in a test: its handlers and timers on a real PostgreSQL fed fabricated
-records (no broker), or the whole service on the real broker; and the events to feed it.
+records (no broker), or the whole service on the real broker; and the events to feed it (made by
+tests/unit/workflow/builders.py from this module's numbers, secrets and time).
 
 (Kept in a test_workflow_* module so the workflow's tests stay within their own files; it holds
 no tests itself.)
@@ -8,11 +9,10 @@ no tests itself.)
 from __future__ import annotations
 
 import contextlib
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
-from decimal import Decimal
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -25,21 +25,11 @@ from porting_runtime.sealed_outbox import open_outbox_row
 from porting_runtime.sealing import Sealer
 from porting_runtime.timer_loop import TimerLoop
 from schemas import (
-    CancellationPolicyKind,
-    CancelRequested,
-    CarrierNumberResponse,
-    CarrierOutcome,
-    CarrierResponded,
     KafkaRecord,
-    NumberPortability,
-    NumberType,
     PortabilityChecked,
     PortabilityReason,
     PortingEvent,
-    PortingRequirements,
-    PortingTrack,
     PortRequested,
-    PortScheduled,
     dead_letter_topic,
     decode,
     encode,
@@ -47,22 +37,16 @@ from schemas import (
 from workflow.service import WORKFLOW
 from workflow.settings import WorkflowSettings
 
+from ..kafka_support import running_service
+from ..unit.workflow import builders
+from ..unit.workflow.builders import CA, INTERNATIONAL, US, carrier, documents, portable
+from ..unit.workflow.builders import cancel  # noqa: F401 (the workflow's tests take it from here)
 from .portability_support import consumer_records
 
 # Monday 1 February 2027, 09:00 UTC: a business day in the US, Canada and Britain.
 START = datetime(2027, 2, 1, 9, 0, tzinfo=UTC)
 US_NUMBER, US_NUMBER_2, CA_NUMBER, GB_NUMBER = "+12015550123", "+12015550124", "+15145550100", "+442071234567"
 PIN, ACCOUNT_NUMBER = "80417733", "ACCT-55120937"
-REPRESENTATIVE = "Ada Lovelace"
-US = PortingRequirements(track=PortingTrack.API, min_notice_business_days=3,
-                         cancellation_policy=CancellationPolicyKind.NORTH_AMERICAN)
-CA = PortingRequirements(track=PortingTrack.API, bill_max_age_days=30, customer_service_record_required=True,
-                         fee_per_number=Decimal("25.00"), fee_currency="CAD", min_notice_business_days=5,
-                         cancellation_policy=CancellationPolicyKind.NORTH_AMERICAN)
-INTERNATIONAL = PortingRequirements(track=PortingTrack.MANUAL, fee_acknowledgement_required=True,
-                                    min_notice_business_days=10,
-                                    cancellation_policy=CancellationPolicyKind.INTERNATIONAL,
-                                    carrier_sla_business_days=10)
 COUNTRY = {US_NUMBER: "US", US_NUMBER_2: "US", CA_NUMBER: "CA", GB_NUMBER: "GB"}
 REQUIREMENTS = {"US": US, "CA": CA, "GB": INTERNATIONAL}
 ADDRESSES = {
@@ -76,25 +60,13 @@ def workflow_settings(settings: ServiceSettings, **overrides: Any) -> WorkflowSe
     return WorkflowSettings(**{**settings.model_dump(), **overrides})
 
 
-def new_sid() -> str:
-    return "KW" + secrets.token_hex(16)
-
-
 def port_requested(*numbers: str, sid: str | None = None, account: str = "AC" + "1" * 32, revision: int = 1,
                    country: str = "US", pin: str = PIN, **overrides: Any) -> PortRequested:
-    return PortRequested.model_validate({
-        "port_in_request_sid": sid or new_sid(), "account_sid": account, "revision": revision,
-        "phone_numbers": [{"phone_number": n, "pin": pin} for n in numbers or (US_NUMBER,)],
-        "losing_carrier_information": {
-            "customer_name": "Ada Lovelace", "account_number": ACCOUNT_NUMBER,
-            "authorized_representative": REPRESENTATIVE, "authorized_representative_email": "ada@example.com",
-            "customer_type": "Business", "address": ADDRESSES[country]},
-        "notification_emails": ["ada@example.com"],
-        "documents": [{"document_sid": "loa-1", "kind": "letter_of_authorization", "dated": "2027-01-25",
-                       "signed_by": REPRESENTATIVE}],
-        "webhook_url": "https://customer.example.com/hooks",
-        **overrides,
-    })
+    numbers = numbers or (US_NUMBER,)
+    return builders.port_requested(
+        *numbers, country=country, sid=sid, account=account, revision=revision,
+        pins=dict.fromkeys(numbers, pin), account_number=ACCOUNT_NUMBER, target=None, address=ADDRESSES[country],
+        documents=documents(), **overrides)
 
 
 def checked(request: PortRequested, *, revision: int | None = None,
@@ -102,37 +74,14 @@ def checked(request: PortRequested, *, revision: int | None = None,
     results = []
     for number in dict.fromkeys(n.phone_number for n in request.phone_numbers):
         country = COUNTRY.get(number, "US")
-        requirements = REQUIREMENTS[country]
-        reason = (not_portable or {}).get(number)
-        if reason is None and requirements.track is PortingTrack.MANUAL:
-            reason = PortabilityReason.MANUAL_PORTING_AVAILABLE
-        results.append(NumberPortability(
-            phone_number=number, portable=reason is None, pin_and_account_number_required=False,
-            number_type=NumberType.LOCAL, country=country, requirements=requirements,
-            not_portable_reason=reason.name if reason else None, not_portable_reason_code=reason))
-    return PortabilityChecked(port_in_request_sid=request.port_in_request_sid, account_sid=request.account_sid,
-                              revision=revision or request.revision, results=results, checked_at=START)
+        results.append(portable(number, country=country, requirements=REQUIREMENTS[country],
+                                reason=(not_portable or {}).get(number)))
+    return builders.checked(request, *results, revision=revision, at=START)
 
 
-def answered(sid: str, *answers: tuple[str, CarrierOutcome] | CarrierNumberResponse) -> CarrierResponded:
-    responses = [a if isinstance(a, CarrierNumberResponse) else CarrierNumberResponse(phone_number=a[0], outcome=a[1])
-                 for a in answers]
-    return CarrierResponded(port_in_request_sid=sid, losing_carrier="Verizon", responses=responses)
-
-
-def rejected(number: str, code: str = "INVALID_PIN") -> CarrierNumberResponse:
-    return CarrierNumberResponse(phone_number=number, outcome=CarrierOutcome.REJECTED, rejection_reason_code=code,
-                                 rejection_reason="The PIN does not match our records")
-
-
-def scheduled(sid: str, *numbers: str, on: date, zone: str = "America/New_York") -> PortScheduled:
-    return PortScheduled(port_in_request_sid=sid, phone_numbers=list(numbers), port_date=on,
-                         port_time_range_start=time(9), port_time_range_end=time(12), time_zone=zone)
-
-
-def cancel(sid: str, *numbers: str, accepts_fees_and_risk: bool = False) -> CancelRequested:
-    return CancelRequested(port_in_request_sid=sid, phone_numbers=list(numbers) or None,
-                           requested_by="ada@example.com", accepts_fees_and_risk=accepts_fees_and_risk)
+answered = partial(carrier, losing_carrier="Verizon")
+rejected = partial(builders.rejected, text="The PIN does not match our records")
+scheduled = partial(builders.scheduled, zone="America/New_York")
 
 
 def record(settings: ServiceSettings, event: PortingEvent, event_id: str | None = None) -> KafkaRecord:
@@ -209,12 +158,7 @@ async def workflow_handlers(settings: ServiceSettings, start: datetime = START) 
         await pool.close()
 
 
-@contextlib.asynccontextmanager
-async def running_workflow(settings: ServiceSettings, clock: MovableClock) -> AsyncIterator[RunningService]:
-    service = RunningService(WORKFLOW, workflow_settings(settings), serve_http=False, clock=clock,
-                             timer_poll_interval=0.2)
-    await service.start()
-    try:
-        yield service
-    finally:
-        await service.stop()
+def running_workflow(settings: ServiceSettings, clock: MovableClock,
+                     ) -> contextlib.AbstractAsyncContextManager[RunningService]:
+    return running_service(WORKFLOW, workflow_settings(settings), serve_http=False, clock=clock,
+                           timer_poll_interval=0.2)

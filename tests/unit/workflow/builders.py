@@ -1,4 +1,7 @@
-"""Events and requests to drive the workflow domain with, at a fixed time."""
+"""Events and requests to drive the workflow domain with, at a fixed time.
+
+tests/integration/test_workflow_support.py builds the workflow service's events with them too, from
+its own numbers, secrets and time; so a request is named by itself or by its sid."""
 
 from __future__ import annotations
 
@@ -92,16 +95,18 @@ def port_requested(*numbers: str, country: str = "US", sid: str | None = None, a
     return PortRequested.model_validate(payload)
 
 
-def portable(number: str, *, requirements: PortingRequirements | None = None, pin_required: bool = False,
-             number_type: NumberType = NumberType.LOCAL) -> NumberPortability:
-    country = COUNTRY_OF[number]
+def portable(number: str, *, country: str | None = None, requirements: PortingRequirements | None = None,
+             pin_required: bool = False, number_type: NumberType = NumberType.LOCAL,
+             reason: PortabilityReason | None = None) -> NumberPortability:
+    """The answer for a number of `country`: portable unless `reason` says why not or only manual porting is."""
+    country = country or COUNTRY_OF[number]
     requirements = requirements or REQUIREMENTS_OF[country]
-    manual = requirements.track is PortingTrack.MANUAL
+    if reason is None and requirements.track is PortingTrack.MANUAL:
+        reason = PortabilityReason.MANUAL_PORTING_AVAILABLE
     return NumberPortability(
-        phone_number=number, portable=not manual, pin_and_account_number_required=pin_required,
+        phone_number=number, portable=reason is None, pin_and_account_number_required=pin_required,
         number_type=number_type, country=country, requirements=requirements,
-        not_portable_reason="MANUAL_PORTING_AVAILABLE" if manual else None,
-        not_portable_reason_code=PortabilityReason.MANUAL_PORTING_AVAILABLE if manual else None,
+        not_portable_reason=reason.name if reason else None, not_portable_reason_code=reason,
     )
 
 
@@ -111,18 +116,25 @@ def not_portable(number: str, reason: PortabilityReason) -> NumberPortability:
                              not_portable_reason=reason.name, not_portable_reason_code=reason)
 
 
-def checked(request: PortRequested, *results: NumberPortability, revision: int | None = None) -> PortabilityChecked:
+def checked(request: PortRequested, *results: NumberPortability, revision: int | None = None,
+            at: datetime = NOW) -> PortabilityChecked:
     results = results or tuple(portable(n.phone_number) for n in request.phone_numbers)
     return PortabilityChecked(port_in_request_sid=request.port_in_request_sid, account_sid=request.account_sid,
-                              revision=revision or request.revision, results=list(results), checked_at=NOW)
+                              revision=revision or request.revision, results=list(results), checked_at=at)
 
 
-def carrier(request: PortRequested | PortInRequest, *responses: tuple[str, CarrierOutcome] | CarrierNumberResponse,
-            ) -> CarrierResponded:
+Request = PortRequested | PortInRequest | str  # a request, or its sid
+
+
+def sid_of(request: Request) -> str:
+    return request if isinstance(request, str) else request.port_in_request_sid
+
+
+def carrier(request: Request, *responses: tuple[str, CarrierOutcome] | CarrierNumberResponse,
+            losing_carrier: str = "Pacific Bell") -> CarrierResponded:
     answers = [r if isinstance(r, CarrierNumberResponse) else CarrierNumberResponse(phone_number=r[0], outcome=r[1])
                for r in responses]
-    return CarrierResponded(port_in_request_sid=request.port_in_request_sid, losing_carrier="Pacific Bell",
-                            responses=answers)
+    return CarrierResponded(port_in_request_sid=sid_of(request), losing_carrier=losing_carrier, responses=answers)
 
 
 def rejected(number: str, code: str = "INVALID_PIN", text: str = "The PIN does not match") -> CarrierNumberResponse:
@@ -130,14 +142,14 @@ def rejected(number: str, code: str = "INVALID_PIN", text: str = "The PIN does n
                                  rejection_reason_code=code, rejection_reason=text)
 
 
-def scheduled(request: PortRequested | PortInRequest, *numbers: str, on: date = date(2027, 3, 2),
+def scheduled(request: Request, *numbers: str, on: date = date(2027, 3, 2),
               start: time = time(9), end: time = time(12), zone: str = "America/Los_Angeles") -> PortScheduled:
-    return PortScheduled(port_in_request_sid=request.port_in_request_sid, phone_numbers=list(numbers),
+    return PortScheduled(port_in_request_sid=sid_of(request), phone_numbers=list(numbers),
                          port_date=on, port_time_range_start=start, port_time_range_end=end, time_zone=zone)
 
 
-def cancel(request: PortRequested | PortInRequest, *numbers: str, accepts_fees_and_risk: bool = False) -> CancelRequested:
-    return CancelRequested(port_in_request_sid=request.port_in_request_sid, phone_numbers=list(numbers) or None,
+def cancel(request: Request, *numbers: str, accepts_fees_and_risk: bool = False) -> CancelRequested:
+    return CancelRequested(port_in_request_sid=sid_of(request), phone_numbers=list(numbers) or None,
                            requested_by="ada@example.com", accepts_fees_and_risk=accepts_fees_and_risk)
 
 
