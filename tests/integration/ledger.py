@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from porting_runtime import DueTimer, EventRejected, Route, RunningService, ServiceDefinition, ServiceSettings, TimerRoute
 from schemas import AlertKind, CloudEvent, KafkaRecord, PortAlertRaised, PortRequested, encode
+from tests.kafka_support import running_service
 
 REJECTED_CUSTOMER = "Rule Breaker"
 
@@ -76,15 +77,10 @@ FIXED_LEDGER = ServiceDefinition(
 )
 
 
-@contextlib.asynccontextmanager
-async def running(settings: ServiceSettings, definition: ServiceDefinition = LEDGER, **options: Any) -> AsyncIterator[RunningService]:
+def running(settings: ServiceSettings, definition: ServiceDefinition = LEDGER,
+            **options: Any) -> contextlib.AbstractAsyncContextManager[RunningService]:
     options.setdefault("serve_http", False)
-    service = RunningService(definition, settings, **options)
-    await service.start()
-    try:
-        yield service
-    finally:
-        await service.stop()
+    return running_service(definition, settings, **options)
 
 
 def port_requested_record(settings: ServiceSettings, event: PortRequested, **options: Any) -> KafkaRecord:
