@@ -168,6 +168,7 @@ class Bench:
             "system_under_test": ("the benchmark's process" if options.in_process
                                   else "each service in a process of its own (spawned)"),
             "instances_per_service": 1 if options.in_process else options.instances,
+            "naive_instances": 1,
             **({"completion": "a customer e-mail accepted by the benchmark's SMTP catcher (aiosmtpd, "
                               "notifier.adapters.mail_catcher's Maildir handler) in the benchmark's process"}
                if self.scenario.completion == "mail" else {}),
@@ -365,8 +366,10 @@ class Bench:
             finally:
                 await system.stop()
             return
-        group = await ChildGroup(kind, self.scenario, settings, self.options.log_level,
-                                 self.options.instances).start()
+        # The naive worker runs as one instance: a FastStream subscriber per route is a consumer per
+        # route, and several instances of that keep one group rebalancing on the embedded broker.
+        instances = self.options.instances if kind == PIPELINE else 1
+        group = await ChildGroup(kind, self.scenario, settings, self.options.log_level, instances).start()
         try:
             yield group
         finally:
