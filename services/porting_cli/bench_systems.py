@@ -100,7 +100,11 @@ class NaiveWorker:
         for route in definition.routes(pool, settings):
             topic = settings.topic(route.event.event_type)
             handler = _naive_handler(definition.name, route, pool, broker, options)
-            broker.subscriber(topic, group_id=f"naive-{definition.name}", auto_offset_reset="earliest",
+            # A group per subscriber and run (its topics' prefix): FastStream makes a consumer per
+            # subscriber, and consumers of different topics in one group, or a group another scenario's
+            # worker left behind, kept the embedded broker rebalancing for minutes.
+            broker.subscriber(topic, group_id=f"{settings.topic_prefix}naive-{definition.name}-{route.event.__name__}",
+                              auto_offset_reset="earliest",
                               ack_policy=AckPolicy.ACK)(handler)
         await broker.start()
         self.brokers.append(broker)
