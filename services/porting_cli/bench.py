@@ -160,8 +160,8 @@ class Bench:
             try:
                 report["naive"] = await self._system(NAIVE, naive_events, latency=False, throughput=True)
             except (RuntimeError, TimeoutError) as error:
-                # The baseline failed (the workflow's naive worker does not finish warming up on the
-                # embedded broker): the report says so, its ratio stays unmeasured, the rest stands.
+                # A baseline that cannot be measured (it did not start or warm up in time) leaves its
+                # ratio unmeasured; the report says why, and what was measured stands.
                 err.print(f"[red]naive worker: {error}[/red]")
                 report["naive"] = {"what": _what(NAIVE), "error": str(error)}
         report["ratios"] = self._ratios(report)

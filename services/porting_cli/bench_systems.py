@@ -101,8 +101,7 @@ class NaiveWorker:
             topic = settings.topic(route.event.event_type)
             handler = _naive_handler(definition.name, route, pool, broker, options)
             # A group per subscriber and run (its topics' prefix): FastStream makes a consumer per
-            # subscriber, and consumers of different topics in one group, or a group another scenario's
-            # worker left behind, kept the embedded broker rebalancing for minutes.
+            # subscriber; one group for all of them rebalances at every join on the embedded broker.
             broker.subscriber(topic, group_id=f"{settings.topic_prefix}naive-{definition.name}-{route.event.__name__}",
                               auto_offset_reset="earliest",
                               ack_policy=AckPolicy.ACK)(handler)
@@ -141,7 +140,8 @@ def _naive_handler(consumer: str, route: Any, pool: asyncpg.Pool, broker: Any, o
                 await route.handler([event], unit)
             else:
                 await route.handler(event, unit)
-            follow_ups = unit.take_pending()
+            # Every follow-up, the sealed PortSubmitted too, is produced directly: no outbox.
+            follow_ups = [record for record, _ in unit.take_follow_ups()]
             await unit.flush()  # timers, if the handler scheduled any
             for follow_up in follow_ups:
                 await broker.publish(follow_up.value, topic=follow_up.topic, key=follow_up.key,

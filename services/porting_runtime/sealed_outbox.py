@@ -50,9 +50,13 @@ async def write_sealed_outbox(connection: asyncpg.Connection, messages: Sequence
     """Like `outbox.write_outbox`, for messages sealed at rest (same per-key ordering lock)."""
     # The same statement as write_outbox, so these rows and a service's follow-ups of the same key
     # keep commit order.
-    await insert_outbox_rows(connection, [
-        OutboxRow(m.topic, m.key, sealer.seal(pack_message(m.value, m.headers)), [], [], sealed=True) for m in messages
-    ])
+    await insert_outbox_rows(connection, [sealed_row(m, sealer) for m in messages])
+
+
+def sealed_row(message: SealedMessage, sealer: Sealer) -> OutboxRow:
+    """The outbox row of a message sealed at rest: value and headers in one sealed blob."""
+    return OutboxRow(message.topic, message.key, sealer.seal(pack_message(message.value, message.headers)), [], [],
+                     sealed=True)
 
 
 def open_outbox_row(row: Any, sealer: Sealer) -> OutboxMessage:

@@ -20,8 +20,8 @@ from .clock import WALL_CLOCK, Clock
 from .dead_letter_writer import DeadLetterWriter
 from .dead_letters import RawRecord
 from .failures import FollowUpRefused
-from .outbox import write_outbox
-from .sealed_outbox import SealedMessage, write_sealed_outbox
+from .outbox import OutboxRow, insert_outbox_rows
+from .sealed_outbox import SealedMessage, sealed_row
 from .sealing import Sealer
 from .timers import TimerChanges, write_timer_changes
 
@@ -48,8 +48,8 @@ class UnitOfWork:
     clock: Clock = WALL_CLOCK
     # Seals follow-ups published with `sealed=True` (the runtime gives every unit one).
     sealer: Sealer | None = None
-    _pending: list[KafkaRecord] = field(default_factory=list)
-    _sealed: list[SealedMessage] = field(default_factory=list)
+    # Follow-ups in the order they were published, each with whether it is sealed at rest.
+    _follow_ups: list[tuple[KafkaRecord, bool]] = field(default_factory=list)
     _timers: TimerChanges = field(default_factory=TimerChanges)
     _rejected: dict[int, str] = field(default_factory=dict)
 
@@ -66,13 +66,9 @@ class UnitOfWork:
         if (size := record_size(record)) > self.max_message_bytes:
             raise FollowUpRefused(f"{event.event_type} would be {size} bytes; the broker takes at most "
                                   f"{self.max_message_bytes}")
-        if not sealed:
-            self._pending.append(record)
-            return
-        if self.sealer is None:
+        if sealed and self.sealer is None:
             raise FollowUpRefused(f"{event.event_type} must be sealed and this unit of work has no key")
-        self._sealed.append(SealedMessage(record.topic, record.key, record.value,
-                                          [(n.encode(), v) for n, v in record.headers]))
+        self._follow_ups.append((record, sealed))
 
     def reject(self, event: CloudEvent[Any], reason: str) -> None:
         """From a batch handler: this event can never succeed; it is dead-lettered with the reason.
@@ -106,18 +102,23 @@ class UnitOfWork:
 
     @property
     def pending(self) -> list[KafkaRecord]:
-        return list(self._pending)
+        """The follow-ups published so far and not sealed."""
+        return [record for record, sealed in self._follow_ups if not sealed]
 
-    def take_pending(self) -> list[KafkaRecord]:
-        pending, self._pending = self._pending, []
-        return pending
+    def take_follow_ups(self) -> list[tuple[KafkaRecord, bool]]:
+        """Every follow-up published so far, in order, with whether it is sealed; the unit forgets them."""
+        follow_ups, self._follow_ups = self._follow_ups, []
+        return follow_ups
 
     async def flush(self) -> None:
-        """Write what was queued (follow-ups, timer changes) in the open transaction."""
-        await write_outbox(self.connection, self.take_pending())
-        sealed, self._sealed = self._sealed, []
-        if sealed:
-            await write_sealed_outbox(self.connection, sealed, self.sealer)  # type: ignore[arg-type]
+        """Write what was queued (follow-ups in one statement, in publish order; timer changes) in
+        the open transaction."""
+        await insert_outbox_rows(self.connection, [
+            sealed_row(SealedMessage(r.topic, r.key, r.value, [(n.encode(), v) for n, v in r.headers]),
+                       self.sealer) if sealed  # type: ignore[arg-type]
+            else OutboxRow(r.topic, r.key, r.value, [n for n, _ in r.headers], [v for _, v in r.headers])
+            for r, sealed in self.take_follow_ups()
+        ])
         changes, self._timers = self._timers, TimerChanges()
         await write_timer_changes(self.connection, changes)
 
