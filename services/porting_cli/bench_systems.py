@@ -22,6 +22,7 @@ from porting_runtime.clock import WALL_CLOCK
 from porting_runtime.database import apply_migrations, create_pool
 from porting_runtime.health import ProgressBoard
 from porting_runtime.logs import configure_logging
+from porting_runtime.service import settle_collector
 
 from schemas import decode
 
@@ -173,6 +174,7 @@ def serve(kind: str, scenario_name: str, settings: Mapping[str, dict[str, Any]],
 
     async def main() -> None:
         system = await start_system(kind, scenario, typed)
+        settle_collector()
         ready.set()
         await asyncio.get_running_loop().run_in_executor(None, stop.wait)
         await system.stop()

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka import errors as kafka_errors
 
 from . import metrics
-from .consumer import EventConsumer, ProcessingAbandoned, commit_offset
+from .consumer import EventConsumer, ProcessingAbandoned, commit_offsets
 from .dead_letters import UndecodableRecord
 from .failures import Backoff, classify, describe
 from .health import ProgressBoard
@@ -160,7 +160,7 @@ class ConsumeLoop:
         offset = await consumer.position(tp)
         culprit, reason = await undecodable_culprit(consumer, tp, offset, error)
         await self.pipeline.record_undecodable(culprit, reason)
-        await commit_offset(consumer, self.pipeline.name, tp, offset + 1)
+        await commit_offsets(consumer, self.pipeline.name, {tp: offset + 1})
         consumer.seek(tp, offset + 1)
         self.committed[tp] = offset + 1
 

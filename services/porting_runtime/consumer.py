@@ -66,7 +66,7 @@ class _KnownCulprit(Exception):
 @dataclass(frozen=True)
 class Route:
     """Which handler takes an event type. `batch=True`: the handler takes every new event of a
-    partition batch at once (set-based); otherwise one event at a time."""
+    topic's batch at once (set-based); otherwise one event at a time."""
 
     event: type[PortingEvent]
     handler: Handler | BatchHandler
@@ -390,16 +390,9 @@ def first_offsets(batch: Sequence[ConsumerRecord]) -> dict[TopicPartition, int]:
 
 
 async def commit_offsets(consumer: AIOKafkaConsumer, name: str, offsets: dict[TopicPartition, int]) -> None:
+    """One request for every partition given; the consume loop reports lag after each poll."""
     try:
         await consumer.commit(offsets)
     except Exception as error:  # a rebalance or a broker hiccup: the inbox dedupes the redelivery
         log.warning("offset commit failed", consumer=name, partitions=sorted(map(str, offsets)), error=repr(error))
         return
-    for partition, offset in offsets.items():
-        highwater = consumer.highwater(partition)
-        if highwater is not None:
-            metrics.CONSUMER_LAG.labels(name, partition.topic, partition.partition).set(max(0, highwater - offset))
-
-
-async def commit_offset(consumer: AIOKafkaConsumer, name: str, partition: TopicPartition, offset: int) -> None:
-    await commit_offsets(consumer, name, {partition: offset})

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from .dead_letters import RawRecord, record_dead_letters
+from .record_text import name_bytes
 from .sealing import Sealer
 
 
@@ -37,7 +38,7 @@ class DeadLetterWriter:
         kept like any dead letter, and its inbox row goes, so a redrive after a fix is handled
         rather than skipped as a duplicate. False for one dead-lettered before."""
         [kept] = await self.write(connection, [(record, reason)])
-        found = {name if isinstance(name, bytes) else name.encode(): value for name, value in record.headers}
+        found = {name_bytes(name): value for name, value in record.headers}
         source, event_id = found.get(b"ce_source"), found.get(b"ce_id")
         if source is not None and event_id is not None:
             await connection.execute(

@@ -44,7 +44,8 @@ class ServiceSettings(BaseSettings):
     stalled_after_seconds: float = Field(default=60, gt=0)
     outbox_batch_size: int = Field(default=1000, ge=1, le=10_000)
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
-    # Above the partitions a poll handles at once (each on its own connection), plus HTTP and timers.
+    # Above the topics a poll handles at once (each on its own connection), plus the relay, timers,
+    # background work and HTTP.
     database_pool_size: int = Field(default=10, ge=2)
     http_host: str = "127.0.0.1"
     http_port: int = 8080

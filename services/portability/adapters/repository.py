@@ -54,9 +54,9 @@ class PortabilityRepository:
                    UNION
                    SELECT a.account_sid, a.parent_sid FROM accounts a JOIN lineage l ON a.account_sid = l.parent_sid)
                SELECT 'held' AS kind, phone_number AS a, account_sid AS b, port_in_request_sid AS c,
-                      NULL AS d, NULL::boolean AS wireless, NULL AS e FROM held
-               UNION ALL SELECT 'account', account_sid, parent_sid, NULL, NULL, NULL, NULL FROM lineage
-               UNION ALL SELECT 'block', prefix, carrier_name, carrier_id, rate_center, wireless, NULL
+                      NULL AS d, NULL::boolean AS wireless FROM held
+               UNION ALL SELECT 'account', account_sid, parent_sid, NULL, NULL, NULL FROM lineage
+               UNION ALL SELECT 'block', prefix, carrier_name, carrier_id, rate_center, wireless
                          FROM number_blocks WHERE prefix = ANY($3::text[])""",
             list(numbers), sorted(set(account_sids)), prefixes,
         )

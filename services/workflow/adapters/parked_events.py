@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from porting_runtime.record_text import name_bytes
 from porting_runtime.sealed_outbox import RawHeaders, pack_message, unpack_message
 from porting_runtime.sealing import Sealer
 from schemas import CloudEvent
@@ -42,7 +43,7 @@ def sealed_original(event: CloudEvent[Any], sealer: Sealer | None) -> str | None
     origin = event.origin
     if origin is None or sealer is None:
         return None
-    headers = [(n if isinstance(n, bytes) else n.encode(), v) for n, v in origin.headers]
+    headers = [(name_bytes(n), v) for n, v in origin.headers]
     return base64.b64encode(sealer.seal(pack_message(origin.value, headers))).decode("ascii")
 
 
