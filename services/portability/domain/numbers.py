@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
-from phonenumbers import PhoneNumberType
+from phonenumbers import PhoneMetadata, PhoneNumberType
+
+# What number_type does once it has looked the region up: libphonenumber has no public call for the type
+# given the region, and number_type would look the region up again (see kind_in_region). The version is
+# pinned, and a unit test holds kind_in_region to number_type for every region's example numbers.
+from phonenumbers.phonenumberutil import _number_type_helper
 
 from schemas import NumberType, is_e164
 
@@ -58,21 +64,40 @@ def parse_e164(raw: str) -> E164Number | None:
     number of every request."""
     if not is_e164(raw):
         return None
+    return _parse_e164_syntax(raw)
+
+
+# A request's numbers come back with each of its status changes (and a number checked over HTTP is often
+# requested soon after): the recent ones are kept. Only E.164 syntax reaches it (at most 16 characters),
+# and the answers are immutable.
+@lru_cache(maxsize=4096)
+def _parse_e164_syntax(raw: str) -> E164Number | None:
+    """parse_e164 of a string already known to be E.164 syntax."""
     try:
         number = phonenumbers.parse(raw, None)
     except phonenumbers.NumberParseException:
         return None
+    region = phonenumbers.region_code_for_number(number)
     # What is_valid_number itself tests: the number matches one of its region's type patterns.
-    kind = phonenumbers.number_type(number)
+    kind = kind_in_region(number, region)
     if kind == PhoneNumberType.UNKNOWN:
         return None
     # libphonenumber reads "+4402079460000" as +442079460000: a second spelling of a number would be a
     # second inventory key for it, so only the canonical one is E.164 here.
     if phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) != raw:
         return None
-    region = phonenumbers.region_code_for_number(number)
     # Non-geographic numbers have region "001": no country.
     return E164Number(raw, number.country_code, kind, region if region and region.isalpha() else None)
+
+
+def kind_in_region(number: phonenumbers.PhoneNumber, region: str | None) -> PhoneNumberType:
+    """phonenumbers.number_type(number), given its region_code_for_number: number_type's own steps after
+    it looks the region up, so the region (the costly part: a full type match per candidate region of a
+    shared country code such as +1) is looked up once, not twice."""
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(number.country_code, region)
+    if metadata is None:
+        return PhoneNumberType.UNKNOWN
+    return _number_type_helper(phonenumbers.national_significant_number(number), metadata)
 
 
 def normalised_e164(raw: str) -> str | None:
@@ -88,8 +113,13 @@ def candidate_prefixes(e164: str) -> list[str]:
 
 
 def longest_block(e164: str, blocks: Mapping[str, NumberBlock]) -> NumberBlock | None:
-    for prefix in candidate_prefixes(e164):
-        if prefix in blocks:
+    """The block of the longest candidate prefix. Tried one prefix at a time (no list of them built),
+    and not at all when a batch's numbers are in no block, the usual case."""
+    if not blocks:
+        return None
+    digits = e164.lstrip("+")
+    for length in range(len(digits), 0, -1):
+        if (prefix := digits[:length]) in blocks:
             return blocks[prefix]
     return None
 

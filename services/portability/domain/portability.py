@@ -63,6 +63,17 @@ class PortingFacts:
     blocks: Mapping[str, NumberBlock]
     # Numbers as given, already parsed (None: not E.164), so a batch parses each once; others are parsed here.
     parsed: Mapping[str, E164Number | None] = field(default_factory=dict)
+    # Requirements already built, by country and track (see requirements).
+    _requirements: dict[tuple[str, PortingTrack], PortingRequirements] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+
+    def requirements(self, country: str, track: PortingTrack) -> PortingRequirements:
+        """What the country's coverage asks of a port on this track: the same for each of a batch's
+        numbers there, so built once per batch rather than once per number."""
+        key = (country, track)
+        if key not in self._requirements:
+            self._requirements[key] = self.coverage.countries[country].requirements(track)
+        return self._requirements[key]
 
 
 def is_authorized(hierarchy: AccountHierarchy, target_account_sid: str | None, caller_account_sid: str | None) -> bool:
@@ -104,7 +115,7 @@ def assess(question: PortabilityQuestion, facts: PortingFacts) -> NumberPortabil
     track = country.track_for(number) if country else None
     if country is None or track is None:
         return _answer(answer, PortabilityReason.UNSUPPORTED)
-    requirements = country.requirements(track)
+    requirements = facts.requirements(number.country, track)
     if track is PortingTrack.MANUAL:
         return _answer(answer, PortabilityReason.MANUAL_PORTING_AVAILABLE, requirements=requirements)
     if _missing_required_fields(question.provided, answer["pin_and_account_number_required"], country.address_required):

@@ -16,10 +16,15 @@ from ..domain.portability import ProvidedDetails
 from .checks import CheckRequest, check_requests
 
 
+# What a request provides for a number: its PIN or not, the request's account number or not, and always
+# an address. Four possible answers, made once instead of once per number.
+_PROVIDED = {(pin, account_number): ProvidedDetails(pin=pin, account_number=account_number, address=True)
+             for pin in (False, True) for account_number in (False, True)}
+
+
 def _check_request(request: PortRequested) -> CheckRequest:
     account_number = bool(request.losing_carrier_information.account_number)
-    numbers = [(n.phone_number, ProvidedDetails(pin=bool(n.pin), account_number=account_number, address=True))
-               for n in request.phone_numbers]
+    numbers = [(n.phone_number, _PROVIDED[bool(n.pin), account_number]) for n in request.phone_numbers]
     return CheckRequest(numbers, request.account_sid, port_in_request_sid=request.port_in_request_sid)
 
 

@@ -9,7 +9,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from portability.domain.accounts import AccountHierarchy
-from portability.domain.numbers import NumberBlock, normalised_e164, parse_e164
+from portability.domain.numbers import NumberBlock, kind_in_region, normalised_e164, parse_e164
 from portability.domain.portability import Holding, PortabilityQuestion, PortingFacts, assess
 from portability.adapters.coverage_file import CoverageFile
 from schemas import E164_PATTERN, PhoneNumberE164, PortabilityReason, is_e164
@@ -159,3 +159,17 @@ def test_the_country_is_libphonenumbers_region_and_none_for_non_geographic_numbe
     for number in [n for n in _numbers_from_every_region() if parse_e164(n)]:
         region = phonenumbers.region_code_for_number(phonenumbers.parse(number, None))
         assert parse_e164(number).region == (None if region == "001" else region)
+
+
+def test_the_type_given_the_region_is_libphonenumbers_number_type():
+    # kind_in_region takes number_type's steps after its region lookup, so the region is looked up once.
+    import phonenumbers
+
+    differing = []
+    for number in _numbers_from_every_region():
+        parsed = phonenumbers.parse(number, None)
+        if kind_in_region(parsed, phonenumbers.region_code_for_number(parsed)) != phonenumbers.number_type(parsed):
+            differing.append(number)
+    assert differing == []
+    assert all(parse_e164(n).kind == phonenumbers.number_type(phonenumbers.parse(n, None))
+               for n in _numbers_from_every_region() if parse_e164(n))

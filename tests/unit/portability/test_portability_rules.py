@@ -107,6 +107,19 @@ def test_toll_free_and_international_numbers_are_manual_porting_and_carry_the_ma
     assert answer.requirements.track is PortingTrack.MANUAL
 
 
+def test_every_answer_of_one_batch_carries_its_own_countrys_requirements_for_its_track():
+    facts = PortingFacts(COVERAGE, HIERARCHY, {}, BLOCKS)  # one batch: built once per country and track
+    expected = {"+12015550123": ("US", PortingTrack.API), "+18002752273": ("US", PortingTrack.MANUAL),
+                "+442079460958": ("GB", PortingTrack.MANUAL), "+16135550123": ("CA", PortingTrack.API),
+                "+14155562671": ("US", PortingTrack.API), "+14165550123": ("CA", PortingTrack.API)}
+    for number, (country, track) in expected.items():
+        answer = assess(PortabilityQuestion(number, TARGET, True, FULL, REQUEST), facts)
+        assert answer.requirements == COVERAGE.countries[country].requirements(track), number
+    assert check("+16135550123").requirements.fee_per_number == Decimal("25.00")
+    later_notice = _us_coverage(min_notice_business_days=9)
+    assert check("+12015550123", coverage=later_notice).requirements.min_notice_business_days == 9
+
+
 def test_international_requirements_ask_for_fee_acknowledgement_and_follow_the_international_cancellation_rule():
     requirements = check("+442079460958").requirements
     assert requirements.fee_acknowledgement_required
