@@ -7,7 +7,6 @@ invalid it is dead-lettered exactly as it arrived, and a redrive sends the same 
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,13 +37,13 @@ class ParkedRecord:
     headers: RawHeaders
 
 
-def sealed_original(event: CloudEvent[Any], sealer: Sealer | None) -> str | None:
-    """The event's original value and headers, packed and sealed, base64 for the JSON batch."""
+def sealed_original(event: CloudEvent[Any], sealer: Sealer | None) -> bytes | None:
+    """The event's original value and headers, packed and sealed."""
     origin = event.origin
     if origin is None or sealer is None:
         return None
     headers = [(name_bytes(n), v) for n, v in origin.headers]
-    return base64.b64encode(sealer.seal(pack_message(origin.value, headers))).decode("ascii")
+    return sealer.seal(pack_message(origin.value, headers))
 
 
 async def parked_records(connection: asyncpg.Connection, ids: list[int], sealer: Sealer,

@@ -4,11 +4,20 @@ A batch takes the per-request locks (one statement), loads every request it name
 numbers and parked events (one statement), and writes everything it decided back (one
 statement of data-modifying CTEs). PIN and account number are sealed (Fernet) in their own
 column and never in the JSON state; the column is emptied when the request ends.
+
+What a request costs per event is kept small (issue 8, `porting bench --scenario workflow`):
+- the state is `json` (003_json_state.sql): the service writes the text pydantic makes and reads
+  it back as is, with no jsonb parsing or re-serialising in PostgreSQL;
+- loading validates each request from that text in one `model_validate_json` (pydantic-core),
+  not json.loads and model_validate of the Python objects;
+- the batch goes to PostgreSQL as typed arrays (unnest), not as one JSON document;
+- PIN and account number are sealed once, when they arrive (a new request or revision); a save
+  that leaves them as loaded keeps the sealed bytes already stored instead of sealing again;
+- only the numbers that changed since they were loaded are written: the others' rows stay.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +27,7 @@ from typing import Any
 import asyncpg
 
 from porting_runtime.sealing import Sealer
-from schemas import CloudEvent, EventAttributes
+from schemas import CloudEvent, EventAttributes, PortRequested
 from schemas.topics import event_for_type
 from workflow.domain import Decisions, FeeRecorded, HistoryEntry, PortInRequest
 
@@ -26,6 +35,16 @@ from .parked_events import sealed_original
 
 # Namespace of the per-request advisory locks (the outbox's per-key locks use 42).
 REQUEST_LOCK_SEED = 8
+
+# What of the aggregate goes into port_in_requests.state: not its numbers (rows of their own),
+# never PIN or account number (sealed in `secrets`).
+_STATE_EXCLUDES: Any = {
+    "numbers": True,
+    "details": {"phone_numbers": {"__all__": {"pin"}}, "losing_carrier_information": {"account_number"}},
+}
+
+# PIN per requested number, in order, and the account number: what `secrets` seals.
+_Secrets = tuple[tuple[str | None, ...], str | None]
 
 
 @dataclass(frozen=True)
@@ -65,11 +84,24 @@ class Changes:
         return bool(self.requests or self.history or self.parked or self.unparked)
 
 
+@dataclass
+class _Stored:
+    """A request as it was loaded: what a save compares with to write only what changed."""
+
+    secrets: _Secrets | None
+    sealed: bytes | None  # as stored: written back as is while the secrets are unchanged
+    # Each number's field values when loaded. Contract models are frozen and NumberState's own
+    # fields are replaced, never changed in place, so a shallow copy tells any change.
+    numbers: dict[str, dict[str, Any]]
+
+
 class WorkflowRepository:
     def __init__(self, connection: asyncpg.Connection, sealer: Sealer | None = None, consumer: str | None = None) -> None:
         # Without a sealer (operator reads) the sealed PIN and account number are never opened.
         # `consumer`: whose inbox rows tell where a parked event was read (topic, partition, offset).
         self.connection, self.sealer, self.consumer = connection, sealer, consumer
+        # The requests `load` found stored, by sid: what `save` compares with.
+        self._stored: dict[str, _Stored] = {}
 
     async def lock(self, sids: Iterable[str]) -> None:
         """Serialize work on each request across partitions and instances, so an event parked
@@ -80,81 +112,72 @@ class WorkflowRepository:
         )
 
     async def load(self, sids: Iterable[str]) -> Loaded:
-        rows = await self.connection.fetch(
-            """SELECT s.sid, r.state, r.secrets,
-                      (SELECT jsonb_agg(n.state ORDER BY n.position) FROM port_in_numbers n
-                        WHERE n.port_in_request_sid = s.sid) AS numbers,
-                      (SELECT jsonb_agg(jsonb_build_object('id', p.id, 'type', p.event_type, 'event_id', p.event_id,
-                                 'source', p.event_source, 'time', p.event_time, 'traceparent', p.traceparent,
-                                 'data', p.data, 'reason', p.reason) ORDER BY p.id)
-                         FROM parked_events p WHERE p.port_in_request_sid = s.sid) AS parked
-                 FROM unnest($1::text[]) AS s(sid)
-                 LEFT JOIN port_in_requests r ON r.port_in_request_sid = s.sid""",
-            sorted(set(sids)),
-        )
+        """Call after `lock`: under the locks, what is loaded is what the save will find."""
+        rows = await self.connection.fetch(_LOAD, sorted(set(sids)))
         loaded = Loaded({}, {})
         for row in rows:
             if row["state"] is not None:
-                loaded.requests[row["sid"]] = self._request(row["state"], row["numbers"], row["secrets"])
+                loaded.requests[row["sid"]] = self._request(row["sid"], row["state"], row["numbers"], row["secrets"])
             if row["parked"] is not None:
                 loaded.parked[row["sid"]] = [_parked(p) for p in json.loads(row["parked"])]
         return loaded
 
-    def _request(self, state: str, numbers: str, secrets: bytes | None) -> PortInRequest:
-        fields = json.loads(state)
-        details = fields["details"]
+    def _request(self, sid: str, state: str, numbers: str | None, secrets: bytes | None) -> PortInRequest:
+        # The stored state is a JSON object the service wrote; its numbers (an object by phone
+        # number, in the request's order) go in as its last member, so the whole aggregate is
+        # parsed and validated in one call, in pydantic-core.
+        request = PortInRequest.model_validate_json(f'{state.rstrip()[:-1]},"numbers":{numbers or "{}"}}}')
+        opened: _Secrets | None = None
         if secrets is not None:
             assert self.sealer is not None
-            opened = json.loads(self.sealer.unseal(secrets))
-            for requested, pin in zip(details["phone_numbers"], opened["pins"], strict=True):
-                requested["pin"] = pin
-            details["losing_carrier_information"]["account_number"] = opened["account_number"]
-        fields["numbers"] = {n["phone_number"]: n for n in json.loads(numbers or "[]")}
-        return PortInRequest.model_validate(fields)
+            unsealed = json.loads(self.sealer.unseal(secrets))
+            opened = (tuple(unsealed["pins"]), unsealed["account_number"])
+            request.details = _with_secrets(request.details, opened)
+        self._stored[sid] = _Stored(opened, secrets, {n.phone_number: dict(n.__dict__) for n in request.numbers.values()})
+        return request
 
     async def save(self, changes: Changes) -> None:
         if not changes:
             return
-        requests, numbers = [], []
+        requests = _Columns(7)
+        numbers = _Columns(8)
         for sid, request in changes.requests.items():
-            requests.append(self._request_row(request, changes.now))
-            numbers += [{"sid": sid, "phone_number": n.phone_number, "position": position, "status": n.status.value,
-                         "reason_code": n.reason_code, "country": n.country,
-                         "port_date": n.port_date.isoformat() if n.port_date else None,
-                         "state": n.model_dump(mode="json")}
-                        for position, n in enumerate(request.numbers.values())]
-        history = [{"sid": sid, "seq": seq, "at": h.at.isoformat(), "cause_event_id": h.cause_event_id,
-                    "phone_number": h.phone_number, "status_from": h.status_from, "status_to": h.status_to,
-                    "reason_code": h.reason_code, "reason": h.reason, "kind": h.kind.value}
-                   for seq, (sid, h) in enumerate(changes.history)]
-        fees = [{"sid": sid, "phone_number": f.phone_number, "amount": str(f.amount), "currency": f.currency,
-                 "completed_at": f.completed_at.isoformat(), "cause_event_id": f.cause_event_id}
-                for sid, f in changes.fees]
-        parked = [{"sid": e.data.port_in_request_sid, "seq": seq, "event_type": e.attributes.type,
-                   "event_id": e.attributes.id, "event_source": e.attributes.source,
-                   "event_time": e.attributes.time.isoformat() if e.attributes.time else None,
-                   "traceparent": e.attributes.traceparent, "data": e.data.model_dump(mode="json"), "reason": reason,
-                   "original": sealed_original(e, self.sealer)}
-                  for seq, (e, reason) in enumerate(changes.parked)]
+            stored = self._stored.get(sid)
+            requests.add(sid, request.account_sid, request.status.value, request.revision, request.received_at,
+                         request.model_dump_json(exclude=_STATE_EXCLUDES), self._sealed_secrets(request, stored))
+            for position, n in enumerate(request.numbers.values()):
+                if stored is not None and stored.numbers.get(n.phone_number) == n.__dict__:
+                    continue  # unchanged since loaded: its row stays as it is
+                numbers.add(sid, n.phone_number, position, n.status.value, n.reason_code, n.country, n.port_date,
+                            n.model_dump_json())
+        history = _Columns(9)
+        for sid, h in changes.history:
+            history.add(sid, h.at, h.cause_event_id, h.phone_number, h.status_from, h.status_to, h.reason_code,
+                        h.reason, h.kind.value)
+        fees = _Columns(6)
+        for sid, f in changes.fees:
+            fees.add(sid, f.phone_number, f.amount, f.currency, f.completed_at, f.cause_event_id)
+        parked = _Columns(9)
+        for e, reason in changes.parked:
+            parked.add(e.data.port_in_request_sid, e.attributes.type, e.attributes.id, e.attributes.source,
+                       e.attributes.time, e.attributes.traceparent, e.data.model_dump_json(), reason,
+                       sealed_original(e, self.sealer))
         await self.connection.execute(
-            _SAVE, json.dumps(requests), json.dumps(numbers), json.dumps(history), json.dumps(fees),
-            json.dumps(parked), changes.unparked, changes.now, self.consumer,
+            _SAVE, changes.now, self.consumer, changes.unparked,
+            *requests.arrays, *numbers.arrays, *history.arrays, *fees.arrays, *parked.arrays,
         )
 
-    def _request_row(self, request: PortInRequest, now: datetime) -> dict[str, Any]:
-        details = request.details.model_dump(mode="json")
-        pins = [n.pop("pin", None) for n in details["phone_numbers"]]
-        account_number = details["losing_carrier_information"].pop("account_number", None)
-        secrets = None
-        if any(pins) or account_number:
-            assert self.sealer is not None
-            sealed = self.sealer.seal(json.dumps({"pins": pins, "account_number": account_number}).encode())
-            secrets = base64.b64encode(sealed).decode("ascii")
-        state = request.model_dump(mode="json", exclude={"numbers", "details"}) | {"details": details}
-        return {"sid": request.port_in_request_sid, "account_sid": request.account_sid,
-                "status": request.status.value, "revision": request.revision,
-                "received_at": request.received_at.isoformat(), "updated_at": now.isoformat(),
-                "state": state, "secrets": secrets}
+    def _sealed_secrets(self, request: PortInRequest, stored: _Stored | None) -> bytes | None:
+        """The request's PIN and account number, sealed. Sealed again only when they differ from
+        what was loaded (a new request, a revision that brings its own); None once forgotten."""
+        current = _secrets_of(request.details)
+        if stored is not None and current == stored.secrets:
+            return stored.sealed
+        if current is None:
+            return None
+        assert self.sealer is not None
+        pins, account_number = current
+        return self.sealer.seal(json.dumps({"pins": list(pins), "account_number": account_number}).encode())
 
     # Operator reads.
 
@@ -198,23 +221,65 @@ def _parked(fields: dict[str, Any]) -> ParkedEvent:
     return ParkedEvent(fields["id"], CloudEvent(attributes, model.model_validate(fields["data"])), fields["reason"])
 
 
+def _secrets_of(details: PortRequested) -> _Secrets | None:
+    pins = tuple(n.pin for n in details.phone_numbers)
+    account_number = details.losing_carrier_information.account_number
+    return (pins, account_number) if any(pins) or account_number else None
+
+
+def _with_secrets(details: PortRequested, secrets: _Secrets) -> PortRequested:
+    """The details with the PIN and account number opened from `secrets`. No validation again:
+    they were validated when the request came in, and sealed by this service."""
+    pins, account_number = secrets
+    return details.model_copy(update={
+        "phone_numbers": [n.model_copy(update={"pin": pin}) for n, pin in zip(details.phone_numbers, pins, strict=True)],
+        "losing_carrier_information": details.losing_carrier_information.model_copy(
+            update={"account_number": account_number}),
+    })
+
+
+class _Columns:
+    """Rows as one list per column: what `unnest` takes, one typed array each."""
+
+    def __init__(self, width: int) -> None:
+        self.arrays: list[list[Any]] = [[] for _ in range(width)]
+
+    def add(self, *values: Any) -> None:
+        for column, value in zip(self.arrays, values, strict=True):
+            column.append(value)
+
+
+_LOAD = """
+SELECT s.sid, r.state, r.secrets,
+       (SELECT json_object_agg(n.phone_number, n.state ORDER BY n.position) FROM port_in_numbers n
+         WHERE n.port_in_request_sid = s.sid) AS numbers,
+       (SELECT jsonb_agg(jsonb_build_object('id', p.id, 'type', p.event_type, 'event_id', p.event_id,
+                  'source', p.event_source, 'time', p.event_time, 'traceparent', p.traceparent,
+                  'data', p.data, 'reason', p.reason) ORDER BY p.id)
+          FROM parked_events p WHERE p.port_in_request_sid = s.sid) AS parked
+  FROM unnest($1::text[]) AS s(sid)
+  LEFT JOIN port_in_requests r ON r.port_in_request_sid = s.sid
+"""
+
+# $1 now, $2 the consumer (whose inbox rows place a parked event), $3 parked rows applied; then
+# each table's columns as arrays. Upserts, not UPDATE ... FROM: the arbiter index finds each row
+# whatever the planner's estimates of the arrays.
 _SAVE = """
 WITH requests AS (
     INSERT INTO port_in_requests (port_in_request_sid, account_sid, status, revision, received_at, updated_at,
                                   state, secrets)
-    SELECT sid, account_sid, status, revision, received_at, updated_at, state, decode(secrets, 'base64')
-      FROM jsonb_to_recordset($1::jsonb) AS x(sid text, account_sid text, status text, revision integer,
-                                              received_at timestamptz, updated_at timestamptz, state jsonb,
-                                              secrets text)
+    SELECT sid, account_sid, status, revision, received_at, $1, state, secrets
+      FROM unnest($4::text[], $5::text[], $6::text[], $7::integer[], $8::timestamptz[], $9::json[], $10::bytea[])
+           AS r(sid, account_sid, status, revision, received_at, state, secrets)
     ON CONFLICT (port_in_request_sid) DO UPDATE
        SET status = EXCLUDED.status, revision = EXCLUDED.revision, updated_at = EXCLUDED.updated_at,
            state = EXCLUDED.state, secrets = EXCLUDED.secrets
 ), numbers AS (
     INSERT INTO port_in_numbers (port_in_request_sid, phone_number, position, status, reason_code, country,
                                  port_date, updated_at, state)
-    SELECT sid, phone_number, position, status, reason_code, country, port_date, $7, state
-      FROM jsonb_to_recordset($2::jsonb) AS x(sid text, phone_number text, position integer, status text,
-                                              reason_code text, country text, port_date date, state jsonb)
+    SELECT sid, phone_number, position, status, reason_code, country, port_date, $1, state
+      FROM unnest($11::text[], $12::text[], $13::integer[], $14::text[], $15::text[], $16::text[], $17::date[],
+                  $18::json[]) AS n(sid, phone_number, position, status, reason_code, country, port_date, state)
     ON CONFLICT (port_in_request_sid, phone_number) DO UPDATE
        SET status = EXCLUDED.status, reason_code = EXCLUDED.reason_code, country = EXCLUDED.country,
            port_date = EXCLUDED.port_date, updated_at = EXCLUDED.updated_at, state = EXCLUDED.state
@@ -222,28 +287,26 @@ WITH requests AS (
     INSERT INTO transitions (port_in_request_sid, at, cause_event_id, phone_number, status_from, status_to,
                              reason_code, reason, kind)
     SELECT sid, at, cause_event_id, phone_number, status_from, status_to, reason_code, reason, kind
-      FROM jsonb_to_recordset($3::jsonb) AS x(sid text, seq integer, at timestamptz, cause_event_id text,
-                                              phone_number text, status_from text, status_to text,
-                                              reason_code text, reason text, kind text)
+      FROM unnest($19::text[], $20::timestamptz[], $21::text[], $22::text[], $23::text[], $24::text[],
+                  $25::text[], $26::text[], $27::text[]) WITH ORDINALITY
+           AS h(sid, at, cause_event_id, phone_number, status_from, status_to, reason_code, reason, kind, seq)
      ORDER BY seq
 ), fees AS (
     INSERT INTO porting_fees (port_in_request_sid, phone_number, amount, currency, completed_at, cause_event_id)
-    SELECT sid, phone_number, amount, currency, completed_at, cause_event_id
-      FROM jsonb_to_recordset($4::jsonb) AS x(sid text, phone_number text, amount numeric, currency text,
-                                              completed_at timestamptz, cause_event_id text)
+    SELECT * FROM unnest($28::text[], $29::text[], $30::numeric[], $31::text[], $32::timestamptz[], $33::text[])
     ON CONFLICT DO NOTHING
 ), parked AS (
     INSERT INTO parked_events (port_in_request_sid, event_type, event_id, event_source, event_time, traceparent,
                                data, reason, parked_at, original, source_topic, source_partition, source_offset)
-    SELECT x.sid, x.event_type, x.event_id, x.event_source, x.event_time, x.traceparent, x.data, x.reason, $7,
-           decode(x.original, 'base64'), i.topic, i.partition, i."offset"
-      FROM jsonb_to_recordset($5::jsonb) AS x(sid text, seq integer, event_type text, event_id text,
-                                              event_source text, event_time timestamptz, traceparent text,
-                                              data jsonb, reason text, original text)
-      LEFT JOIN inbox i ON i.consumer = $8 AND i.event_source = x.event_source AND i.event_id = x.event_id
+    SELECT x.sid, x.event_type, x.event_id, x.event_source, x.event_time, x.traceparent, x.data, x.reason, $1,
+           x.original, i.topic, i.partition, i."offset"
+      FROM unnest($34::text[], $35::text[], $36::text[], $37::text[], $38::timestamptz[], $39::text[],
+                  $40::jsonb[], $41::text[], $42::bytea[]) WITH ORDINALITY
+           AS x(sid, event_type, event_id, event_source, event_time, traceparent, data, reason, original, seq)
+      LEFT JOIN inbox i ON i.consumer = $2 AND i.event_source = x.event_source AND i.event_id = x.event_id
      ORDER BY x.seq
 ), unparked AS (
-    DELETE FROM parked_events WHERE id = ANY($6::bigint[])
+    DELETE FROM parked_events WHERE id = ANY($3::bigint[])
 )
 SELECT 1
 """
