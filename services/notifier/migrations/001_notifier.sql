@@ -30,8 +30,7 @@ CREATE INDEX notifications_to_send ON notifications (channel, seq) WHERE state I
 -- What must go out before a notification: the earlier unfinished ones to the same recipient.
 CREATE INDEX notifications_earlier ON notifications (port_in_request_sid, channel, recipient, seq)
     WHERE state IN ('pending', 'sending', 'retrying');
--- The pending gauges: how many are unfinished, and since when.
-CREATE INDEX notifications_unfinished_since ON notifications (ready_at)
+CREATE INDEX notifications_unfinished ON notifications (channel, ready_at)
     WHERE state IN ('pending', 'sending', 'retrying');
 CREATE INDEX notifications_scheduled_reminders ON notifications (port_in_request_sid)
     WHERE state = 'scheduled';

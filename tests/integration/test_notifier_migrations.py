@@ -1,0 +1,39 @@
+"""The notifier's schema changes reach a database that ran an earlier shape of its migrations."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from notifier.service import NOTIFIER
+from porting_runtime.database import apply_migrations, create_pool
+
+
+async def _indexes(pool: asyncpg.Pool) -> dict[str, str]:
+    rows = await pool.fetch("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'notifications'")
+    return {r["indexname"]: r["indexdef"] for r in rows}
+
+
+async def test_the_pending_gauges_index_is_keyed_by_ready_time_alone_after_the_migrations(settings):
+    pool = await create_pool(settings.database_url)
+    try:
+        await apply_migrations(pool, "notifier", NOTIFIER.migrations)
+        indexes = await _indexes(pool)
+    finally:
+        await pool.close()
+    assert "notifications_unfinished" not in indexes, "001's first shape is gone"
+    assert "(ready_at)" in indexes["notifications_unfinished_since"]
+
+
+async def test_a_database_whose_first_migration_already_had_the_new_index_migrates_without_error(settings):
+    pool = await create_pool(settings.database_url)
+    try:
+        await apply_migrations(pool, "notifier", NOTIFIER.migrations)
+        # As a database that ran 001 while it briefly carried the new index itself: 002 not yet applied.
+        forgotten = await pool.execute("DELETE FROM schema_migrations WHERE name LIKE '%002_unfinished_since_index.sql'")
+        assert forgotten == "DELETE 1"
+        await apply_migrations(pool, "notifier", NOTIFIER.migrations)
+        indexes = await _indexes(pool)
+    finally:
+        await pool.close()
+    assert "notifications_unfinished" not in indexes
+    assert "(ready_at)" in indexes["notifications_unfinished_since"]
