@@ -20,7 +20,7 @@ import httpx
 
 from porting_runtime import stack_record
 from porting_runtime.kafka import ensure_topics
-from porting_runtime.sealing import LOCAL_KEY_FILE, ensure_local_key
+from porting_runtime.sealing import LOCAL_KEY_FILE, ensure_local_key, kept_secret
 from porting_runtime.settings import ServiceSettings
 from porting_runtime.stack_record import ServiceEndpoint, StackRecord, StackUnavailable
 from schemas import ALL_TOPICS, dead_letter_topic
@@ -46,13 +46,8 @@ SERVICES = (ServiceSpec("portability", 0), ServiceSpec("workflow", 1), ServiceSp
 
 def _local_webhook_secret(root: Path) -> str:
     """The local stack's webhook signing secret (Standard Webhooks `whsec_` form), made once and kept."""
-    path = root / LOCAL_WEBHOOK_SECRET_FILE
-    if not path.exists():
-        root.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="ascii") as file:
-            file.write("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii") + "\n")
-    return path.read_text(encoding="ascii").strip()
+    return kept_secret(root / LOCAL_WEBHOOK_SECRET_FILE,
+                       lambda: "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii"))
 
 
 def _die_with_parent() -> None:

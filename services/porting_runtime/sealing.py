@@ -9,8 +9,10 @@ passed (nothing older is kept).
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,14 +83,28 @@ class Sealer:
 def ensure_local_key(data_dir: Path | str) -> str:
     """The local stack's key: read from `data_dir`, or made there once (owner-only) and kept,
     so dead letters sealed before a restart can still be read after it."""
-    path = Path(data_dir) / LOCAL_KEY_FILE
+    key = kept_secret(Path(data_dir) / LOCAL_KEY_FILE, generate_key)
+    Sealer([key])  # fails clearly on a damaged file instead of at the first dead letter
+    return key
+
+
+def kept_secret(path: Path, make: Callable[[], str]) -> str:
+    """A local secret read from `path`, or made once, kept there owner-only and read back.
+
+    Written whole to a temporary file beside it and linked into place, so two stacks starting
+    together never read a half-written secret: the first link wins and the other reads it."""
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_text(encoding="ascii").strip()
     path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        key = path.read_text(encoding="ascii").strip()
-        Sealer([key])  # fails clearly on a damaged file instead of at the first dead letter
-        return key
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(make() + "\n")
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
+    return path.read_text(encoding="ascii").strip()
     key = generate_key()
     with os.fdopen(descriptor, "w", encoding="ascii") as file:
         file.write(key + "\n")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 import stat
 
 import pytest
@@ -15,6 +17,7 @@ from porting_runtime.sealing import (
     Sealer,
     SealingKeyMissing,
     ensure_local_key,
+    kept_secret,
     generate_key,
 )
 from porting_runtime.settings import ServiceSettings
@@ -99,3 +102,19 @@ def test_a_sealed_outbox_row_opens_to_its_value_and_headers_with_names_as_kafka_
     message = open_outbox_row(row, sealer)
     assert message.value == PIN
     assert message.headers == [("ce_id", b"e1"), ("n\x00ul", None), ("bad\\xff", b"x")]
+
+
+def test_stacks_starting_together_all_read_the_one_secret_that_was_kept(tmp_path):
+    path = tmp_path / "stack" / "secret"
+    makes = iter(range(1000))
+    barrier = threading.Barrier(8)
+
+    def start() -> str:
+        barrier.wait()
+        return kept_secret(path, lambda: f"secret-{next(makes)}")
+
+    with ThreadPoolExecutor(8) as pool:
+        read = list(pool.map(lambda _: start(), range(8)))
+    assert len(set(read)) == 1 and read[0] == path.read_text().strip()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["secret"], "no temporary file left behind"
