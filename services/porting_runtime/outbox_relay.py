@@ -2,8 +2,7 @@
 
 One relay per service is active at a time (a session advisory lock); the others stand by,
 so no two relays can interleave a key's rows. It wakes on LISTEN/NOTIFY, polls as a
-fallback, produces in batches (reading the next while earlier ones wait for their acks), and
-keeps retrying while the broker is down.
+fallback, produces in batches, and keeps retrying while the broker is down.
 """
 
 from __future__ import annotations
@@ -29,40 +28,7 @@ log = get_logger(__name__)
 
 ProducerFactory = Callable[[], AIOKafkaProducer]
 BACKLOG_MEASURE_INTERVAL = 5.0  # seconds
-LEADERSHIP_CHECK_INTERVAL = 1.0  # seconds
-PIPELINE_DEPTH = 4  # batches handed to the producer and not yet confirmed
 RECORD_OVERHEAD_BYTES = 512
-
-
-class _Sending:
-    """One batch read from the outbox: the producer's delivery per row, and the rows refused."""
-
-    def __init__(self, ids: list[int]) -> None:
-        self.ids = ids
-        self.deliveries: list[tuple[int, asyncio.Future[Any]]] = []
-        self.refused: list[tuple[int, str]] = []
-
-    async def outcome(self) -> tuple[list[int], list[tuple[int, str]]]:
-        """The ids acknowledged and the rows refused for good; raises a transient failure once every
-        delivery has settled (nothing of the batch is then marked sent, it goes again)."""
-        results = await asyncio.gather(*(d for _, d in self.deliveries), return_exceptions=True)
-        sent, refused = [], list(self.refused)
-        for (row_id, _), result in zip(self.deliveries, results, strict=True):
-            if not isinstance(result, BaseException):
-                sent.append(row_id)
-            elif classify(result) == "record":
-                refused.append((row_id, describe(result)))
-            else:
-                raise result
-        return sent, refused
-
-
-def _drain(queue: asyncio.Queue[_Sending | None]) -> list[_Sending]:
-    batches = []
-    while not queue.empty():
-        if (batch := queue.get_nowait()) is not None:
-            batches.append(batch)
-    return batches
 
 
 class OutboxRelay:
@@ -136,125 +102,61 @@ class OutboxRelay:
                 await connection.close()
 
     async def _relay(self, producer: AIOKafkaProducer, leadership: asyncpg.Connection) -> None:
-        """Relay until stopped; a transient failure (the broker away) waits and goes again from the
-        oldest unsent row, keeping the producer and the lead."""
-        backoff = Backoff(maximum=5.0)
-        while not self._stop.is_set():
-            try:
-                await self._pipeline(producer, leadership, backoff)
-            except Exception as error:
-                if not is_transient(error) or leadership.is_closed():
-                    raise  # a lost lock steps down (see _lead); the rest goes to the supervisor
-                metrics.TRANSIENT_FAILURES.labels("outbox_relay").inc()
-                self.board.failing("outbox relay", describe(error))
-                log.warning("publishing the outbox failed; retrying", error=describe(error))
-                with contextlib.suppress(Exception):  # the backlog grows while the broker is away
-                    await self._measure_backlog()
-                await self._sleep(backoff.next_delay())
-
-    async def _pipeline(self, producer: AIOKafkaProducer, leadership: asyncpg.Connection, backoff: Backoff) -> None:
-        """Read and enqueue the next rows while earlier ones wait for their acks.
-
-        A row committed while a batch waits for the broker goes out at once instead of a whole
-        cycle later (reading, acks and marking used to take turns). Batches are confirmed in the
-        order they were read; the first failure stops both sides, lets what was handed to the
-        producer settle (so nothing of it is overtaken by what is read again), and raises: rows
-        not yet confirmed go again in id order, which may duplicate, never lose."""
-        in_flight: dict[int, None] = {}  # ids handed to the producer and not yet confirmed, in order
-        queue: asyncio.Queue[_Sending | None] = asyncio.Queue(maxsize=PIPELINE_DEPTH)
-        reading = asyncio.create_task(self._read(producer, leadership, queue, in_flight))
-        confirming = asyncio.create_task(self._confirm(queue, in_flight, backoff))
-        try:
-            # Until one fails, or both end (stopping: the reader's None lets the confirmer finish).
-            await asyncio.wait({reading, confirming}, return_when=asyncio.FIRST_EXCEPTION)
-            for task in (reading, confirming):
-                if task.done() and (error := task.exception()) is not None:
-                    raise error
-        finally:
-            for task in (reading, confirming):
-                task.cancel()
-            await asyncio.gather(reading, confirming, return_exceptions=True)
-            await asyncio.gather(*(d for batch in _drain(queue) for _, d in batch.deliveries),
-                                 return_exceptions=True)
-
-    async def _read(self, producer: AIOKafkaProducer, leadership: asyncpg.Connection,
-                    queue: asyncio.Queue[_Sending | None], in_flight: dict[int, None]) -> None:
-        loop = asyncio.get_running_loop()
-        checked_at = loop.time()
+        publish_backoff = Backoff(maximum=5.0)
         while not self._stop.is_set():
             self._wake.clear()
             # The lock lives as long as its connection: if that is gone, another relay may lead
             # now, and publishing on would interleave a key's rows. This raises and steps down.
-            # The listener keeps the connection read, so a closed one shows at once; a round trip
-            # besides, once a second, for a connection that went quiet.
-            if leadership.is_closed() or loop.time() - checked_at >= LEADERSHIP_CHECK_INTERVAL:
-                await leadership.fetchval("SELECT 1")
-                checked_at = loop.time()
+            await leadership.fetchval("SELECT 1")
             rows = await self.pool.fetch(
                 """SELECT id, topic, key, value, header_names, header_values, sealed
-                   FROM outbox WHERE sent_at IS NULL AND set_aside_at IS NULL AND id <> ALL($2::bigint[])
-                   ORDER BY id LIMIT $1""",
-                self.batch_size, list(in_flight),
+                   FROM outbox WHERE sent_at IS NULL AND set_aside_at IS NULL ORDER BY id LIMIT $1""",
+                self.batch_size,
             )
             if rows:
-                sending = await self._send(producer, rows)
-                in_flight.update(dict.fromkeys(r["id"] for r in rows))
-                await queue.put(sending)  # waits while PIPELINE_DEPTH batches are unconfirmed
+                try:
+                    sent, refused = await self._publish(producer, rows)
+                except Exception as error:
+                    if not is_transient(error):
+                        raise
+                    metrics.TRANSIENT_FAILURES.labels("outbox_relay").inc()
+                    self.board.failing("outbox relay", describe(error))
+                    log.warning("publishing the outbox failed; retrying", error=describe(error))
+                    with contextlib.suppress(Exception):  # the backlog grows while the broker is away
+                        await self._measure_backlog()
+                    await self._sleep(publish_backoff.next_delay())
+                    continue
+                publish_backoff.reset()
+                await self.pool.execute("UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", sent)
+                if refused:
+                    await self._set_aside(refused)
+                metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(sent))
             await self._report_backlog(full_batch=len(rows) == self.batch_size)
             if len(rows) < self.batch_size:
                 await self._wait_for_work()
-        await queue.put(None)
 
-    async def _confirm(self, queue: asyncio.Queue[_Sending | None], in_flight: dict[int, None],
-                       backoff: Backoff) -> None:
-        stopping = False
-        while not stopping and (first := await queue.get()) is not None:
-            batches = [first]
-            while not queue.empty():  # batches read meanwhile are marked in the same statement
-                if (later := queue.get_nowait()) is None:
-                    stopping = True
-                    break
-                batches.append(later)
-            sent: list[int] = []
-            refused: list[tuple[int, str]] = []
-            try:
-                for batch in batches:
-                    batch_sent, batch_refused = await batch.outcome()
-                    sent += batch_sent
-                    refused += batch_refused
-            except Exception:
-                await self._mark(sent, refused)  # what was acknowledged before the failure
-                raise
-            await self._mark(sent, refused)
-            for batch in batches:
-                for row_id in batch.ids:
-                    in_flight.pop(row_id, None)
-            backoff.reset()
+    async def _publish(self, producer: AIOKafkaProducer, rows: list[Any]) -> tuple[list[int], list[tuple[int, str]]]:
+        """Send a batch; returns the ids acknowledged and the rows the broker can never accept.
 
-    async def _mark(self, sent: list[int], refused: list[tuple[int, str]]) -> None:
-        if sent:
-            await self.pool.execute("UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", sent)
-            metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(sent))
-        if refused:
-            await self._set_aside(refused)
-
-    async def _send(self, producer: AIOKafkaProducer, rows: list[Any]) -> _Sending:
-        """Hand a batch to the producer (aiokafka groups it per partition), without waiting for acks.
-        Rows the broker can never accept are refused here, each with its reason."""
-        sending = _Sending([row["id"] for row in rows])
+        Enqueue the whole batch (aiokafka groups it per partition), then wait for every ack. A
+        transient failure raises and nothing is marked sent, so the batch goes again in order:
+        duplicates are possible, losses are not, and consumers dedupe on (ce_source, ce_id).
+        """
+        refused: list[tuple[int, str]] = []
+        deliveries: list[tuple[int, Any]] = []
         for row in rows:
             if row["sealed"] and self.sealer is None:
-                sending.refused.append((row["id"], "sealed, and this relay has no key to unseal it"))
+                refused.append((row["id"], "sealed, and this relay has no key to unseal it"))
                 continue
             try:
                 message = open_outbox_row(row, self.sealer)  # type: ignore[arg-type]
             except Exception as error:  # a row sealed under a key since removed, or damaged
-                sending.refused.append((row["id"], f"cannot be opened: {describe(error)}"))
+                refused.append((row["id"], f"cannot be opened: {describe(error)}"))
                 continue
             size = len(message.key or b"") + len(message.value or b"") + RECORD_OVERHEAD_BYTES + sum(
                 len(n.encode()) + len(v or b"") for n, v in message.headers)
             if size > self.max_message_bytes:
-                sending.refused.append((row["id"], f"{size} bytes; the broker takes at most {self.max_message_bytes}"))
+                refused.append((row["id"], f"{size} bytes; the broker takes at most {self.max_message_bytes}"))
                 continue
             try:
                 delivery = await producer.send(message.topic, value=message.value, key=message.key,
@@ -264,10 +166,19 @@ class OutboxRelay:
                 # what it refuses (too large, no key or value, a bad header) is this row's.
                 if classify(error) == "transient":
                     raise
-                sending.refused.append((row["id"], describe(error)))
+                refused.append((row["id"], describe(error)))
                 continue
-            sending.deliveries.append((row["id"], delivery))
-        return sending
+            deliveries.append((row["id"], delivery))
+        results = await asyncio.gather(*(d for _, d in deliveries), return_exceptions=True)
+        sent = []
+        for (row_id, _), result in zip(deliveries, results, strict=True):
+            if not isinstance(result, BaseException):
+                sent.append(row_id)
+            elif classify(result) == "record":
+                refused.append((row_id, describe(result)))
+            else:
+                raise result
+        return sent, refused
 
     async def _set_aside(self, refused: list[tuple[int, str]]) -> None:
         await self.pool.execute(
