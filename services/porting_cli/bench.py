@@ -291,9 +291,10 @@ class Bench:
         collector.expect(workload.keys)
         load_before = bench_host.load()
         duplicates = collector.duplicates
-        meter.start()
-        published = await bench_load.publish_all(producer, workload, sent)
-        complete = await collector.finished(timeout=_completion_timeout(len(workload)))
+        with bench_host.collector_held():
+            meter.start()
+            published = await bench_load.publish_all(producer, workload, sent)
+            complete = await collector.finished(timeout=_completion_timeout(len(workload)))
         first = sent[workload.keys[0]]
         arrived = [collector.arrivals[k] for k in workload.keys if k in collector.arrivals]
         last = max(arrived) if arrived else now()
@@ -333,8 +334,9 @@ class Bench:
         sent: dict[str, float] = {}
         collector.expect(workload.keys)
         load_before = bench_host.load()
-        start, last = await bench_load.publish_paced(producer, workload, per_second, sent)
-        complete = await collector.finished(timeout=_completion_timeout(len(workload)))
+        with bench_host.collector_held():
+            start, last = await bench_load.publish_paced(producer, workload, per_second, sent)
+            complete = await collector.finished(timeout=_completion_timeout(len(workload)))
         latencies = [collector.arrivals[k] - sent[k] for k in workload.keys if k in collector.arrivals]
         extra: dict[str, Any] = {}
         if isinstance(collector, MailCollector):
