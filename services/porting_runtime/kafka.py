@@ -12,6 +12,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka.security import parse_security
 
 from .consumer import EventConsumer
+from .partitioning import KeyPartitioner
 from .settings import ServiceSettings
 
 DEFAULT_PARTITIONS = 6
@@ -33,6 +34,7 @@ def build_producer(settings: ServiceSettings) -> AIOKafkaProducer:
         max_batch_size=1024 * 1024,
         max_request_size=settings.max_message_bytes + 64 * 1024,
         request_timeout_ms=15_000,
+        partitioner=KeyPartitioner(),
     )
 
 
