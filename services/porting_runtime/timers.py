@@ -70,29 +70,30 @@ class TimerChanges:
 
 
 async def write_timer_changes(connection: asyncpg.Connection, changes: TimerChanges) -> None:
-    """One statement for the cancels, one for the schedules, whatever their number."""
+    """The cancels, the schedules and the wake-up in one statement (one round trip), whatever their
+    number. A (kind, key) is either cancelled or scheduled here, never both (TimerChanges keeps the
+    final word), so the two parts never touch the same row."""
     if not changes:
         return
     cancels = [(kind, key) for (kind, key), value in changes._final.items() if value is None]  # noqa: SLF001
     schedules = [(kind, key, *value) for (kind, key), value in changes._final.items() if value is not None]  # noqa: SLF001
-    if cancels:
-        await connection.execute(
-            """DELETE FROM timers t USING unnest($1::text[], $2::text[]) AS c(kind, key)
-               WHERE t.kind = c.kind AND t.key = c.key AND t.failed_at IS NULL""",
-            [k for k, _ in cancels], [k for _, k in cancels],
-        )
-    if schedules:
-        await connection.execute(
-            """INSERT INTO timers (kind, key, due_at, data, traceparent)
-               SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::jsonb[], $5::text[])
+    await connection.execute(
+        """WITH cancelled AS (
+               DELETE FROM timers t USING unnest($1::text[], $2::text[]) AS c(kind, key)
+               WHERE t.kind = c.kind AND t.key = c.key AND t.failed_at IS NULL),
+           scheduled AS (
+               INSERT INTO timers (kind, key, due_at, data, traceparent)
+               SELECT * FROM unnest($3::text[], $4::text[], $5::timestamptz[], $6::jsonb[], $7::text[])
                ON CONFLICT (kind, key) WHERE failed_at IS NULL
                DO UPDATE SET due_at = EXCLUDED.due_at, data = EXCLUDED.data,
-                             traceparent = EXCLUDED.traceparent, scheduled_at = now()""",
-            [s[0] for s in schedules], [s[1] for s in schedules], [s[2] for s in schedules],
-            [json.dumps(s[3], default=str) for s in schedules], [s[4] for s in schedules],
-        )
-        # Wakes a timer loop that may be sleeping past the new due time.
-        await connection.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+                             traceparent = EXCLUDED.traceparent, scheduled_at = now()
+               RETURNING 1)
+           -- Wakes a timer loop that may be sleeping past a new due time.
+           SELECT pg_notify($8, '') WHERE EXISTS (SELECT FROM scheduled)""",
+        [k for k, _ in cancels], [k for _, k in cancels],
+        [s[0] for s in schedules], [s[1] for s in schedules], [s[2] for s in schedules],
+        [json.dumps(s[3], default=str) for s in schedules], [s[4] for s in schedules], NOTIFY_CHANNEL,
+    )
 
 
 async def pending_timers(connection: asyncpg.Connection, *, kind: str | None = None, key: str | None = None,

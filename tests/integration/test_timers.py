@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from porting_runtime import MovableClock
+from porting_runtime.database import apply_migrations, create_pool
+from porting_runtime.timers import TimerChanges, write_timer_changes
 from schemas import PortAlertRaised
 
 from ..factories import port_requested
 from ..handler_support import handler_harness
-from .ledger import REMINDING_LEDGER, collect, fetchval, port_requested_record, publish, rows_are, running, wait_until
+from .ledger import LEDGER, REMINDING_LEDGER, collect, fetchval, port_requested_record, publish, rows_are, running, wait_until
 
 
 async def _pending(settings) -> int:
@@ -103,3 +105,25 @@ async def test_a_nearer_timer_wakes_a_sleeping_timer_loop(settings):
         assert await wait_until(lambda: rows_are(settings, "effects", 1), timeout=60)
         clock.advance(timedelta(days=2))
         assert await wait_until(lambda: rows_are(settings, "reminders_fired", 1), timeout=10)
+
+
+async def test_cancelling_removes_only_the_named_pending_timers_and_keeps_one_that_failed_for_good(settings):
+    pool = await create_pool(settings.database_url)
+    try:
+        await apply_migrations(pool, "ledger", LEDGER.migrations)
+        due = datetime(2026, 12, 1, tzinfo=UTC)
+        async with pool.acquire() as connection, connection.transaction():
+            changes = TimerChanges()
+            for key in ("a", "b", "c"):
+                changes.schedule("sla", key, due, {"key": key}, None)
+            await write_timer_changes(connection, changes)
+        await pool.execute("UPDATE timers SET failed_at = now(), error = 'x' WHERE key = 'c'")
+        async with pool.acquire() as connection, connection.transaction():
+            changes = TimerChanges()
+            changes.cancel("sla", ["a", "c"])
+            changes.schedule("sla", "d", due, {}, None)
+            await write_timer_changes(connection, changes)
+        rows = await pool.fetch("SELECT key, failed_at IS NOT NULL AS failed FROM timers ORDER BY key")
+    finally:
+        await pool.close()
+    assert [(r["key"], r["failed"]) for r in rows] == [("b", False), ("c", True), ("d", False)]
