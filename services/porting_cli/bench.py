@@ -229,48 +229,52 @@ class Bench:
                 else None)
         if mail is not None:
             await mail.start()
-        extra = {name: dict(values) for name, values in self.scenario.service_settings().items()}
-        if mail is not None:
-            extra.setdefault("notifier", {}).update(smtp_host="127.0.0.1", smtp_port=mail.port)
-        settings = {d.name: _service_settings(d, kafka_bootstrap_servers=self.stack.bootstrap,
-                                              database_url=databases[d.name], topic_prefix=prefix,
-                                              http_port=free_port(), log_level=self.options.log_level,
-                                              **extra.get(d.name, {}))
-                    for d in definitions}
-        if kind == PIPELINE:
-            self.results["settings"] = {
-                "services": {name: {k: getattr(s, k) for k in REPORTED_SETTINGS if hasattr(s, k)}
-                             for name, s in settings.items()},
-                "routes": _routes(definitions, settings),
-            }
-        driver = ServiceSettings(kafka_bootstrap_servers=self.stack.bootstrap, topic_prefix=prefix)
-        # Created here first, so the services find them with this many partitions.
-        await ensure_topics(driver, all_topics(self.scenario, prefix, definitions), self.options.partitions)
-        result: dict[str, Any] = {"what": _what(kind)}
-        async with self._watching(driver, prefix, mail) as collector, \
-                self._running(kind, settings) as system, _producing(driver) as producer:
-            await self.scenario.setup(databases)
-            await self._warm_up(kind, collector, producer, prefix)
-            if throughput:
-                workload = self.scenario.workload(count, prefix)
-                err.print(f"{kind}: {count} events")
-                with self._profiling(f"{kind}-throughput", system):
-                    result.update(await self._throughput(collector, producer, workload, self._meter(system)))
-                err.print(f"  {result['events_per_second']} events/s end to end (load {result['load_before']})")
-            if latency:
-                peak = result.get("events_per_second") or 0
-                per_second = self.options.latency_rate or peak / 2
-                if per_second <= 0:
-                    raise RuntimeError("no peak rate to pace the latency phase at: run the pipeline phase or "
-                                       "give --latency-rate")
-                paced = paced_events(per_second, self.options.latency_seconds, minimum=100)
-                workload = self.scenario.workload(paced, prefix)
-                err.print(f"{kind}: latency, {paced} events paced at {per_second:.0f}/s")
-                with self._profiling(f"{kind}-latency", system):
-                    result["latency"] = await self._paced(collector, producer, workload, per_second)
-                err.print(f"  p50 {result['latency'].get('p50_ms')} ms, p99 {result['latency'].get('p99_ms')} ms "
-                          f"(load {result['latency']['load_before']})")
-        return result
+        try:
+            extra = {name: dict(values) for name, values in self.scenario.service_settings().items()}
+            if mail is not None:
+                extra.setdefault("notifier", {}).update(smtp_host="127.0.0.1", smtp_port=mail.port)
+            settings = {d.name: _service_settings(d, kafka_bootstrap_servers=self.stack.bootstrap,
+                                                  database_url=databases[d.name], topic_prefix=prefix,
+                                                  http_port=free_port(), log_level=self.options.log_level,
+                                                  **extra.get(d.name, {}))
+                        for d in definitions}
+            if kind == PIPELINE:
+                self.results["settings"] = {
+                    "services": {name: {k: getattr(s, k) for k in REPORTED_SETTINGS if hasattr(s, k)}
+                                 for name, s in settings.items()},
+                    "routes": _routes(definitions, settings),
+                }
+            driver = ServiceSettings(kafka_bootstrap_servers=self.stack.bootstrap, topic_prefix=prefix)
+            # Created here first, so the services find them with this many partitions.
+            await ensure_topics(driver, all_topics(self.scenario, prefix, definitions), self.options.partitions)
+            result: dict[str, Any] = {"what": _what(kind)}
+            async with self._watching(driver, prefix, mail) as collector, \
+                    self._running(kind, settings) as system, _producing(driver) as producer:
+                await self.scenario.setup(databases)
+                await self._warm_up(kind, collector, producer, prefix)
+                if throughput:
+                    workload = self.scenario.workload(count, prefix)
+                    err.print(f"{kind}: {count} events")
+                    with self._profiling(f"{kind}-throughput", system):
+                        result.update(await self._throughput(collector, producer, workload, self._meter(system)))
+                    err.print(f"  {result['events_per_second']} events/s end to end (load {result['load_before']})")
+                if latency:
+                    peak = result.get("events_per_second") or 0
+                    per_second = self.options.latency_rate or peak / 2
+                    if per_second <= 0:
+                        raise RuntimeError("no peak rate to pace the latency phase at: run the pipeline phase or "
+                                           "give --latency-rate")
+                    paced = paced_events(per_second, self.options.latency_seconds, minimum=100)
+                    workload = self.scenario.workload(paced, prefix)
+                    err.print(f"{kind}: latency, {paced} events paced at {per_second:.0f}/s")
+                    with self._profiling(f"{kind}-latency", system):
+                        result["latency"] = await self._paced(collector, producer, workload, per_second)
+                    err.print(f"  p50 {result['latency'].get('p50_ms')} ms, p99 {result['latency'].get('p99_ms')} ms "
+                              f"(load {result['latency']['load_before']})")
+            return result
+        finally:
+            if mail is not None:  # also when setting up failed before the phases began
+                await mail.stop()
 
     async def _warm_up(self, kind: str, collector: Collector, producer: Any, prefix: str) -> None:
         """Until the consumers joined their groups and every connection is open: not measured."""
@@ -392,10 +396,7 @@ class Bench:
                                    self.scenario.completes) as collector:
                 yield collector
             return
-        try:
-            yield mail
-        finally:
-            await mail.stop()
+        yield mail  # started and stopped by _system, around everything that uses its port
 
     def _meter(self, system: Any) -> bench_host.CpuMeter:
         processes: dict[str, tuple[int, bool]] = {"broker": (self.stack.kafka.process.pid, False),  # type: ignore[union-attr]

@@ -88,9 +88,8 @@ class MailCollector(MailArrivals):
         self._server: Any = None
 
     async def start(self) -> MailCollector:
-        """Listens as notifier.adapters.mail_catcher.start_catcher does, with its handler noting arrivals."""
-        from aiosmtpd.smtp import SMTP
-        from notifier.adapters.mail_catcher import MAX_MESSAGE_BYTES, MaildirKeeper
+        """notifier.adapters.mail_catcher's catcher, with a handler that also notes arrivals."""
+        from notifier.adapters.mail_catcher import MaildirKeeper, start_catcher
 
         collector = self
 
@@ -101,15 +100,12 @@ class MailCollector(MailArrivals):
                     collector.note(request_of(envelope.original_content or envelope.content), now())
                 return answer
 
-        handler, loop = Noting(self.maildir), asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: SMTP(handler, hostname="porting-bench-catcher", enable_SMTPUTF8=True,
-                         data_size_limit=MAX_MESSAGE_BYTES, loop=loop),
-            host="127.0.0.1", port=0)
+        self._server = await start_catcher(self.maildir, port=0, handler=Noting(self.maildir))
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            await server.wait_closed()

@@ -56,10 +56,12 @@ class MaildirKeeper:
         return "250 OK: kept"
 
 
-async def start_catcher(maildir: Path, host: str = "127.0.0.1", port: int = 1025) -> asyncio.Server:
-    """Listen on (host, port) and keep each accepted message in `maildir` (created when missing).
+async def start_catcher(maildir: Path, host: str = "127.0.0.1", port: int = 1025,
+                        handler: MaildirKeeper | None = None) -> asyncio.Server:
+    """Listen on (host, port) and keep each accepted message in `maildir` (created when missing),
+    through `handler` when given (a MaildirKeeper that also notes arrivals, as the benchmark's).
     Port 0 picks a free port: `server.sockets[0].getsockname()[1]`."""
-    handler = MaildirKeeper(maildir)
+    handler = handler or MaildirKeeper(maildir)
     loop = asyncio.get_running_loop()
     return await loop.create_server(
         lambda: SMTP(handler, hostname="porting-mail-catcher", enable_SMTPUTF8=True,
