@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 import stat
 
@@ -109,9 +110,16 @@ def test_stacks_starting_together_all_read_the_one_secret_that_was_kept(tmp_path
     makes = iter(range(1000))
     barrier = threading.Barrier(8)
 
+    def make() -> str:
+        # Slow, as a write can be: the others start while the first is making its secret, so a
+        # file opened at its final name before it is written is read half-written (empty) every
+        # time, not only when the threads happen to interleave so.
+        time.sleep(0.05)
+        return f"secret-{next(makes)}"
+
     def start() -> str:
         barrier.wait()
-        return kept_secret(path, lambda: f"secret-{next(makes)}")
+        return kept_secret(path, make)
 
     with ThreadPoolExecutor(8) as pool:
         read = list(pool.map(lambda _: start(), range(8)))
