@@ -105,7 +105,3 @@ def kept_secret(path: Path, make: Callable[[], str]) -> str:
     finally:
         os.unlink(temporary)
     return path.read_text(encoding="ascii").strip()
-    key = generate_key()
-    with os.fdopen(descriptor, "w", encoding="ascii") as file:
-        file.write(key + "\n")
-    return key
