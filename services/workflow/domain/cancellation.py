@@ -54,7 +54,8 @@ def late_cancellation_refusal(policy: CancellationPolicyKind, calendar: Business
     """Whether a number already scheduled may still be canceled; None when it may."""
     if policy is CancellationPolicyKind.NORTH_AMERICAN:
         return AFTER_SCHEDULING
-    if calendar.business_days_between(today, port_date) < LATE_CANCELLATION_NOTICE_BUSINESS_DAYS:
+    notice = LATE_CANCELLATION_NOTICE_BUSINESS_DAYS
+    if calendar.business_days_between(today, port_date, at_most=notice) < notice:
         return TOO_LATE
     if not accepts_fees_and_risk:
         return FEES_NOT_ACCEPTED

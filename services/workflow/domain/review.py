@@ -168,8 +168,8 @@ def port_date_failures(requested: date | None, requirements: PortingRequirements
         return []
     if not calendar.is_business_day(requested):
         return [PORT_DATE_NOT_BUSINESS_DAY]
-    if calendar.business_days_between(today, requested) < requirements.min_notice_business_days:
-        days = requirements.min_notice_business_days
+    days = requirements.min_notice_business_days
+    if calendar.business_days_between(today, requested, at_most=days) < days:
         return [ReviewFailure(PORT_DATE_TOO_SOON.code, PORT_DATE_TOO_SOON.fix.format(days=days))]
     return []
 

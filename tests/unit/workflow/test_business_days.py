@@ -76,3 +76,20 @@ def test_a_numbers_time_zone_comes_from_libphonenumber():
 def test_every_country_the_coverage_file_ports_has_a_holiday_calendar_in_the_library():
     supported = holidays.list_supported_countries()
     assert set(CoverageFile().current().countries) <= set(supported)
+
+
+def test_counting_notice_stops_at_what_the_rule_needs_so_a_date_centuries_away_costs_a_few_days(monkeypatch):
+    from workflow.domain import calendar as calendar_module
+
+    asked: list[date] = []
+    real = calendar_module._is_business_day.__wrapped__
+
+    def counting(country, subdivision, day):
+        asked.append(day)
+        return real(country, subdivision, day)
+
+    monkeypatch.setattr(calendar_module, "_is_business_day", counting)
+    calendar_module._business_days_between.cache_clear()
+    assert US.business_days_between(date(2027, 2, 1), date(9999, 12, 30), at_most=10) == 10
+    assert len(asked) < 20, "stopped after the tenth business day, not at the year 9999"
+    assert US.business_days_between(date(2027, 2, 1), date(2027, 2, 4), at_most=10) == 3, "fewer stays exact"
