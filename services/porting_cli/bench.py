@@ -295,7 +295,7 @@ class Bench:
         collector.expect(workload.keys)
         load_before = bench_host.load()
         duplicates = collector.duplicates
-        with bench_host.collector_held():
+        with bench_host.collector_held(hold=not self.options.in_process):
             meter.start()
             published = await bench_load.publish_all(producer, workload, sent)
             complete = await collector.finished(timeout=_completion_timeout(len(workload)))
@@ -338,7 +338,7 @@ class Bench:
         sent: dict[str, float] = {}
         collector.expect(workload.keys)
         load_before = bench_host.load()
-        with bench_host.collector_held():
+        with bench_host.collector_held(hold=not self.options.in_process):
             start, last = await bench_load.publish_paced(producer, workload, per_second, sent)
             complete = await collector.finished(timeout=_completion_timeout(len(workload)))
         latencies = [collector.arrivals[k] - sent[k] for k in workload.keys if k in collector.arrivals]

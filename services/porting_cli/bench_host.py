@@ -120,16 +120,21 @@ class CpuMeter:
 
 
 @contextlib.contextmanager
-def collector_held() -> Iterator[None]:
-    """The benchmark's own garbage collector held off while a phase is measured, and run after.
+def collector_held(*, hold: bool = True) -> Iterator[None]:
+    """The benchmark's own garbage collector held off while a phase is measured.
 
     The driver is the instrument: it keeps every workload record, publish time and arrival, and a
     full collection over them paused its event loop 80-210 ms (measured with gc.callbacks), so
     follow-ups that arrived meanwhile were stamped late and counted as the services' latency.
-    A phase allocates a few tens of megabytes at most; nothing of the systems under test changes."""
-    gc.collect()
-    gc.disable()
+    A phase allocates a few tens of megabytes at most; the collector runs again as before after
+    it. Not held (`hold=False`) when the systems under test share the driver's process
+    (--in-process): theirs would be held too, and their latency flattered."""
+    was_enabled = gc.isenabled()
+    if hold:
+        gc.collect()
+        gc.disable()
     try:
         yield
     finally:
-        gc.enable()
+        if was_enabled:
+            gc.enable()
