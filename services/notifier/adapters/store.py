@@ -14,7 +14,9 @@ import asyncpg
 from ..domain.attempts import AttemptResult
 from ..domain.deliveries import Notification
 
-# NOTIFY wakes senders when something became due to send (delivered on commit).
+# NOTIFY wakes senders when something became due to send (delivered on commit). The payload
+# names the channels (comma-separated) with something due, so a sender claims only on those;
+# an empty payload (an older instance's) means every channel.
 DUE_CHANNEL = "notifier_deliveries_due"
 UNFINISHED = ("pending", "sending", "retrying")
 
@@ -58,7 +60,8 @@ async def record(connection: asyncpg.Connection, rows: Sequence[ToRecord], recor
         return []
     n = [r.notification for r in rows]
     return await connection.fetch(
-        """INSERT INTO notifications (delivery_id, port_in_request_sid, channel, audience, recipient, kind, payload,
+        """WITH new AS (
+           INSERT INTO notifications (delivery_id, port_in_request_sid, channel, audience, recipient, kind, payload,
                                       phone_numbers, cause_source, cause_id, state, recorded_at, ready_at, finished_at)
            SELECT d, s, c, a, r, k, p::jsonb, ARRAY(SELECT jsonb_array_elements_text(nums::jsonb)), cs, ci, st, $13::timestamptz, ra,
                   CASE WHEN st = 'withdrawn' THEN $13::timestamptz END
@@ -67,12 +70,18 @@ async def record(connection: asyncpg.Connection, rows: Sequence[ToRecord], recor
                 AS x(d, s, c, a, r, k, p, nums, cs, ci, st, ra, position)
            ORDER BY position  -- seq follows the events' order
            ON CONFLICT (delivery_id) DO NOTHING
-           RETURNING delivery_id, state, ready_at""",
+           RETURNING delivery_id, state, ready_at, channel)
+           -- Senders wake on commit for the channels with something to send now, told in this
+           -- statement (an uncorrelated subquery runs once) rather than in a round trip of its own.
+           SELECT delivery_id, state, ready_at,
+                  (SELECT pg_notify($14, string_agg(DISTINCT channel, ',')) FROM new WHERE state = 'pending'
+                   HAVING count(*) > 0) AS notified
+           FROM new""",
         [x.delivery_id for x in n], [x.port_in_request_sid for x in n], [x.channel.value for x in n],
         [x.audience.value for x in n], [x.recipient for x in n], [x.kind for x in n],
         [json.dumps(x.payload) for x in n], [json.dumps(list(x.phone_numbers)) for x in n],
         [x.cause_source for x in n], [x.cause_id for x in n], [r.state for r in rows], [r.ready_at for r in rows],
-        recorded_at,
+        recorded_at, DUE_CHANNEL,
     )
 
 
@@ -94,15 +103,16 @@ async def withdraw_reminders(connection: asyncpg.Connection, targets: Sequence[t
 
 async def make_ready(connection: asyncpg.Connection, delivery_ids: Sequence[str], at: datetime) -> int:
     """A reminder's date or a retry's time has come: it is to be sent now."""
-    result = await connection.execute(
-        """UPDATE notifications SET state = 'pending', next_attempt_at = NULL
-           WHERE delivery_id = ANY ($1::text[]) AND state IN ('scheduled', 'retrying')""",
-        list(delivery_ids),
+    # One statement, telling the senders which channels have work (on commit).
+    changed = await connection.fetchval(
+        """WITH ready AS (
+               UPDATE notifications SET state = 'pending', next_attempt_at = NULL
+               WHERE delivery_id = ANY ($1::text[]) AND state IN ('scheduled', 'retrying')
+               RETURNING channel)
+           SELECT count(*), pg_notify($2, string_agg(DISTINCT channel, ',')) FROM ready HAVING count(*) > 0""",
+        list(delivery_ids), DUE_CHANNEL,
     )
-    changed = int(result.split()[-1])
-    if changed:
-        await connection.execute("SELECT pg_notify($1, '')", DUE_CHANNEL)
-    return changed
+    return int(changed or 0)
 
 
 ORDERED_CHANNELS = {"email"}
@@ -143,17 +153,38 @@ async def claim(connection: asyncpg.Connection, channel: str, limit: int, now: d
     ) for r in rows]
 
 
-async def finish(connection: asyncpg.Connection, finished: Sequence[Finished], now: datetime) -> set[str]:
+_FINISH = """WITH kept AS (
+               INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, outcome, status_code, detail)
+               SELECT * FROM unnest($7::text[], $8::int[], $9::timestamptz[], $10::timestamptz[], $11::text[],
+                                    $12::int[], $13::text[])
+               ON CONFLICT (delivery_id, attempt) DO NOTHING)
+           UPDATE notifications n
+           SET state = u.state, next_attempt_at = u.next_at, lease_until = NULL,
+               last_error = CASE WHEN u.state = 'delivered' THEN NULL ELSE u.detail END,
+               finished_at = CASE WHEN u.state IN ('delivered', 'failed', 'gave_up') THEN $6::timestamptz END
+           FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[], $5::text[])
+                AS u(delivery_id, attempt, state, next_at, detail)
+           WHERE n.delivery_id = u.delivery_id AND n.state = 'sending' AND n.attempts = u.attempt
+           RETURNING n.delivery_id"""
+
+
+async def finish(connection: asyncpg.Connection | asyncpg.Pool, finished: Sequence[Finished],
+                 now: datetime) -> set[str]:
     """Keep each attempt and move its notification on. Returns the delivery ids moved on: one
-    re-taken by another sender meanwhile (its lease ran out) is left to that sender."""
+    re-taken by another sender meanwhile (its lease ran out) is left to that sender.
+
+    One statement (the attempts are kept by a data-modifying WITH, which PostgreSQL runs to
+    completion whether or not it is read): one round trip per batch instead of two, and, being
+    one statement, atomic without a transaction around it, so a batch with nothing else to
+    write (no retry timer, no alert) needs no BEGIN and COMMIT either."""
     if not finished:
         return set()
     interrupted = [f.claimed for f in finished if f.claimed.interrupted_since is not None]
-    await connection.execute(
-        """INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, outcome, status_code, detail)
-           SELECT * FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::timestamptz[], $5::text[],
-                                $6::int[], $7::text[])
-           ON CONFLICT (delivery_id, attempt) DO NOTHING""",
+    rows = await connection.fetch(
+        _FINISH,
+        [f.claimed.delivery_id for f in finished], [f.claimed.attempt for f in finished],
+        [f.state for f in finished], [f.next_attempt_at for f in finished], [f.result.detail for f in finished],
+        now,
         [c.delivery_id for c in interrupted] + [f.claimed.delivery_id for f in finished],
         [c.attempt - 1 for c in interrupted] + [f.claimed.attempt for f in finished],
         [c.interrupted_since for c in interrupted] + [f.started_at for f in finished],
@@ -162,19 +193,6 @@ async def finish(connection: asyncpg.Connection, finished: Sequence[Finished], n
         [None for _ in interrupted] + [f.result.status_code for f in finished],
         ["the notifier stopped before it learned the outcome" for _ in interrupted]
         + [f.result.detail for f in finished],
-    )
-    rows = await connection.fetch(
-        """UPDATE notifications n
-           SET state = u.state, next_attempt_at = u.next_at, lease_until = NULL,
-               last_error = CASE WHEN u.state = 'delivered' THEN NULL ELSE u.detail END,
-               finished_at = CASE WHEN u.state IN ('delivered', 'failed', 'gave_up') THEN $6::timestamptz END
-           FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[], $5::text[])
-                AS u(delivery_id, attempt, state, next_at, detail)
-           WHERE n.delivery_id = u.delivery_id AND n.state = 'sending' AND n.attempts = u.attempt
-           RETURNING n.delivery_id""",
-        [f.claimed.delivery_id for f in finished], [f.claimed.attempt for f in finished],
-        [f.state for f in finished], [f.next_attempt_at for f in finished], [f.result.detail for f in finished],
-        now,
     )
     return {r["delivery_id"] for r in rows}
 

@@ -70,9 +70,7 @@ class NotificationRecorder:
         for row in inserted:
             if row["state"] == "scheduled":
                 unit.schedule(ROUTING_REMINDER, key=row["delivery_id"], due_at=row["ready_at"])
-        if any(row["state"] == "pending" for row in inserted):
-            # Delivered on commit: a sender wakes and takes them.
-            await unit.connection.execute("SELECT pg_notify($1, '')", store.DUE_CHANNEL)
+        # The insert itself notified the senders of the channels with pending rows (on commit).
 
 
 async def make_due(timers: Sequence[DueTimer], unit: UnitOfWork) -> None:
