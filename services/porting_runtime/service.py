@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import uvicorn
 from fastapi import FastAPI
 
 from schemas import dead_letter_topic
@@ -26,6 +25,7 @@ from .dead_letter_writer import DeadLetterWriter
 from .failures import Backoff, is_transient
 from .health import ProgressBoard
 from .http import add_operational_routes
+from .http_server import http_server
 from .kafka import build_producer, ensure_topics, service_topics
 from .logs import configure_logging, get_logger
 from .outbox_relay import OutboxRelay
@@ -197,9 +197,7 @@ class RunningService:
 
         add_operational_routes(app, service=definition.name, pool=self.pool, components=components,
                                board=self.board, stalled_after=settings.stalled_after_seconds)
-        self.server = uvicorn.Server(uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
-                                                    log_config=None, access_log=False, lifespan="off"))
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours handle SIGTERM
+        self.server = http_server(app, settings.http_host, settings.http_port)
         await self.server.serve()
 
     async def stop(self) -> None:

@@ -264,9 +264,18 @@ async def test_credentials_no_client_library_would_send_answer_401_with_code_200
     b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(32) + b"\r\n\r\n",  # a TLS hello
     b"GET " + PATH.encode() + PORTABLE.encode() + b" HTTP/9.9\r\n\r\n",
 ])
-async def test_what_is_not_http_at_all_is_refused_by_the_server_without_a_5xx_and_the_api_goes_on(api, request_bytes):
-    # Refused by the HTTP server before any app code runs, so in the server's own plain words.
+async def test_what_is_not_http_at_all_is_refused_by_the_server_in_the_public_shape_and_the_api_goes_on(
+        api, request_bytes):
+    # Refused by the app (401, 404), or by the HTTP server before any app code runs
+    # (porting_runtime.http_server): a public error either way.
     answer = await _raw_exchange(api, request_bytes)
-    assert answer == b"" or answer.startswith(b"HTTP/1.1 4"), answer[:200]
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    assert 400 <= status < 500, answer[:200]
+    assert b"content-type: application/json" in head.lower()
+    error = json.loads(body)
+    assert set(error) == {"code", "message", "more_info", "status"} and error["status"] == status
+    if status == 400:
+        assert error["code"] == 20001 and error["message"] == "The request is not valid HTTP/1.1."
     response = await api.get(PATH + PORTABLE)
     assert response.status_code == 200 and response.json()["portable"]

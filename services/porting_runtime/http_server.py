@@ -1,0 +1,43 @@
+"""The HTTP server (uvicorn on h11) answering even what never reaches the app in the public shape.
+
+A request h11 cannot parse (a non-ASCII request target, a NUL in a header line, a head over its
+limit, bytes that are not HTTP at all) is refused by the server itself before any app code
+runs; uvicorn answers those with a plain-text 400. Here the same refusal carries the public
+error body, so a client parses every error of the API the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from .http_errors import INVALID_PARAMETER, PublicError
+
+UNPARSEABLE_REQUEST = PublicError(code=INVALID_PARAMETER, message="The request is not valid HTTP/1.1.",
+                                  more_info=f"https://www.twilio.com/docs/errors/{INVALID_PARAMETER}",
+                                  status=400).model_dump_json().encode()
+
+
+class PublicErrorH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol (pinned version), its 400 for an unparseable request in the public shape."""
+
+    def send_400_response(self, msg: str) -> None:
+        headers = [(b"content-type", b"application/json"),
+                   (b"content-length", str(len(UNPARSEABLE_REQUEST)).encode("ascii")),
+                   (b"connection", b"close")]
+        for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+                      h11.Data(data=UNPARSEABLE_REQUEST), h11.EndOfMessage()):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()
+
+
+def http_server(app: Any, host: str, port: int) -> uvicorn.Server:
+    """The service's server: no logging config of its own (the service's applies), no access log,
+    no lifespan (the service starts what the app uses), SIGTERM left to the service."""
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, http=PublicErrorH11Protocol,
+                                           log_config=None, access_log=False, lifespan="off"))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours handle SIGTERM
+    return server
