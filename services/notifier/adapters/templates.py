@@ -50,22 +50,23 @@ class EmailTemplates:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            # Jinja2 would stat a template's file (and its layout's and includes') on every use:
+            # four and more stat calls per message, for an edit ops make a few times a year.
+            # Freshness is checked here instead, at most once every RECHECK_SECONDS.
+            auto_reload=False,
         )
-        # Compiled templates by name, each with when it was last checked against its file.
-        self._compiled: dict[str, tuple[Template, float]] = {}
+        self._checked_at = time.monotonic()
 
     def _template(self, name: str) -> Template:
-        """The compiled template, asking whether its file changed at most once a second:
-        Environment.get_template stats the file (and its includes) on every call, two per
-        message, for an edit ops make a few times a year. An edit is still picked up, within
-        RECHECK_SECONDS."""
+        """The compiled template; an edit to any template file is still picked up, within
+        RECHECK_SECONDS (every template compiled so far is compared with its file then)."""
         now = time.monotonic()
-        cached = self._compiled.get(name)
-        if cached is not None and now - cached[1] < RECHECK_SECONDS:
-            return cached[0]
-        template = self.environment.get_template(name)  # reloads it if its file changed
-        self._compiled[name] = (template, now)
-        return template
+        if now - self._checked_at >= RECHECK_SECONDS:
+            self._checked_at = now
+            cache = self.environment.cache
+            if cache is not None and not all(t.is_up_to_date for t in list(cache.values())):
+                cache.clear()  # recompiled from the files as they are now, on next use
+        return self.environment.get_template(name)
 
     def kinds(self) -> list[str]:
         return sorted(p.stem for p in self.directory.glob("*.txt") if not p.name.startswith("_"))

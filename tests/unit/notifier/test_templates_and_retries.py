@@ -137,6 +137,47 @@ def test_a_template_naming_something_the_event_lacks_refuses_to_render(tmp_path)
         EmailTemplates(tmp_path).render("broken", {"port_in_request_sid": "KW1"})
 
 
+def test_an_edit_to_a_template_or_its_layout_is_picked_up_within_the_recheck_interval(tmp_path, monkeypatch):
+    (tmp_path / "email").mkdir()
+    (tmp_path / "email" / "_layout.html").write_text("<p>{% block body %}{% endblock %}</p>")
+    (tmp_path / "email" / "note.txt").write_text("Subject: Note\n\nfirst\n")
+    (tmp_path / "email" / "note.html").write_text('{% extends "_layout.html" %}{% block body %}first{% endblock %}')
+    clock = [1000.0]
+    monkeypatch.setattr("notifier.adapters.templates.time.monotonic", lambda: clock[0])
+    templates = EmailTemplates(tmp_path)
+    assert templates.render("note", {}).html == "<p>first</p>"
+    (tmp_path / "email" / "_layout.html").write_text("<div>{% block body %}{% endblock %}</div>")
+    (tmp_path / "email" / "note.txt").write_text("Subject: Note\n\nsecond\n")
+    import os
+    for name in ("_layout.html", "note.txt"):  # a later mtime, whatever the file system's resolution
+        os.utime(tmp_path / "email" / name, (2_000_000_000, 2_000_000_000))
+    assert templates.render("note", {}).text == "first\n", "within the interval the compiled templates are kept"
+    clock[0] += 1.5
+    rendered = templates.render("note", {})
+    assert (rendered.text, rendered.html) == ("second\n", "<div>first</div>")
+
+
+def test_a_composed_message_decodes_to_what_was_rendered_whatever_the_characters():
+    from notifier.adapters.templates import RenderedEmail
+
+    text = "Línea one\n.\n. dot\ntrailing space \n" + "x" * 200 + "\nFrom here\n"
+    rendered = RenderedEmail(subject="Ñame of a subject long enough to be folded over more than one line, twice over",
+                             text=text, html="<p>é & ü</p>\n")
+    message = compose(rendered, delivery_id="msg_abc", sender="Número Porting <porting@carrier.example>",
+                      recipient="ada@example.com", sent_at=SENT_AT, port_in_request_sid="KW1")
+    assert all(len(line) <= 78 for line in message.data.split(b"\r\n"))
+    assert b"\n" not in message.data.replace(b"\r\n", b"")
+    parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
+    assert not parsed.defects and not any(part.defects for part in parsed.walk())
+    assert str(parsed["Subject"]) == rendered.subject and str(parsed["From"]) == "Número Porting <porting@carrier.example>"
+    assert parsed.get_body(("plain",)).get_content() == text
+    assert parsed.get_body(("html",)).get_content() == rendered.html
+    assert (message.sender, message.recipient) == ("porting@carrier.example", "ada@example.com")
+    with pytest.raises(ValueError):
+        compose(rendered, delivery_id="msg_abc", sender="porting@carrier.example", recipient="a@b.c\r\nBcc: x@y.z",
+                sent_at=SENT_AT, port_in_request_sid="KW1")
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("PIN 4412 does not match", "PIN [redacted] does not match"),
     ("wrong pin: 99887", "wrong pin: [redacted]"),
