@@ -123,8 +123,8 @@ def compose(rendered: RenderedEmail, *, delivery_id: str, sender: str, recipient
     Written as bytes here rather than built as an email.message tree and flattened by the stdlib
     generator (then flattened again by aiosmtplib): the tree, its header folding and the
     generator's boundary search were ~30% of the notifier's CPU under the pipeline bench. The
-    message is the same multipart/alternative with quoted-printable UTF-8 parts; binascii's QP
-    encoder is C. The boundary holds "=_", which quoted-printable output can never contain, so
+    message is the same multipart/alternative with UTF-8 parts, 7bit where the text allows it and
+    quoted-printable otherwise (binascii's encoder, in C). The boundary holds "=_", which quoted-printable output can never contain, so
     no search of the bodies is needed. Headers that are not plain short ASCII fall back to
     email.header's encoding and folding."""
     for value in (recipient, port_in_request_sid, delivery_id):
@@ -146,17 +146,32 @@ def compose(rendered: RenderedEmail, *, delivery_id: str, sender: str, recipient
             "\r\n")
     data = b"".join((
         head.encode("ascii"),
-        f"--{boundary}\r\n".encode(), _TEXT_PART, _quoted_printable(rendered.text),
-        f"\r\n--{boundary}\r\n".encode(), _HTML_PART, _quoted_printable(rendered.html),
+        f"--{boundary}\r\n".encode(), *_part("plain", rendered.text),
+        f"\r\n--{boundary}\r\n".encode(), *_part("html", rendered.html),
         f"\r\n--{boundary}--\r\n".encode(),
     ))
     return ComposedEmail(sender=envelope_sender, recipient=recipient, message_id=message_id, data=data)
 
 
-_TEXT_PART = (b'Content-Type: text/plain; charset="utf-8"\r\n'
-              b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")
-_HTML_PART = (b'Content-Type: text/html; charset="utf-8"\r\n'
-              b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")
+def _part(subtype: str, text: str) -> tuple[bytes, bytes]:
+    """A part's headers and body. ASCII text with lines a server keeps as they are (at most 998
+    octets, no trailing blanks, no CR of its own) goes as 7bit, unencoded; anything else as
+    quoted-printable. 7bit keeps the template's lines as the lines on the wire, where
+    quoted-printable breaks every line over 76 characters in two: each line is a read and a
+    parse in the receiving server (aiosmtpd, the local catcher, spends ~4.5 us a line), and
+    the generated messages are a third fewer lines."""
+    if text.isascii() and _NOT_7BIT.search(text) is None:
+        return _PART_HEADERS[subtype, "7bit"], text.replace("\n", "\r\n").encode("ascii")
+    return _PART_HEADERS[subtype, "quoted-printable"], _quoted_printable(text)
+
+
+# What 7bit cannot carry unchanged: a line over 998 octets, blanks ending a line, a CR, NUL.
+_NOT_7BIT = re.compile(r"[^\n]{999}|[ \t](?:\n|$)|[\r\0]")
+_PART_HEADERS = {
+    (subtype, encoding): (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+                          f"Content-Transfer-Encoding: {encoding}\r\n\r\n").encode()
+    for subtype in ("plain", "html") for encoding in ("7bit", "quoted-printable")
+}
 
 
 def _quoted_printable(text: str) -> bytes:

@@ -173,6 +173,14 @@ def test_a_composed_message_decodes_to_what_was_rendered_whatever_the_characters
     assert parsed.get_body(("plain",)).get_content() == text
     assert parsed.get_body(("html",)).get_content() == rendered.html
     assert (message.sender, message.recipient) == ("porting@carrier.example", "ada@example.com")
+    assert [part["Content-Transfer-Encoding"] for part in parsed.iter_parts()] == ["quoted-printable"] * 2
+    plain = RenderedEmail(subject="Plain", text="ASCII lines\n.\nonly\n", html="<p>ascii</p>\n")
+    parsed = message_from_bytes(compose(plain, delivery_id="msg_abc", sender="porting@carrier.example",
+                                        recipient="ada@example.com", sent_at=SENT_AT,
+                                        port_in_request_sid="KW1").as_bytes(), policy=policy.default)
+    assert [part["Content-Transfer-Encoding"] for part in parsed.iter_parts()] == ["7bit"] * 2
+    assert (parsed.get_body(("plain",)).get_content(), parsed.get_body(("html",)).get_content()) == (
+        plain.text, plain.html)
     with pytest.raises(ValueError):
         compose(rendered, delivery_id="msg_abc", sender="porting@carrier.example", recipient="a@b.c\r\nBcc: x@y.z",
                 sent_at=SENT_AT, port_in_request_sid="KW1")
