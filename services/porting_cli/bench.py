@@ -287,6 +287,11 @@ class Bench:
         await bench_load.publish_all(producer, workload, {})
         if not await collector.finished(timeout=120):
             raise RuntimeError(f"{kind}: {collector.missing} of {count} warm-up events were not answered in 120 s")
+        # The first e-mail needs only the workflow; the second (the submission) needs every service
+        # on the path. Until it came, the portability service may still be joining its group, and
+        # a phase measured meanwhile would have it idle (seen: 2 µs of its CPU a request).
+        if isinstance(collector, MailCollector) and not await collector.later_finished(workload.keys, timeout=120):
+            raise RuntimeError(f"{kind}: the warm-up's submission e-mails did not all come in 120 s")
         err.print(f"{kind}: warmed up ({count} events, {now() - began:.1f} s)")
 
     async def _throughput(self, collector: Collector, producer: Any, workload: Workload,

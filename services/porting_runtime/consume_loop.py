@@ -65,7 +65,11 @@ class ConsumeLoop:
     async def run(self) -> None:
         group = f"{self.settings.consumer_group_prefix}{self.pipeline.name}"
         consumer = build_consumer(self.settings, self.pipeline.topics, group)
-        await consumer.start()
+        try:
+            await consumer.start()
+        except BaseException:  # failed or stopped while joining: its connections are closed either way
+            await consumer.stop()
+            raise
         self.consumer = consumer
         backoff = Backoff(maximum=5.0)
         try:
