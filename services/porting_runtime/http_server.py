@@ -25,12 +25,23 @@ class PublicErrorH11Protocol(H11Protocol):
     """uvicorn's h11 protocol (pinned version), its 400 for an unparseable request in the public shape."""
 
     def send_400_response(self, msg: str) -> None:
-        headers = [(b"content-type", b"application/json"),
-                   (b"content-length", str(len(UNPARSEABLE_REQUEST)).encode("ascii")),
-                   (b"connection", b"close")]
-        for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
-                      h11.Data(data=UNPARSEABLE_REQUEST), h11.EndOfMessage()):
-            self.transport.write(self.conn.send(event))
+        # A request whose body turns unparseable (a bad chunk size) already has the app running:
+        # it is told the client is gone (its receive() gets http.disconnect, its response goes
+        # nowhere) instead of failing on a connection that has answered ("Exception in ASGI
+        # application", LocalProtocolError).
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+        # The 400 only where no response has begun: one that is complete (the app answered
+        # without reading the body) or under way cannot be followed by another on this request,
+        # and h11 would raise out of data_received ("Fatal error: protocol.data_received()").
+        if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            headers = [(b"content-type", b"application/json"),
+                       (b"content-length", str(len(UNPARSEABLE_REQUEST)).encode("ascii")),
+                       (b"connection", b"close")]
+            for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+                          h11.Data(data=UNPARSEABLE_REQUEST), h11.EndOfMessage()):
+                self.transport.write(self.conn.send(event))
         self.transport.close()
 
 

@@ -33,7 +33,11 @@ class SmtpSender:
                 client = await self._connection()
                 # The composed bytes as they are: send_message would parse the addresses again
                 # and flatten an email.message tree (the generator was ~20% of the notifier's CPU).
-                errors, reply = await client.sendmail(message.sender, [message.recipient], message.data)
+                # An internationalised recipient (RFC 6531) needs SMTPUTF8, else aiosmtplib fails
+                # to encode the RCPT command (UnicodeEncodeError, retried as "notifier error").
+                options = [] if message.recipient.isascii() else ["SMTPUTF8"]
+                errors, reply = await client.sendmail(message.sender, [message.recipient], message.data,
+                                                      mail_options=options)
             except Exception as error:
                 if client is not None:
                     await _discard(client)

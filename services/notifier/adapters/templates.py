@@ -32,6 +32,20 @@ class TemplateProblem(ValueError):
     """A template file that cannot produce a message: missing, no subject line, a bad name."""
 
 
+class UnsendableRecipient(ValueError):
+    """A recipient that is not one plain address (addr-spec): no message can go to it as given."""
+
+
+# One plain address: one "@", no whitespace or control character, none of the characters that make
+# an address list, a comment, a group, a display name or a route (",;:<>()[]\\" and quotes). The
+# event schema only asks for one "@" and no whitespace: "evil,victim@example.com" passes it, and
+# aiosmtplib's envelope parse would send that to <evil>, the To header naming two addresses.
+_PLAIN_ADDRESS = re.compile(r"[^@\s,;:<>()\[\]\\\"\x00-\x1f\x7f]+@[^@\s,;:<>()\[\]\\\"\x00-\x1f\x7f]+")
+# A subject is one line of text: whitespace of any kind (CR, LF, U+2028, U+0085, ...) and control
+# characters (NUL, ESC, DEL, C1) become a space.
+_NOT_IN_SUBJECT = re.compile(r"[\s\x00-\x1f\x7f-\x9f]+")
+
+
 @dataclass(frozen=True)
 class RenderedEmail:
     subject: str
@@ -93,7 +107,7 @@ class EmailTemplates:
         if not first.startswith("Subject:"):
             raise TemplateProblem(f"{kind}.txt must start with a 'Subject: ...' line")
         # A subject is one line whatever the context holds (no header injection).
-        subject = re.sub(r"\s+", " ", first.removeprefix("Subject:")).strip()
+        subject = _NOT_IN_SUBJECT.sub(" ", first.removeprefix("Subject:")).strip()
         try:
             html = self._template(f"{kind}.html").render({**context, "subject": subject})
         except Exception as error:
@@ -127,9 +141,11 @@ def compose(rendered: RenderedEmail, *, delivery_id: str, sender: str, recipient
     quoted-printable otherwise (binascii's encoder, in C). The boundary holds "=_", which quoted-printable output can never contain, so
     no search of the bodies is needed. Headers that are not plain short ASCII fall back to
     email.header's encoding and folding."""
-    for value in (recipient, port_in_request_sid, delivery_id):
-        if "\r" in value or "\n" in value:  # no header injection through a recipient or an id
-            raise ValueError(f"a line break in a header value: {value!r}")
+    if _PLAIN_ADDRESS.fullmatch(recipient) is None:  # exactly the one intended recipient, no header injection
+        raise UnsendableRecipient(f"not one plain e-mail address: {recipient[:300]!r}")
+    for value in (port_in_request_sid, delivery_id):
+        if not value.isprintable() or not value.isascii():  # no header injection through an id
+            raise ValueError(f"a line break or control character in a header value: {value!r}")
     envelope_sender, from_header, domain = _sender_parts(sender)
     message_id = f"<{delivery_id}@{domain}>"
     boundary = f"=_{secrets.token_hex(12)}"
@@ -145,7 +161,8 @@ def compose(rendered: RenderedEmail, *, delivery_id: str, sender: str, recipient
             f"X-Port-In-Request-Sid: {port_in_request_sid}\r\n"
             "\r\n")
     data = b"".join((
-        head.encode("ascii"),
+        # An internationalised recipient (RFC 6532) goes as UTF-8; aiosmtplib asks for SMTPUTF8.
+        head.encode("ascii" if recipient.isascii() else "utf-8"),
         f"--{boundary}\r\n".encode(), *_part("plain", rendered.text),
         f"\r\n--{boundary}\r\n".encode(), *_part("html", rendered.html),
         f"\r\n--{boundary}--\r\n".encode(),
@@ -176,9 +193,11 @@ _PART_HEADERS = {
 
 def _quoted_printable(text: str) -> bytes:
     """Quoted-printable: readable where the text is ASCII, safe for any line length and character.
-    Lines end CRLF on the wire; a lone CR is encoded (=0D) by the encoder."""
+    Lines end CRLF on the wire. A lone CR is encoded (=0D) here: binascii's encoder passes it
+    through as it is, and a bare CR in SMTP DATA is forbidden (RFC 5321 2.3.8; a server may take
+    it for a line end, or refuse the message). Each lone CR is 3 octets instead of 1 on its line, far below 998."""
     encoded = binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), quotetabs=False, istext=True)
-    return encoded.replace(b"\n", b"\r\n")
+    return encoded.replace(b"\r", b"=0D").replace(b"\n", b"\r\n")
 
 
 @functools.lru_cache(maxsize=16)
@@ -198,9 +217,12 @@ def _sender_parts(sender: str) -> tuple[str, str, str]:
 def _subject_header(subject: str) -> str:
     # The renderer made the subject one line; short ASCII goes as it is, anything else is
     # encoded (RFC 2047) and folded by email.header, as compat32 did.
-    if subject.isascii() and len(subject) <= 69:
+    # ASCII holding "=?" (an encoded-word look-alike a reader would decode) or a word too long to
+    # fold under 998 octets is encoded too, as UTF-8 encoded-words, which split anywhere.
+    if subject.isascii() and len(subject) <= 69 and "=?" not in subject:
         return f"Subject: {subject}\r\n"
-    charset = "us-ascii" if subject.isascii() else "utf-8"
+    plain = subject.isascii() and "=?" not in subject and all(len(word) <= 900 for word in subject.split(" "))
+    charset = "us-ascii" if plain else "utf-8"
     return f"Subject: {Header(subject, charset, header_name='Subject').encode(linesep=chr(13) + chr(10))}\r\n"
 
 

@@ -28,7 +28,7 @@ from schemas import AlertKind, PortAlertRaised
 from .. import metrics
 from ..adapters import store
 from ..adapters.smtp import SmtpSender
-from ..adapters.templates import EmailTemplates, TemplateProblem, compose
+from ..adapters.templates import EmailTemplates, TemplateProblem, UnsendableRecipient, compose
 from ..adapters.webhook_client import WebhookClient
 from ..domain.attempts import AttemptResult, Outcome, RetryPolicy
 from ..domain.webhooks import webhook_bytes
@@ -217,9 +217,13 @@ class _SenderRun:
             # A broken template is fixed by ops and a restart; until then the e-mail waits.
             log.error("e-mail template cannot be rendered", kind=item.kind, problem=str(problem))
             return AttemptResult(Outcome.RETRYABLE, f"template problem: {problem}"[:500])
-        message = compose(rendered, delivery_id=item.delivery_id, sender=self.settings.notifier_from_address,
-                          recipient=item.recipient, sent_at=datetime.now(UTC),
-                          port_in_request_sid=item.port_in_request_sid)
+        try:
+            message = compose(rendered, delivery_id=item.delivery_id, sender=self.settings.notifier_from_address,
+                              recipient=item.recipient, sent_at=datetime.now(UTC),
+                              port_in_request_sid=item.port_in_request_sid)
+        except UnsendableRecipient as refused:
+            # No retry makes it deliverable: final, with the reason (as a server's 5xx refusal is).
+            return AttemptResult(Outcome.FAILED, f"recipient refused before sending: {refused}"[:500])
         return await self.smtp.send(message)
 
     def decide(self, item: store.Claimed, result: AttemptResult, started: datetime,
