@@ -339,3 +339,24 @@ async def test_the_server_keeps_serving_after_every_hostile_connection(http_port
     for junk in (b"\x16\x03\x01\x00\xa5", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", b"\r\n" * 1000):
         await exchange(http_port, junk, idle=0.3)
     assert responses(await exchange(http_port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) == [(200, b"ok")]
+
+
+async def test_a_head_that_stops_half_sent_has_its_connection_closed_after_the_head_timeout(http_port, monkeypatch):
+    from porting_runtime.http_server import PublicErrorH11Protocol
+
+    monkeypatch.setattr(PublicErrorH11Protocol, "head_timeout_seconds", 0.5)
+    reader, writer = await asyncio.open_connection("127.0.0.1", http_port)
+    try:
+        writer.write(b"GET / HTTP/1.1\r\nHo")  # and nothing more: a slowloris
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(65536), 10) == b"", "closed by the server, not left open"
+    finally:
+        writer.close()
+
+
+async def test_a_head_sent_in_pieces_within_the_head_timeout_is_served(http_port, monkeypatch):
+    from porting_runtime.http_server import PublicErrorH11Protocol
+
+    monkeypatch.setattr(PublicErrorH11Protocol, "head_timeout_seconds", 5.0)
+    answer = await exchange(http_port, b"GET / HT", b"TP/1.1\r\nHost: x\r\n", b"Connection: close\r\n\r\n")
+    assert responses(answer) == [(200, b"ok")]
