@@ -291,7 +291,8 @@ class Bench:
         # on the path. Until it came, the portability service may still be joining its group, and
         # a phase measured meanwhile would have it idle (seen: 2 µs of its CPU a request).
         if isinstance(collector, MailCollector) and not await collector.later_finished(workload.keys, timeout=120):
-            raise RuntimeError(f"{kind}: the warm-up's submission e-mails did not all come in 120 s")
+            missing = sum(1 for key in workload.keys if key not in collector.later)
+            raise RuntimeError(f"{kind}: {missing} of {count} warm-up submission e-mails did not come in 120 s")
         err.print(f"{kind}: warmed up ({count} events, {now() - began:.1f} s)")
 
     async def _throughput(self, collector: Collector, producer: Any, workload: Workload,
