@@ -67,6 +67,10 @@ async def insert_outbox_rows(connection: asyncpg.Connection, rows: Sequence[Outb
 
 async def write_outbox(connection: asyncpg.Connection, records: Sequence[KafkaRecord]) -> None:
     """Append follow-up records to the outbox in order (see insert_outbox_rows)."""
-    await insert_outbox_rows(connection, [
-        OutboxRow(r.topic, r.key, r.value, [n for n, _ in r.headers], [v for _, v in r.headers]) for r in records
-    ])
+    await insert_outbox_rows(connection, [outbox_row(r) for r in records])
+
+
+def outbox_row(record: KafkaRecord) -> OutboxRow:
+    """The outbox row of a follow-up record as it is (see sealed_outbox.sealed_row for one sealed at rest)."""
+    return OutboxRow(record.topic, record.key, record.value, [n for n, _ in record.headers],
+                     [v for _, v in record.headers])

@@ -20,7 +20,7 @@ from .clock import WALL_CLOCK, Clock
 from .dead_letter_writer import DeadLetterWriter
 from .dead_letters import RawRecord
 from .failures import FollowUpRefused
-from .outbox import OutboxRow, insert_outbox_rows
+from .outbox import insert_outbox_rows, outbox_row
 from .sealed_outbox import SealedMessage, sealed_row
 from .sealing import Sealer
 from .timers import TimerChanges, write_timer_changes
@@ -116,7 +116,7 @@ class UnitOfWork:
         await insert_outbox_rows(self.connection, [
             sealed_row(SealedMessage(r.topic, r.key, r.value, [(n.encode(), v) for n, v in r.headers]),
                        self.sealer) if sealed  # type: ignore[arg-type]
-            else OutboxRow(r.topic, r.key, r.value, [n for n, _ in r.headers], [v for _, v in r.headers])
+            else outbox_row(r)
             for r, sealed in self.take_follow_ups()
         ])
         changes, self._timers = self._timers, TimerChanges()
