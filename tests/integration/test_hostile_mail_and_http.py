@@ -25,6 +25,7 @@ from notifier.adapters.templates import (
     EmailTemplates, RenderedEmail, UnsendableRecipient, compose,
 )
 from notifier.domain.attempts import Outcome
+from porting_cli.embedded import free_port
 
 SID = "KW" + "ab" * 16
 SENDER = "Porting <porting@example.com>"
@@ -217,8 +218,6 @@ class _Kept(logging.Handler):
 
 @pytest.fixture
 async def http_port():
-    import socket
-
     kept = _Kept()
     watched = [logging.getLogger(name) for name in ("uvicorn.error", "asyncio")]
     for logger in watched:
@@ -226,9 +225,7 @@ async def http_port():
 
     from porting_runtime.http_server import http_server
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = http_server(http_app, "127.0.0.1", port)
     task = asyncio.create_task(server.serve())
     while not server.started:
