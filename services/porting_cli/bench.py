@@ -164,6 +164,8 @@ class Bench:
                 # ratio unmeasured; the report says why, and what was measured stands.
                 err.print(f"[red]naive worker: {error}[/red]")
                 report["naive"] = {"what": _what(NAIVE), "error": str(error)}
+        if self.results.get("warnings"):
+            report["warnings"] = self.results["warnings"]
         report["ratios"] = self._ratios(report)
         report["targets"] = self._targets(report)
         report["settings"] = self.results.get("settings", {})
@@ -289,10 +291,13 @@ class Bench:
             raise RuntimeError(f"{kind}: {collector.missing} of {count} warm-up events were not answered in 120 s")
         # The first e-mail needs only the workflow; the second (the submission) needs every service
         # on the path. Until it came, the portability service may still be joining its group, and
-        # a phase measured meanwhile would have it idle (seen: 2 µs of its CPU a request).
-        if isinstance(collector, MailCollector) and not await collector.later_finished(workload.keys, timeout=120):
+        # a phase measured meanwhile would have it idle (seen: 2 µs of its CPU a request). When it
+        # does not come, the run goes on and says so (the phase's submission_email shows it too).
+        if isinstance(collector, MailCollector) and not await collector.later_finished(workload.keys, timeout=60):
             missing = sum(1 for key in workload.keys if key not in collector.later)
-            raise RuntimeError(f"{kind}: {missing} of {count} warm-up submission e-mails did not come in 120 s")
+            self.results.setdefault("warnings", []).append(
+                f"{kind}: {missing} of {count} warm-up submission e-mails did not come in 60 s")
+            err.print(f"[red]{kind}: {missing} of {count} warm-up submission e-mails did not come in 60 s[/red]")
         err.print(f"{kind}: warmed up ({count} events, {now() - began:.1f} s)")
 
     async def _throughput(self, collector: Collector, producer: Any, workload: Workload,
