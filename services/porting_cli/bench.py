@@ -237,6 +237,10 @@ class Bench:
                 extra.setdefault("notifier", {}).update(smtp_host="127.0.0.1", smtp_port=mail.port)
             settings = {d.name: _service_settings(d, kafka_bootstrap_servers=self.stack.bootstrap,
                                                   database_url=databases[d.name], topic_prefix=prefix,
+                                                  # A group of this phase's own: a group reused by every
+                                                  # scenario of a run (with new topics each time) stopped
+                                                  # getting partitions on the embedded broker by the third.
+                                                  consumer_group_prefix=prefix,
                                                   http_port=free_port(), log_level=self.options.log_level,
                                                   **extra.get(d.name, {}))
                         for d in definitions}
