@@ -222,12 +222,16 @@ async def test_the_report_is_one_json_object_with_every_measurement_ratio_and_se
     async def raw_paced(self, per_second, count):
         return {"target_rate": per_second, "p99_ms": 20.0}
 
-    async def system(self, kind, count, *, latency, throughput):
+    paced_at = []
+
+    async def system(self, kind, *, count=None, per_second=None):
+        if per_second is not None:  # the latency phase: a system of its own, paced
+            paced_at.append(per_second)
+            return {"target_rate": per_second, "events": 100, "p50_ms": 40.0, "p90_ms": 80.0,
+                    "p99_ms": 200.0, "max_ms": 300.0}
         if kind == "pipeline":
             self.results["settings"] = {"services": {"portability": {"consumer_batch_size": 500}}}
-            return {"events": count, "events_per_second": 4000.0,
-                    "latency": {"target_rate": 2000.0, "events": 100, "p50_ms": 40.0, "p90_ms": 80.0,
-                                "p99_ms": 200.0, "max_ms": 300.0}}
+            return {"events": count, "events_per_second": 4000.0}
         return {"events": count, "events_per_second": 500.0}
 
     monkeypatch.setattr(bench.Bench, "_raw", raw)
@@ -242,6 +246,7 @@ async def test_the_report_is_one_json_object_with_every_measurement_ratio_and_se
     assert report["machine"]["cores"] == os.cpu_count() and "load_at_start" in report["machine"]
     assert report["stack"]["postgres_durable"] is False and "fsync" in report["stack"]["note"]
     assert report["ratios"] == {"pipeline_to_raw": 0.2, "pipeline_to_naive": 8.0}
+    assert paced_at == [2000.0]  # half the measured peak
     assert report["latency"]["p99_ms"] == 200.0 and report["raw"]["latency_at_same_rate"]["target_rate"] == 2000.0
     assert report["targets"]["events_per_second"]["met"] is False
     assert report["targets"]["pipeline_to_raw"]["met"] is True

@@ -185,11 +185,10 @@ async def test_a_scenarios_report_measures_against_its_own_target(monkeypatch):
     async def raw_paced(self, per_second, count):
         return {"target_rate": per_second}
 
-    async def system(self, kind, count, *, latency, throughput):
-        result = {"events": count, "events_per_second": 1500.0 if kind == "pipeline" else 100.0}
-        if latency:
-            result["latency"] = {"target_rate": 750.0, "events": 100, "p99_ms": 90.0}
-        return result
+    async def system(self, kind, *, count=None, per_second=None):
+        if per_second is not None:
+            return {"target_rate": per_second, "events": 100, "p99_ms": 90.0}
+        return {"events": count, "events_per_second": 1500.0 if kind == "pipeline" else 100.0}
 
     monkeypatch.setattr(bench.Bench, "_raw", raw)
     monkeypatch.setattr(bench.Bench, "_raw_paced", raw_paced)
