@@ -1,0 +1,79 @@
+"""How PostgreSQL reaches the notifications the senders move on: by primary key, however many
+notifications were delivered since the last vacuum (their entries stay in the partial queue
+indexes until then, and a plan through those indexes costs more with every one)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from notifier.adapters import store
+from notifier.domain.attempts import AttemptResult, Outcome
+from notifier.service import NOTIFIER
+from porting_runtime.database import apply_migrations, create_pool
+
+NOW = datetime(2027, 2, 1, 9, 0, tzinfo=UTC)
+DELIVERED_BEFORE = 3000
+IN_FLIGHT = 14
+
+
+class PlanOnly:
+    """Stands in for the connection: explains each statement with its real arguments, runs nothing."""
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.plans = []
+
+    async def fetch(self, sql, *args):
+        self.plans.append(json.loads(await self.connection.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)))
+        return []
+
+
+def scans_of(plan, table):
+    found, nodes = [], [plan[0]["Plan"]]
+    while nodes:
+        node = nodes.pop()
+        if node.get("Relation Name") == table and node["Node Type"] != "ModifyTable":
+            found.append((node["Node Type"], node.get("Index Name")))
+        nodes.extend(node.get("Plans", []))
+    return found
+
+
+async def _notifications(connection, prefix, count, state):
+    await connection.execute(
+        """INSERT INTO notifications (delivery_id, port_in_request_sid, channel, audience, recipient, kind, payload,
+                                      cause_source, cause_id, state, recorded_at, ready_at, attempts, lease_until)
+           SELECT $1 || i, 'KW' || md5(i::text), 'email', 'customer', 'ada@example.com', 'received', '{}',
+                  'test', $1 || i, $3, $4::timestamptz, $4::timestamptz, 1, $4::timestamptz + interval '5 minutes'
+           FROM generate_series(1, $2) AS i""", prefix, count, state, NOW)
+
+
+async def test_moving_sent_notifications_on_reaches_them_by_primary_key_after_heavy_churn(settings):
+    pool = await create_pool(settings.database_url)
+    try:
+        await apply_migrations(pool, "notifier", NOTIFIER.migrations)
+        async with pool.acquire() as connection:
+            # Statistics from a quiet moment (everything delivered), then a burst delivered
+            # without a vacuum since: its entries stay in the partial indexes of the unfinished.
+            await _notifications(connection, "msg_earlier_", DELIVERED_BEFORE, "delivered")
+            await connection.execute("ANALYZE notifications")
+            await _notifications(connection, "msg_burst_", DELIVERED_BEFORE, "pending")
+            await connection.execute("UPDATE notifications SET state = 'sending' WHERE delivery_id LIKE 'msg_burst_%'")
+            await connection.execute("UPDATE notifications SET state = 'delivered', lease_until = NULL "
+                                     "WHERE delivery_id LIKE 'msg_burst_%'")
+            await _notifications(connection, "msg_now_", IN_FLIGHT, "sending")
+            finished = [store.Finished(
+                claimed=store.Claimed(delivery_id=f"msg_now_{i}", port_in_request_sid="KW", channel="email",
+                                      audience="customer", recipient="ada@example.com", kind="received", payload={},
+                                      phone_numbers=(), attempt=1, ready_at=NOW, interrupted_since=None),
+                result=AttemptResult(Outcome.DELIVERED, "accepted"), started_at=NOW,
+                finished_at=NOW + timedelta(seconds=1), state="delivered") for i in range(1, IN_FLIGHT + 1)]
+            explained = PlanOnly(connection)
+            await store.finish(explained, finished, NOW)
+            # And the statement does what it says when it runs.
+            moved = await store.finish(connection, finished, NOW)
+    finally:
+        await pool.close()
+    [plan] = explained.plans
+    assert scans_of(plan, "notifications") == [("Index Scan", "notifications_pkey")]
+    assert moved == {f"msg_now_{i}" for i in range(1, IN_FLIGHT + 1)}
