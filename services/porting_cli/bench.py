@@ -11,9 +11,10 @@ In one run, on its own broker and PostgreSQL (free ports, a temporary directory)
 - naive: a FastStream worker doing the same work one message at a time, one transaction and
   one commit per event (see bench_systems.NaiveWorker);
 
-and the ratios pipeline/raw and pipeline/naive. Each phase has its own topic prefix, consumer
-groups and databases (see Bench._system for why). The systems under test run in a process of their own (--in-process runs them in
-the benchmark's event loop instead). Progress goes to stderr, the JSON alone to stdout.
+and the ratios pipeline/raw and pipeline/naive. Each phase has topics of its own, and each
+system's phase its own consumer groups, databases and services (see Bench._system for why).
+The systems under test run in a process of their own (--in-process runs them in the
+benchmark's event loop instead). Progress goes to stderr, the JSON alone to stdout.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ class Bench:
             "code": _code_version(),
         }
         if "raw" in phases:
-            report["raw"] = await self._raw(events)
+            report["raw"] = await self._raw(count=events)
         if "pipeline" in phases:
             report["pipeline"] = await self._system(PIPELINE, count=events)
         if "latency" in phases:
@@ -157,8 +158,7 @@ class Bench:
                                    "give --latency-rate")
             report["latency"] = await self._system(PIPELINE, per_second=per_second)
             if "raw" in phases:  # what the broker alone takes at the same pace
-                report["raw"]["latency_at_same_rate"] = await self._raw_paced(
-                    report["latency"]["target_rate"], report["latency"]["events"])
+                report["raw"]["latency_at_same_rate"] = await self._raw(per_second=report["latency"]["target_rate"])
         if "naive" in phases:
             try:
                 report["naive"] = await self._system(NAIVE, count=naive_events)
@@ -200,25 +200,25 @@ class Bench:
 
     # --- phases ------------------------------------------------------------------------------------
 
-    async def _raw(self, count: int) -> dict[str, Any]:
-        prefix = _prefix("raw")
+    async def _raw(self, *, count: int | None = None, per_second: float | None = None) -> dict[str, Any]:
+        """The broker alone on topics of its own: `count` records as fast as they go, or paced."""
+        if (count is None) == (per_second is None):
+            raise TypeError("a phase is either a count of records or a pace")
+        prefix = _prefix("raw" if per_second is None else "rawpaced")
         settings = ServiceSettings(kafka_bootstrap_servers=self.stack.bootstrap, topic_prefix=prefix)
         topics = self.scenario.input_topics(prefix)
         await ensure_topics(settings, topics, self.options.partitions)
-        workload = _keyed_by_record(self.scenario.workload(count, prefix))
-        err.print(f"raw pass-through: {count} records through {', '.join(topics)}")
-        meter = self._meter(None)
-        async with _collecting(settings, topics, by_key) as collector, _producing(settings) as producer:
-            result = await self._throughput(collector, producer, workload, meter)
-        err.print(f"  {result['events_per_second']} records/s (load {result['load_before']})")
-        return {"what": "aiokafka producer -> broker -> aiokafka consumer, no service, no database", **result}
-
-    async def _raw_paced(self, per_second: float, count: int) -> dict[str, Any]:
-        prefix = _prefix("rawpaced")
-        settings = ServiceSettings(kafka_bootstrap_servers=self.stack.bootstrap, topic_prefix=prefix)
-        topics = self.scenario.input_topics(prefix)
-        await ensure_topics(settings, topics, self.options.partitions)
-        workload = _keyed_by_record(self.scenario.workload(count, prefix))
+        if count is not None:
+            workload = _keyed_by_record(self.scenario.workload(count, prefix))
+            err.print(f"raw pass-through: {count} records through {', '.join(topics)}")
+            meter = self._meter(None)
+            async with _collecting(settings, topics, by_key) as collector, _producing(settings) as producer:
+                result = await self._throughput(collector, producer, workload, meter)
+            err.print(f"  {result['events_per_second']} records/s (load {result['load_before']})")
+            return {"what": "aiokafka producer -> broker -> aiokafka consumer, no service, no database", **result}
+        assert per_second is not None
+        workload = _keyed_by_record(self.scenario.workload(
+            paced_events(per_second, self.options.latency_seconds, minimum=100), prefix))
         err.print(f"raw pass-through paced at {per_second:.0f}/s")
         async with _collecting(settings, topics, by_key) as collector, _producing(settings) as producer:
             result = await self._paced(collector, producer, workload, per_second)
@@ -237,10 +237,12 @@ class Bench:
         Kafka finds an offset through its index and has no such cost. The raw pass-through gets
         the same treatment (topics of its own for each of its phases).
         """
+        if (count is None) == (per_second is None):
+            raise TypeError("a phase is either a count of events or a pace")
         phase = kind if per_second is None else f"{kind}-latency"
         prefix = _prefix(phase)
         definitions = self.scenario.definitions()
-        databases = {d.name: await self._database(f"bench_{self.scenario.name}_{phase.replace('-', '_')}_{d.name}")
+        databases = {d.name: await self._database(database_name(self.scenario.name, phase, d.name))
                      for d in definitions}
         mail = (MailCollector(self.stack.root / f"mail-{prefix.strip('.')}") if self.scenario.completion == "mail"
                 else None)
@@ -268,21 +270,22 @@ class Bench:
             driver = ServiceSettings(kafka_bootstrap_servers=self.stack.bootstrap, topic_prefix=prefix)
             # Created here first, so the services find them with this many partitions.
             await ensure_topics(driver, all_topics(self.scenario, prefix, definitions), self.options.partitions)
-            result: dict[str, Any] = {"what": _what(kind)}
             async with self._watching(driver, prefix, mail) as collector, \
                     self._running(kind, settings) as system, _producing(driver) as producer:
                 await self.scenario.setup(databases)
-                await self._warm_up(kind, collector, producer, prefix)
-                if per_second is None:
-                    workload = self.scenario.workload(count or 0, prefix)
-                    err.print(f"{kind}: {count} events")
+                await self._warm_up(phase, collector, producer, prefix)
+                if count is not None:
+                    workload = self.scenario.workload(count, prefix)
+                    err.print(f"{phase}: {count} events")
                     with self._profiling(f"{kind}-throughput", system):
-                        result.update(await self._throughput(collector, producer, workload, self._meter(system)))
+                        result = {"what": _what(kind),
+                                  **await self._throughput(collector, producer, workload, self._meter(system))}
                     err.print(f"  {result['events_per_second']} events/s end to end (load {result['load_before']})")
                 else:
+                    assert per_second is not None
                     paced = paced_events(per_second, self.options.latency_seconds, minimum=100)
                     workload = self.scenario.workload(paced, prefix)
-                    err.print(f"{kind}: latency, {paced} events paced at {per_second:.0f}/s")
+                    err.print(f"{phase}: {paced} events paced at {per_second:.0f}/s")
                     with self._profiling(f"{kind}-latency", system):
                         result = await self._paced(collector, producer, workload, per_second)
                     err.print(f"  p50 {result.get('p50_ms')} ms, p99 {result.get('p99_ms')} ms "
@@ -292,7 +295,7 @@ class Bench:
             if mail is not None:  # also when setting up failed before the phases began
                 await mail.stop()
 
-    async def _warm_up(self, kind: str, collector: Collector, producer: Any, prefix: str) -> None:
+    async def _warm_up(self, phase: str, collector: Collector, producer: Any, prefix: str) -> None:
         """Until the consumers joined their groups and every connection is open: not measured."""
         count = self.options.warmup_events
         if count <= 0:
@@ -302,7 +305,7 @@ class Bench:
         began = now()
         await bench_load.publish_all(producer, workload, {})
         if not await collector.finished(timeout=120):
-            raise RuntimeError(f"{kind}: {collector.missing} of {count} warm-up events were not answered in 120 s")
+            raise RuntimeError(f"{phase}: {collector.missing} of {count} warm-up events were not answered in 120 s")
         # The first e-mail needs only the workflow; the second (the submission) needs every service
         # on the path. Until it came, the portability service may still be joining its group, and
         # a phase measured meanwhile would have it idle (seen: 2 µs of its CPU a request). When it
@@ -310,9 +313,9 @@ class Bench:
         if isinstance(collector, MailCollector) and not await collector.later_finished(workload.keys, timeout=60):
             missing = sum(1 for key in workload.keys if key not in collector.later)
             self.results.setdefault("warnings", []).append(
-                f"{kind}: {missing} of {count} warm-up submission e-mails did not come in 60 s")
-            err.print(f"[red]{kind}: {missing} of {count} warm-up submission e-mails did not come in 60 s[/red]")
-        err.print(f"{kind}: warmed up ({count} events, {now() - began:.1f} s)")
+                f"{phase}: {missing} of {count} warm-up submission e-mails did not come in 60 s")
+            err.print(f"[red]{phase}: {missing} of {count} warm-up submission e-mails did not come in 60 s[/red]")
+        err.print(f"{phase}: warmed up ({count} events, {now() - began:.1f} s)")
 
     async def _throughput(self, collector: Collector, producer: Any, workload: Workload,
                           meter: bench_host.CpuMeter) -> dict[str, Any]:
@@ -499,6 +502,13 @@ def _service_settings(definition: Any, **values: Any) -> ServiceSettings:
     return settings
 
 
+def database_name(scenario: str, phase: str, service: str) -> str:
+    name = f"bench_{scenario}_{phase.replace('-', '_')}_{service}"
+    if len(name.encode()) > 63:  # PostgreSQL would cut it short, and the URL would name no database
+        raise ValueError(f"database name {name!r} is longer than PostgreSQL's 63 bytes")
+    return name
+
+
 def _prefix(phase: str) -> str:
     return f"bench-{phase}-{uuid.uuid4().hex[:8]}."
 
@@ -598,6 +608,9 @@ def run(options: Options) -> dict[str, Any]:
     unknown = set(options.phases) - set(PHASES)
     if unknown:
         raise ValueError(f"unknown phase(s) {', '.join(sorted(unknown))}; known: {', '.join(PHASES)}")
+    if "latency" in options.phases and "pipeline" not in options.phases and options.latency_rate is None:
+        raise ValueError("the latency phase is paced at half the pipeline phase's peak: run the pipeline phase "
+                         "too, or give --latency-rate")
     err.print(f"{', '.join(s.name for s in scenarios)}: starting the embedded broker and PostgreSQL "
               f"({'durable' if options.durable else 'not durable: fsync and synchronous_commit off'})")
     with embedded_stack(options.durable) as stack:
@@ -633,7 +646,7 @@ def bench(
                                           help="How long the paced latency phase publishes."),
     latency_rate: float | None = typer.Option(None, "--latency-rate", min=1.0,
                                               help="Pace the latency phase at this rate instead of half the peak."),
-    warmup: int = typer.Option(500, "--warmup", min=0, help="Unmeasured events before each system's phases."),
+    warmup: int = typer.Option(500, "--warmup", min=0, help="Unmeasured events before each measured phase."),
     scenario: str = typer.Option(ALL, "--scenario",
                                  help=f"{ALL} (default), or one or more (comma-separated) of: {', '.join(SCENARIOS)}."),
     phases: str = typer.Option(",".join(PHASES), "--phases", help="Which phases to run, comma-separated."),

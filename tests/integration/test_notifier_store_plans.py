@@ -14,6 +14,7 @@ from porting_runtime.database import apply_migrations, create_pool
 
 NOW = datetime(2027, 2, 1, 9, 0, tzinfo=UTC)
 DELIVERED_BEFORE = 3000
+BURST = 3000
 IN_FLIGHT = 14
 
 
@@ -53,27 +54,43 @@ async def test_moving_sent_notifications_on_reaches_them_by_primary_key_after_he
     try:
         await apply_migrations(pool, "notifier", NOTIFIER.migrations)
         async with pool.acquire() as connection:
+            # No vacuum or analyze of its own may tidy up before the statement is explained.
+            await connection.execute("ALTER TABLE notifications SET (autovacuum_enabled = off)")
             # Statistics from a quiet moment (everything delivered), then a burst delivered
             # without a vacuum since: its entries stay in the partial indexes of the unfinished.
             await _notifications(connection, "msg_earlier_", DELIVERED_BEFORE, "delivered")
             await connection.execute("ANALYZE notifications")
-            await _notifications(connection, "msg_burst_", DELIVERED_BEFORE, "pending")
+            await _notifications(connection, "msg_burst_", BURST, "pending")
             await connection.execute("UPDATE notifications SET state = 'sending' WHERE delivery_id LIKE 'msg_burst_%'")
             await connection.execute("UPDATE notifications SET state = 'delivered', lease_until = NULL "
                                      "WHERE delivery_id LIKE 'msg_burst_%'")
             await _notifications(connection, "msg_now_", IN_FLIGHT, "sending")
-            finished = [store.Finished(
-                claimed=store.Claimed(delivery_id=f"msg_now_{i}", port_in_request_sid="KW", channel="email",
-                                      audience="customer", recipient="ada@example.com", kind="received", payload={},
-                                      phone_numbers=(), attempt=1, ready_at=NOW, interrupted_since=None),
-                result=AttemptResult(Outcome.DELIVERED, "accepted"), started_at=NOW,
-                finished_at=NOW + timedelta(seconds=1), state="delivered") for i in range(1, IN_FLIGHT + 1)]
+            # Two this sender must leave alone: one already delivered, one taken again by another
+            # sender after this one's lease ran out (its attempt count moved on).
+            await _notifications(connection, "msg_done_", 1, "delivered")
+            await _notifications(connection, "msg_retaken_", 1, "sending")
+            await connection.execute("UPDATE notifications SET attempts = 2 WHERE delivery_id = 'msg_retaken_1'")
+            finished = [_delivered(f"msg_now_{i}") for i in range(1, IN_FLIGHT + 1)]
+            finished += [_delivered("msg_done_1"), _delivered("msg_retaken_1")]
             explained = PlanOnly(connection)
             await store.finish(explained, finished, NOW)
             # And the statement does what it says when it runs.
             moved = await store.finish(connection, finished, NOW)
+            left = {r["delivery_id"]: (r["state"], r["attempts"]) for r in await connection.fetch(
+                "SELECT delivery_id, state, attempts FROM notifications WHERE delivery_id IN "
+                "('msg_done_1', 'msg_retaken_1')")}
     finally:
         await pool.close()
     [plan] = explained.plans
     assert scans_of(plan, "notifications") == [("Index Scan", "notifications_pkey")]
     assert moved == {f"msg_now_{i}" for i in range(1, IN_FLIGHT + 1)}
+    assert left == {"msg_done_1": ("delivered", 1), "msg_retaken_1": ("sending", 2)}
+
+
+def _delivered(delivery_id):
+    return store.Finished(
+        claimed=store.Claimed(delivery_id=delivery_id, port_in_request_sid="KW", channel="email",
+                              audience="customer", recipient="ada@example.com", kind="received", payload={},
+                              phone_numbers=(), attempt=1, ready_at=NOW, interrupted_since=None),
+        result=AttemptResult(Outcome.DELIVERED, "accepted"), started_at=NOW,
+        finished_at=NOW + timedelta(seconds=1), state="delivered")

@@ -215,38 +215,50 @@ def test_cpu_time_is_measured_per_process():
     assert used["gone"] is None
 
 
+class FakePhases:
+    """Stands in for the phases that need a broker: what each was asked, and made-up figures."""
+
+    def __init__(self, peak=4000.0):
+        self.peak, self.paced_at, self.raw_paced_at = peak, [], []
+
+    def install(self, monkeypatch):
+        fake = self
+
+        async def raw(self, *, count=None, per_second=None):
+            if per_second is not None:
+                fake.raw_paced_at.append(per_second)
+                return {"target_rate": per_second, "p99_ms": 20.0}
+            return {"events": count, "events_per_second": 20_000.0}
+
+        async def system(self, kind, *, count=None, per_second=None):
+            if per_second is not None:  # the latency phase: a system of its own, paced
+                fake.paced_at.append(per_second)
+                return {"target_rate": per_second, "events": 100, "p50_ms": 40.0, "p90_ms": 80.0,
+                        "p99_ms": 200.0, "max_ms": 300.0}
+            if kind == "pipeline":
+                self.results["settings"] = {"services": {"portability": {"consumer_batch_size": 500}}}
+                return {"events": count, "events_per_second": fake.peak}
+            return {"events": count, "events_per_second": 500.0}
+
+        monkeypatch.setattr(bench.Bench, "_raw", raw)
+        monkeypatch.setattr(bench.Bench, "_system", system)
+        return self
+
+
+STACK = SimpleNamespace(kafka=None, postgres=None, root=None)
+
+
 async def test_the_report_is_one_json_object_with_every_measurement_ratio_and_setting(monkeypatch):
-    async def raw(self, count):
-        return {"events": count, "events_per_second": 20_000.0}
+    phases = FakePhases().install(monkeypatch)
+    report = await bench.Bench(bench.Options(scenario="portability", events=1000), STACK, PORTABILITY).run()
 
-    async def raw_paced(self, per_second, count):
-        return {"target_rate": per_second, "p99_ms": 20.0}
-
-    paced_at = []
-
-    async def system(self, kind, *, count=None, per_second=None):
-        if per_second is not None:  # the latency phase: a system of its own, paced
-            paced_at.append(per_second)
-            return {"target_rate": per_second, "events": 100, "p50_ms": 40.0, "p90_ms": 80.0,
-                    "p99_ms": 200.0, "max_ms": 300.0}
-        if kind == "pipeline":
-            self.results["settings"] = {"services": {"portability": {"consumer_batch_size": 500}}}
-            return {"events": count, "events_per_second": 4000.0}
-        return {"events": count, "events_per_second": 500.0}
-
-    monkeypatch.setattr(bench.Bench, "_raw", raw)
-    monkeypatch.setattr(bench.Bench, "_raw_paced", raw_paced)
-    monkeypatch.setattr(bench.Bench, "_system", system)
-    stack = SimpleNamespace(kafka=None, postgres=None, root=None)
-    report = await bench.Bench(bench.Options(scenario="portability", events=1000), stack, PORTABILITY).run()
-
+    assert phases.paced_at == [2000.0] and phases.raw_paced_at == [2000.0]  # half the measured peak
     assert json.loads(json.dumps(report)) == report
     assert {"benchmark", "scenario", "machine", "stack", "raw", "pipeline", "latency", "naive", "ratios",
             "targets", "settings", "duration_seconds"} <= set(report)
     assert report["machine"]["cores"] == os.cpu_count() and "load_at_start" in report["machine"]
     assert report["stack"]["postgres_durable"] is False and "fsync" in report["stack"]["note"]
     assert report["ratios"] == {"pipeline_to_raw": 0.2, "pipeline_to_naive": 8.0}
-    assert paced_at == [2000.0]  # half the measured peak
     assert report["latency"]["p99_ms"] == 200.0 and report["raw"]["latency_at_same_rate"]["target_rate"] == 2000.0
     assert report["targets"]["events_per_second"]["met"] is False
     assert report["targets"]["pipeline_to_raw"]["met"] is True
@@ -254,3 +266,26 @@ async def test_the_report_is_one_json_object_with_every_measurement_ratio_and_se
     assert report["targets"]["p99_ms_at_half_peak"]["met"] is True
     assert report["settings"]["services"]["portability"]["consumer_batch_size"] == 500
     assert report["settings"]["bench"]["events"] == 1000 and report["settings"]["bench"]["naive_events"] == 100
+
+
+async def test_a_latency_phase_alone_is_paced_at_the_rate_given_and_reports_no_pipeline(monkeypatch):
+    phases = FakePhases().install(monkeypatch)
+    options = bench.Options(scenario="portability", phases=["latency"], latency_rate=750.0)
+    report = await bench.Bench(options, STACK, PORTABILITY).run()
+    assert phases.paced_at == [750.0] and phases.raw_paced_at == []
+    assert "pipeline" not in report and report["latency"]["target_rate"] == 750.0
+    assert report["targets"]["events_per_second"]["measured"] is None
+
+
+def test_a_latency_phase_with_nothing_to_pace_it_by_is_refused_before_anything_starts():
+    with pytest.raises(ValueError, match="--latency-rate"):
+        bench.run(bench.Options(scenario="portability", phases=["raw", "latency"]))
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS.values()), ids=lambda s: s.name)
+def test_every_phase_database_name_fits_postgresqls_identifier_limit(scenario):
+    for phase in ("pipeline", "pipeline-latency", "naive"):
+        for definition in scenario.definitions():
+            assert bench.database_name(scenario.name, phase, definition.name).startswith(f"bench_{scenario.name}_")
+    with pytest.raises(ValueError, match="63 bytes"):
+        bench.database_name(scenario.name, "pipeline-latency", "s" * 40)
