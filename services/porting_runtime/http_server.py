@@ -9,6 +9,12 @@ A request head must also arrive whole within HEAD_TIMEOUT_SECONDS: uvicorn times
 connections out but not a head that stops half-sent, so a client dribbling heads could hold
 connections open for good (a slowloris). The connection is then closed (no answer can precede a
 request h11 has parsed).
+
+A refused request is answered, then the connection lingers before it closes: the server stops
+sending (FIN) and reads and drops what the client still sends, for a moment and up to a cap.
+Closed at once with unread bytes, the kernel resets the connection, and a client still sending
+a head over the limit (h11 refuses past 16 KiB) loses the 400 it was sent; as nginx's lingering
+close, the client now reads it.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ UNPARSEABLE_REQUEST = PublicError(code=INVALID_PARAMETER, message="The request i
 
 
 HEAD_TIMEOUT_SECONDS = 20.0  # as generous as common servers' header timeouts (Apache: 20-40 s)
+LINGER_SECONDS = 2.0  # nginx lingers 5 s (lingering_time 30 s); a refused client needs less
+LINGER_BYTES = 1024 * 1024  # read and dropped at most, then closed regardless
 
 
 class PublicErrorH11Protocol(H11Protocol):
@@ -35,21 +43,58 @@ class PublicErrorH11Protocol(H11Protocol):
     and a head that does not arrive whole in time closes its connection."""
 
     head_timeout_seconds = HEAD_TIMEOUT_SECONDS
+    linger_seconds = LINGER_SECONDS
     _head_timer: asyncio.TimerHandle | None = None
+    _linger_timer: asyncio.TimerHandle | None = None
+    _dropped: int | None = None  # bytes read and dropped while lingering; None: not lingering
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._watch_head()
 
     def data_received(self, data: bytes) -> None:
+        if self._dropped is not None:  # answered and closing: what still comes is not a request
+            self._dropped += len(data)
+            if self._dropped > LINGER_BYTES:
+                self.transport.close()
+            return
         super().data_received(data)
         self._watch_head()
 
+    def eof_received(self) -> bool | None:
+        if self._dropped is not None:
+            return None  # the client is done sending: close now
+        return super().eof_received()  # type: ignore[func-returns-value]
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
         super().connection_lost(exc)
 
+    def shutdown(self) -> None:
+        if self._dropped is not None:  # answered already: nothing more to say on it
+            self.transport.close()
+            return
+        super().shutdown()
+
+    def _close_lingering(self) -> None:
+        """Stop sending, let the answer reach the client, then close (see the module's docstring)."""
+        if self.transport.is_closing() or self._dropped is not None:
+            return
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self._stop_head_timer()
+        self._dropped = 0
+        self.transport.write_eof()
+        self.transport.resume_reading()  # uvicorn may have paused reading for the app's body
+        self._linger_timer = self.loop.call_later(self.linger_seconds, self.transport.close)
+
     def _watch_head(self) -> None:
+        if self._dropped is not None:
+            return
         # h11 keeps the client IDLE until a request's head is parsed whole. Idle between requests of
         # a kept-alive connection is uvicorn's keep-alive timeout's; bytes of a head are ours.
         awaiting_head = self.conn.their_state is h11.IDLE and not self.transport.is_closing() and (
@@ -88,7 +133,7 @@ class PublicErrorH11Protocol(H11Protocol):
             for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
                           h11.Data(data=UNPARSEABLE_REQUEST), h11.EndOfMessage()):
                 self.transport.write(self.conn.send(event))
-        self.transport.close()
+        self._close_lingering()
 
 
 def http_server(app: Any, host: str, port: int) -> uvicorn.Server:

@@ -310,6 +310,40 @@ async def test_an_unparseable_request_is_answered_400_in_the_public_shape_and_cl
     assert all(status == 400 for status, _ in responses(answer))
 
 
+@pytest.mark.parametrize("size", [200 * 1024, 900 * 1024])
+async def test_a_head_far_over_the_limit_sent_whole_still_gets_its_public_400(http_port, size):
+    # As a client does that writes its whole request before it reads: the server refused the head
+    # after 16 KiB, and the rest must not make the kernel reset the answer away.
+    reader, writer = await asyncio.open_connection("127.0.0.1", http_port)
+    try:
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * size + b"\r\n\r\n")
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    assert [status for status, _ in responses(answer)] == [400]
+
+
+async def test_a_client_that_keeps_sending_after_its_400_is_closed_after_the_lingering_time(http_port):
+    reader, writer = await asyncio.open_connection("127.0.0.1", http_port)
+    try:
+        writer.write(b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 400")
+        closed = False
+        for _ in range(200):  # a trickle that never stops, under the byte cap, for up to 10 s
+            try:
+                writer.write(b"x" * 100)
+                await writer.drain()
+            except ConnectionError:
+                closed = True
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        writer.close()
+    assert closed, "the connection was still open after 10 s of lingering"
+
+
 async def test_a_bad_chunk_after_the_app_began_reading_the_body_is_a_public_400_without_an_app_error(http_port):
     answer = await exchange(http_port, b"POST /read HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
                             b"zz\r\n")
