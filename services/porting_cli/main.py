@@ -95,8 +95,11 @@ def up(
         console.print(table)
         console.print("The embedded broker keeps messages in memory: they are gone after Ctrl-C. Press Ctrl-C to stop.")
         while not stopping:
-            if crashed := stack.exited():
-                console.print(f"[red]stopped unexpectedly: {', '.join(crashed)}; see {stack.logs}[/red]")
+            looked = stack.supervise()
+            for name, code in looked.restarted:
+                console.print(f"[yellow]{name} exited ({code}); started it again; see {stack.logs}[/yellow]")
+            if looked.fatal:
+                console.print(f"[red]stopped unexpectedly: {', '.join(looked.fatal)}; see {stack.logs}[/red]")
                 raise typer.Exit(1)
             time.sleep(0.2)
     finally:

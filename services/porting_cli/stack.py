@@ -28,6 +28,20 @@ from schemas import ALL_TOPICS, dead_letter_topic
 from .embedded import EmbeddedKafka, EmbeddedPostgres, port_is_free, stop_process, wait_for_port
 
 LOCAL_WEBHOOK_SECRET_FILE = "webhook-signing.secret"
+# A service that exits is started again, as a deployment's supervisor would (the broker keeps its
+# messages only while it runs, so stopping everything would lose them); one that exits this often
+# in this long is broken, and the stack stops instead of restarting it forever.
+RESTARTS_ALLOWED = 5
+RESTART_WINDOW_SECONDS = 120.0
+
+
+@dataclass
+class Supervision:
+    """What one look at the stack's processes found: services started again (name, exit code),
+    and what cannot be (the stack must stop)."""
+
+    restarted: list[tuple[str, int]]
+    fatal: list[str]
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,7 @@ class LocalStack:
         self.data_encryption_key_file = root / LOCAL_KEY_FILE
         self.data_encryption_key: str | None = None
         self.record: StackRecord | None = None
+        self.restarts: dict[str, list[float]] = {}
 
     def service_url(self, service: ServiceSpec) -> str:
         return f"http://{self.host}:{self.http_port + service.http_offset}"
@@ -218,8 +233,33 @@ class LocalStack:
             time.sleep(0.2)
         raise TimeoutError(f"{service.name} was not healthy in time; see {self.logs / service.name}.log")
 
-    def exited(self) -> list[str]:
-        return [name for name, process in self.processes.items() if process.poll() is not None]
+    def supervise(self) -> Supervision:
+        """Start again each service (and the mail catcher) that exited; the broker or PostgreSQL
+        gone, or a service exiting again and again, is fatal. Call it every moment the stack runs."""
+        fatal = [what for what, process in (("the Kafka broker (its messages are gone)", self.kafka.process),
+                                            ("PostgreSQL", self.postgres.process))
+                 if process is not None and process.poll() is not None]
+        if fatal:
+            return Supervision([], fatal)
+        now, restarted = time.monotonic(), []
+        exited = [(s.name, self.processes[s.name], lambda s=s: self._start_service(s)) for s in self.services]
+        if self.mail_catcher is not None:
+            exited.append(("mail catcher", self.mail_catcher, self._start_mail_catcher))
+        for name, process, start in exited:
+            if process.poll() is None:
+                continue
+            recent = [t for t in self.restarts.get(name, []) if now - t < RESTART_WINDOW_SECONDS]
+            if len(recent) >= RESTARTS_ALLOWED:
+                fatal.append(f"{name} (exited {len(recent) + 1} times within {RESTART_WINDOW_SECONDS:.0f} s)")
+                continue
+            self.restarts[name] = [*recent, now]
+            try:
+                start()
+            except (RuntimeError, TimeoutError, OSError) as error:
+                fatal.append(f"{name} (exited {process.returncode}, and did not start again: {error})")
+                continue
+            restarted.append((name, process.returncode))
+        return Supervision(restarted, fatal)
 
     def stop(self) -> None:
         if self.record:

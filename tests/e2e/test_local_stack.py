@@ -88,10 +88,26 @@ def test_porting_up_starts_everything_consumes_a_published_event_and_ctrl_c_leav
             assert "Traceback" not in refused.stdout + refused.stderr
         metrics = httpx.get(f"http://127.0.0.1:{http}/metrics", timeout=5).text
         assert 'porting_events_total{consumer="portability",outcome="handled",topic="porting.port-requested.v1"} 1.0' in metrics
+
+        # A service killed outright is started again; the broker, its messages and the rest stay up.
+        [portability] = [c for c in psutil.Process(stack.pid).children(recursive=True)
+                         if c.cmdline()[-2:] == ["-m", "portability"]]
+        portability.kill()
+        portability.wait(10)
+        later = "AC" + "6" * 32
+        assert _porting("accounts", "add", later, "--token", "t", env=env, cwd=here).returncode == 0
+        payload.write_text(json.dumps(port_requested_payload(account_sid=later,
+                                                             phone_numbers=[{"phone_number": "+12015550124"}])))
+        published = _porting("publish", "porting.port-requested.v1", str(payload), env=env, cwd=here)
+        assert published.returncode == 0, published.stdout + published.stderr
+        assert _wait_for_portability_checked(kafka, later, timeout=60), "the restarted service consumed it"
+        assert stack.poll() is None
+        children = psutil.Process(stack.pid).children(recursive=True)
     finally:
         stack.send_signal(signal.SIGINT)
         stack.wait(60)
-    assert "nothing left running" in stack.stdout.read()  # type: ignore[union-attr]
+    rest = stack.stdout.read()  # type: ignore[union-attr]
+    assert "portability exited (-9); started it again" in rest and "nothing left running" in rest
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert not (checkout / ".porting" / "stack.json").exists()
     for command in (["accounts", "add", account, "--token", "t"], ["publish", "porting.port-requested.v1", str(payload)],
