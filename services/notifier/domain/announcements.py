@@ -26,7 +26,9 @@ from schemas import (
 )
 
 from .deliveries import Announcement, Audience, Channel, Notification, delivery_id
-from .reasons import FixAdvice, redact_secrets, refusal
+from schemas.secrets_in_text import redact_secrets
+
+from .reasons import FixAdvice, refusal
 from .webhooks import CANCELLATION_DENIED_WEBHOOK, NUMBER_WEBHOOKS, REQUEST_WEBHOOKS, webhook_body
 from .wording import ALERT_WORDS, NUMBER_STATUS_WORDS, REQUEST_STATUS_WORDS, is_canadian, long_date
 

@@ -8,27 +8,12 @@ always shown next to it, so the customer is never left without a way forward.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-# Free text comes from carriers and people. The contract keeps PINs and account numbers out of
-# the fields the notifier reads, but a carrier's text may still quote what it refused
-# ("PIN 4412 does not match"): the value after such a word is masked before it is stored or sent.
-_SECRET_AFTER_WORD = re.compile(
-    r"(?P<word>\b(?:pin|passcode|password|security\s+code|account\s*(?:number|no\.?|num\.?|#)|acct\.?\s*(?:number|no\.?|#)?)"
-    r"(?:\s+(?:is|was|of|given))?\s*[:#=]?\s*)"
-    r"(?P<value>(?=[A-Za-z0-9-]*\d)[A-Za-z0-9][A-Za-z0-9-]{2,})",
-    re.IGNORECASE,
-)
-REDACTED = "[redacted]"
+from schemas.secrets_in_text import redact_secrets
 
-
-def redact_secrets(text: str | None) -> str | None:
-    """The text with any value quoted after PIN / passcode / account number masked."""
-    if not text:
-        return text
-    return _SECRET_AFTER_WORD.sub(lambda m: m.group("word") + REDACTED, text)
+# Free text comes from carriers and people: see schemas.secrets_in_text.
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 from schemas import NumberStatus, RequestStatus
 
-from .reasons import redact_secrets
+from schemas.secrets_in_text import redact_secrets
 
 REQUEST_WEBHOOKS: dict[RequestStatus, str] = {
     RequestStatus.IN_REVIEW: "PortInInReview",

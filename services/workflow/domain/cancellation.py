@@ -68,7 +68,7 @@ def cancel_requested(request: PortInRequest, event: CloudEvent[CancelRequested],
     if unknown := request.unknown_numbers(named):
         return Decisions.refuse(f"a cancellation for numbers not in the request: {', '.join(unknown)}")
     step = Step(request, event.attributes.id, now)
-    canceled_reason = f"Canceled at the request of {data.requested_by}."
+    canceled_reason = f"Canceled at the request of {request.masked(data.requested_by)}."
     refused: dict[Refusal, list[NumberState]] = {}
     for number in (request.number(n) for n in named):
         if number.status in WITH_CARRIER or number.status is NumberStatus.IN_REVIEW or number.awaiting_fix:

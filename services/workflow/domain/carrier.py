@@ -68,7 +68,8 @@ def _answer(step: Step, number: NumberState, response: CarrierNumberResponse, ca
         number.rejected_by, number.awaiting_fix = RejectedBy.CARRIER, True
         number.port_date = None
         code = response.rejection_reason_code.value if response.rejection_reason_code else "REJECTED"
-        step.move(number, NumberStatus.PORT_REJECTED, code, response.rejection_reason or REJECTED_WITHOUT_TEXT)
+        step.move(number, NumberStatus.PORT_REJECTED, code,
+                  step.request.masked(response.rejection_reason) or REJECTED_WITHOUT_TEXT)
     elif outcome is CarrierOutcome.ACTIVATED:
         number.completed_at = now
         _record_fee(step, number, cause, now)

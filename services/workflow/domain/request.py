@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from schemas.secrets_in_text import redact_secrets
+
 from schemas import (
     CancelRequested,
     CarrierResponded,
@@ -74,6 +76,14 @@ class PortInRequest(BaseModel):
             "losing_carrier_information": details.losing_carrier_information.model_copy(
                 update={"account_number": None}),
         })
+
+    def masked(self, text: str | None) -> str | None:
+        """Free text from outside (a carrier's reason) with this request's PINs and account
+        number masked, and any value it quotes after such a word: only PortSubmitted carries them."""
+        details = self.details
+        known = [n.pin for n in details.phone_numbers]
+        known.append(details.losing_carrier_information.account_number)
+        return redact_secrets(text, known)
 
     @property
     def has_secrets(self) -> bool:

@@ -44,6 +44,16 @@ def test_a_rejection_puts_the_number_in_port_rejected_with_the_carriers_reason_a
     assert not decisions.canceled(TimerKind.CARRIER_SLA), "the other number still waits for its answer"
 
 
+def test_a_carriers_reason_quoting_the_requests_pin_and_account_number_reaches_no_event_or_history_with_them():
+    # The PIN is 4412 and the account number ACC-991 (builders.port_requested).
+    desk, request = submitted_desk(US_NUMBER)
+    decisions = desk.apply(carrier(request, rejected(US_NUMBER, "INVALID_PIN",
+                                                     "4412 does not match the account on file (acc-991)")))
+    assert desk.request.number(US_NUMBER).reason == "[redacted] does not match the account on file ([redacted])"
+    published = " ".join(e.model_dump_json() for e in decisions.events_of(PortStatusChanged))
+    assert "[redacted]" in published and "4412" not in published and "991" not in published
+
+
 def test_port_scheduled_moves_the_numbers_to_scheduled_with_the_date_and_window_in_its_time_zone():
     desk, request = submitted_desk(US_NUMBER, US_NUMBER_2)
     desk.apply(carrier(request, (US_NUMBER, CarrierOutcome.ACCEPTED), (US_NUMBER_2, CarrierOutcome.ACCEPTED)))
