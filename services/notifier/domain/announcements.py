@@ -83,7 +83,9 @@ def customer_email_kind(change: PortStatusChanged) -> str | None:
         return "port_accepted"
     if NumberStatus.PORT_SUBMITTED in to:
         return "request_submitted"
-    if change.status_to is RequestStatus.IN_REVIEW and (request_moved or NumberStatus.IN_REVIEW in to):
+    # A corrected revision puts its numbers back in review, whether or not the request's other
+    # numbers are still with the carrier (then the request stays in progress).
+    if NumberStatus.IN_REVIEW in to or (request_moved and change.status_to is RequestStatus.IN_REVIEW):
         return "request_received"
     if NumberStatus.NOT_PORTABLE in to:
         return "numbers_not_portable"

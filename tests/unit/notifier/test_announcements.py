@@ -37,6 +37,7 @@ def email_kind(event):
 @pytest.mark.parametrize(("event", "kind"), [
     (status_changed(None, "in_review", [(US, None, "in_review")]), "request_received"),
     (status_changed("action_required", "in_review", [(US, "port_rejected", "in_review")]), "request_received"),
+    (status_changed("action_required", "in_progress", [(US, "port_rejected", "in_review")]), "request_received"),
     (status_changed("in_review", "in_progress", [(US, "in_review", "port_submitted")]), "request_submitted"),
     (status_changed("in_review", "rejected", [(US, "in_review", "not_portable")]), "request_rejected"),
     (status_changed("in_progress", "action_required", [(US, "port_submitted", "port_rejected")]), "action_required"),
