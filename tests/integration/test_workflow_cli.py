@@ -9,7 +9,7 @@ from datetime import date
 from typer.testing import CliRunner
 
 from porting_cli.main import app
-from schemas import CarrierOutcome
+from schemas import CarrierNumberResponse, CarrierOutcome
 
 from .test_workflow_support import (
     ACCOUNT_NUMBER,
@@ -51,6 +51,21 @@ async def test_porting_status_shows_the_request_its_numbers_its_whole_history_an
     assert sorted(t["kind"] for t in view["timers"]) == ["port_date_overdue", "port_date_reminder"]
     assert PIN not in shown and ACCOUNT_NUMBER not in shown
     assert "port_pending" in human and "port_date_overdue" in human
+
+
+async def test_porting_status_shows_the_date_the_carrier_proposed_for_a_number_it_accepted(settings):
+    request = port_requested(US_NUMBER)
+    sid = request.port_in_request_sid
+    accepted = CarrierNumberResponse(phone_number=US_NUMBER, outcome=CarrierOutcome.ACCEPTED,
+                                     proposed_port_date=date(2027, 3, 4))
+    async with workflow_handlers(settings) as workflow:
+        await workflow.feed(request, checked(request), answered(sid, accepted))
+        code, shown = await porting("status", sid, "--json", "--database-url", settings.database_url)
+        human_code, human = await porting("status", sid, "--database-url", settings.database_url)
+    assert (code, human_code) == (0, 0)
+    [number] = json.loads(shown)["phone_numbers"]
+    assert (number["status"], number["port_date"], number["proposed_port_date"]) == ("port_pending", None, "2027-03-04")
+    assert "2027-03-04 (proposed by the carrier)" in human
 
 
 async def test_porting_requests_list_filters_by_status(settings):

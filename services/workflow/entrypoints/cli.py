@@ -44,6 +44,7 @@ async def request_view(connection: asyncpg.Connection, sid: str) -> dict[str, An
     request = found["request"] or dict.fromkeys(("status", "account_sid", "revision", "received_at", "updated_at"))
     numbers = [{"phone_number": n["phone_number"], "status": n["status"], "reason_code": n["reason_code"],
                 "reason": n["reason"], "country": n["country"], "port_date": n["port_date"],
+                "proposed_port_date": n.get("proposed_port_date"),
                 "port_time_range_start": n["port_time_range_start"], "port_time_range_end": n["port_time_range_end"],
                 "time_zone": n["time_zone"], "losing_carrier": n["losing_carrier"],
                 "fee_per_number": n["fee_per_number"], "fee_currency": n["fee_currency"]}
@@ -85,7 +86,8 @@ def status(
     for n in view["phone_numbers"]:
         reason = " ".join(part for part in (n["reason_code"], n["reason"]) if part)
         window = f"{n['port_date']} {n['port_time_range_start']}-{n['port_time_range_end']} {n['time_zone']}" \
-            if n["port_date"] else ""
+            if n["port_date"] else f"{n['proposed_port_date']} (proposed by the carrier)" \
+            if n["proposed_port_date"] and n["status"] == "port_pending" else ""
         numbers.add_row(n["phone_number"], n["status"], reason, window)
     console.print(numbers)
     history = Table("at", "number", "from", "to", "reason", "cause", title="history")
