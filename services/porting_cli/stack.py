@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import ctypes
 import importlib.util
 import os
 import secrets
@@ -25,7 +24,7 @@ from porting_runtime.settings import ServiceSettings
 from porting_runtime.stack_record import ServiceEndpoint, StackRecord, StackUnavailable
 from schemas import ALL_TOPICS, dead_letter_topic
 
-from .embedded import EmbeddedKafka, EmbeddedPostgres, port_is_free, stop_process, wait_for_port
+from .embedded import EmbeddedKafka, EmbeddedPostgres, die_with_parent, port_is_free, stop_process, wait_for_port
 
 LOCAL_WEBHOOK_SECRET_FILE = "webhook-signing.secret"
 # A service that exits is started again, as a deployment's supervisor would (the broker keeps its
@@ -62,15 +61,6 @@ def _local_webhook_secret(root: Path) -> str:
     """The local stack's webhook signing secret (Standard Webhooks `whsec_` form), made once and kept."""
     return kept_secret(root / LOCAL_WEBHOOK_SECRET_FILE,
                        lambda: "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii"))
-
-
-def _die_with_parent() -> None:
-    # If the launcher itself is killed, the kernel stops its children too: nothing left behind.
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
 
 
 class LocalStack:
@@ -161,7 +151,7 @@ class LocalStack:
         self.mail_catcher = subprocess.Popen(
             [sys.executable, "-m", "notifier.entrypoints.smtp_catcher", "--maildir", str(self.maildir),
              "--host", self.host, "--port", str(self.smtp_port)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent(),
         )
         try:
             wait_for_port(self.host, self.smtp_port, 15, self.mail_catcher)
@@ -216,7 +206,7 @@ class LocalStack:
         log = open(self.logs / f"{service.name}.log", "ab")  # noqa: SIM115
         self.processes[service.name] = subprocess.Popen(
             [sys.executable, "-m", service.name], env=environment, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_die_with_parent,
+            start_new_session=True, preexec_fn=die_with_parent(),
         )
 
     def _wait_healthy(self, service: ServiceSpec, deadline: float) -> None:

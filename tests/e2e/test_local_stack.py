@@ -156,3 +156,30 @@ def _role_cannot_open_another_services_database(postgres_port: int) -> bool:
         return False
 
     return asyncio.run(attempt())
+
+
+def test_porting_up_killed_outright_leaves_no_server_behind_and_the_next_one_starts(tmp_path):
+    first = free_port(block=6)
+    ports = ["--kafka-port", str(first), "--postgres-port", str(first + 1), "--smtp-port", str(first + 2),
+             "--http-port", str(first + 3)]
+    env = {**{k: v for k, v in os.environ.items() if k not in OVERRIDES}, "COLUMNS": "300"}
+    (tmp_path / "checkout").mkdir()
+    for attempt in ("killed", "next"):
+        stack = subprocess.Popen([*PORTING, "up", *ports], cwd=tmp_path / "checkout", env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        output = ""
+        for line in stack.stdout:  # type: ignore[union-attr]
+            output += line
+            if "Press Ctrl-C" in line or stack.poll() is not None:
+                break
+        assert "porting stack up" in output, output
+        children = psutil.Process(stack.pid).children(recursive=True)
+        if attempt == "next":
+            stack.send_signal(signal.SIGINT)
+            stack.wait(60)
+            break
+        stack.kill()  # no chance to stop anything in order
+        stack.wait(10)
+        _gone, alive = psutil.wait_procs(children, timeout=30)
+        assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], \
+            [" ".join(p.cmdline()[:3]) for p in alive]

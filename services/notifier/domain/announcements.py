@@ -225,7 +225,7 @@ def _cancellation_denied(event: CloudEvent[Any], denial: CancellationDenied, pol
         "port_in_request_sid": denial.port_in_request_sid,
         "account_sid": denial.account_sid,
         "phone_numbers": list(denial.phone_numbers),
-        "requested_by": denial.requested_by,
+        "requested_by": redact_secrets(denial.requested_by),
         "reason_code": denial.reason_code,
         "reason": redact_secrets(denial.reason),
         "port_date": denial.port_date.isoformat() if denial.port_date else None,

@@ -68,7 +68,7 @@ def cancel_requested(request: PortInRequest, event: CloudEvent[CancelRequested],
     if unknown := request.unknown_numbers(named):
         return Decisions.refuse(f"a cancellation for numbers not in the request: {', '.join(unknown)}")
     step = Step(request, event.attributes.id, now)
-    canceled_reason = f"Canceled at the request of {request.masked(data.requested_by)}."
+    canceled_reason = f"Canceled at the request of {request.masked(data.requested_by, limit=200)}."
     refused: dict[Refusal, list[NumberState]] = {}
     for number in (request.number(n) for n in named):
         if number.status in WITH_CARRIER or number.status is NumberStatus.IN_REVIEW or number.awaiting_fix:
@@ -106,7 +106,7 @@ def _deny(step: Step, request: PortInRequest, data: CancelRequested, refusal: Re
         step.note(number, refusal.code, refusal.reason)
     step.decisions.publish.append(CancellationDenied(
         port_in_request_sid=request.port_in_request_sid, account_sid=request.account_sid,
-        phone_numbers=[n.phone_number for n in numbers], requested_by=data.requested_by,
+        phone_numbers=[n.phone_number for n in numbers], requested_by=request.masked(data.requested_by, limit=200) or "",
         reason_code=refusal.code, reason=refusal.reason, port_date=dates.pop() if len(dates) == 1 else None,
         notification_emails=request.details.notification_emails, webhook_url=request.details.webhook_url,
     ))

@@ -66,7 +66,7 @@ def _answer(step: Step, number: NumberState, response: CarrierNumberResponse, ca
         step.move(number, NumberStatus.PORT_PENDING)
     elif outcome is CarrierOutcome.REJECTED:
         number.rejected_by, number.awaiting_fix = RejectedBy.CARRIER, True
-        number.port_date = None
+        number.port_date = number.proposed_port_date = None
         code = response.rejection_reason_code.value if response.rejection_reason_code else "REJECTED"
         step.move(number, NumberStatus.PORT_REJECTED, code,
                   step.request.masked(response.rejection_reason) or REJECTED_WITHOUT_TEXT)

@@ -77,13 +77,14 @@ class PortInRequest(BaseModel):
                 update={"account_number": None}),
         })
 
-    def masked(self, text: str | None) -> str | None:
+    def masked(self, text: str | None, limit: int = 2000) -> str | None:
         """Free text from outside (a carrier's reason) with this request's PINs and account
-        number masked, and any value it quotes after such a word: only PortSubmitted carries them."""
+        number masked, and any value it quotes after such a word: only PortSubmitted carries them.
+        At most `limit` characters (the contract's LongText), masks included."""
         details = self.details
         known = [n.pin for n in details.phone_numbers]
         known.append(details.losing_carrier_information.account_number)
-        return redact_secrets(text, known)
+        return redact_secrets(text, known, limit=limit)
 
     @property
     def has_secrets(self) -> bool:

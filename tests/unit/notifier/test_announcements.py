@@ -270,3 +270,8 @@ def test_a_first_port_date_is_not_called_a_change():
     [email] = emails(announce(event, POLICY))
     assert email.payload["port_date_changed"] is False
     assert EmailTemplates().render(email.kind, email.payload).subject == "Your port date: Tuesday 2 March 2027"
+
+
+def test_who_asked_for_a_denied_cancellation_reaches_the_customers_email_without_a_pin_it_quotes():
+    [email] = emails(announce(cancellation_denied(requested_by="Ada (PIN 4412)"), POLICY))
+    assert email.payload["requested_by"] == "Ada (PIN [redacted])"

@@ -71,6 +71,23 @@ def test_a_us_cancel_after_scheduling_is_denied_with_a_cancellation_denied_and_t
     assert [h.kind for h in decisions.history] == [HistoryKind.NOTE]
 
 
+def test_who_asked_for_a_denied_cancellation_reaches_the_denial_without_the_requests_pin_or_account_number():
+    desk, request = submitted_desk(US_NUMBER)  # PIN 4412, account number ACC-991
+    desk.apply(scheduled(request, US_NUMBER, on=date(2027, 3, 2)))
+    asked = cancel(request).model_copy(update={"requested_by": "Ada Lovelace (PIN 4412, account ACC-991)"})
+    [denial] = desk.apply(asked).events_of(CancellationDenied)
+    assert denial.requested_by == "Ada Lovelace (PIN [redacted], account [redacted])"
+
+
+def test_who_asked_stays_within_the_contracts_length_once_masked():
+    desk, request = submitted_desk(US_NUMBER)
+    desk.apply(scheduled(request, US_NUMBER, on=date(2027, 3, 2)))
+    asked = cancel(request).model_copy(update={"requested_by": "4412 " * 40})  # 200 characters
+    [denial] = desk.apply(asked).events_of(CancellationDenied)
+    assert len(denial.requested_by) == 200 and "4412" not in denial.requested_by
+    CancellationDenied.model_validate(denial.model_dump())
+
+
 def test_an_international_cancel_five_business_days_ahead_with_fees_accepted_goes_canceling_then_canceled():
     desk, request = international_scheduled_on(LONDON.add_business_days(MONDAY, 4))  # Mon..Fri: five days' notice
     decisions = desk.apply(cancel(request, accepts_fees_and_risk=True))

@@ -54,6 +54,23 @@ def test_a_carriers_reason_quoting_the_requests_pin_and_account_number_reaches_n
     assert "[redacted]" in published and "4412" not in published and "991" not in published
 
 
+def test_a_rejection_reason_as_long_as_the_contract_allows_stays_within_it_once_masked():
+    desk, request = submitted_desk(US_NUMBER)
+    decisions = desk.apply(carrier(request, rejected(US_NUMBER, "INVALID_PIN", "4412 " * 400)))  # 2,000 characters
+    reason = desk.request.number(US_NUMBER).reason
+    assert len(reason) == 2000 and "4412" not in reason
+    [change] = decisions.events_of(PortStatusChanged)
+    PortStatusChanged.model_validate(change.model_dump())
+
+
+def test_a_rejection_after_an_acceptance_forgets_the_date_the_carrier_had_proposed():
+    desk, request = submitted_desk(US_NUMBER)
+    desk.apply(carrier(request, CarrierNumberResponse(
+        phone_number=US_NUMBER, outcome=CarrierOutcome.ACCEPTED, proposed_port_date=date(2027, 3, 4))))
+    desk.apply(carrier(request, rejected(US_NUMBER)))
+    assert desk.request.number(US_NUMBER).proposed_port_date is None
+
+
 def test_port_scheduled_moves_the_numbers_to_scheduled_with_the_date_and_window_in_its_time_zone():
     desk, request = submitted_desk(US_NUMBER, US_NUMBER_2)
     desk.apply(carrier(request, (US_NUMBER, CarrierOutcome.ACCEPTED), (US_NUMBER_2, CarrierOutcome.ACCEPTED)))
