@@ -14,6 +14,7 @@ minute on 2,000 characters.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -48,10 +49,16 @@ def redact_secrets(text: str | None, known: Iterable[str | None] = (), *, limit:
 
 def _redacted(text: str, known: Iterable[str | None]) -> str:
     text = unicodedata.normalize("NFKC", text)
-    patterns = [p for p in (_known(value) for value in set(known) if value) if p]
-    if patterns:
-        text = re.sub("|".join(patterns), REDACTED, text, flags=re.IGNORECASE)
+    values = _known_values(frozenset(value for value in known if value))
+    if values is not None:
+        text = values.sub(REDACTED, text)
     return _SECRET_AFTER_WORD.sub(lambda m: m.group("word") + REDACTED, text)
+
+
+@functools.lru_cache(maxsize=256)  # one request's values serve each of its numbers' texts
+def _known_values(known: frozenset[str]) -> re.Pattern[str] | None:
+    patterns = [p for p in map(_known, known) if p]
+    return re.compile("|".join(patterns), re.IGNORECASE) if patterns else None
 
 
 def _known(value: str) -> str | None:

@@ -35,8 +35,9 @@ CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 EmailAddress = Annotated[
     str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
 ]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(max_length=2000)]
+SHORT_TEXT_MAX, LONG_TEXT_MAX = 200, 2000
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=SHORT_TEXT_MAX)]
+LongText = Annotated[str, StringConstraints(max_length=LONG_TEXT_MAX)]
 
 
 class NumberType(str, Enum):

@@ -312,9 +312,9 @@ class Bench:
         # does not come, the run goes on and says so (the phase's submission_email shows it too).
         if isinstance(collector, MailCollector) and not await collector.later_finished(workload.keys, timeout=60):
             missing = sum(1 for key in workload.keys if key not in collector.later)
-            self.results.setdefault("warnings", []).append(
-                f"{phase}: {missing} of {count} warm-up submission e-mails did not come in 60 s")
-            err.print(f"[red]{phase}: {missing} of {count} warm-up submission e-mails did not come in 60 s[/red]")
+            warning = f"{phase}: {missing} of {count} warm-up submission e-mails did not come in 60 s"
+            self.results.setdefault("warnings", []).append(warning)
+            err.print(f"[red]{warning}[/red]")
         err.print(f"{phase}: warmed up ({count} events, {now() - began:.1f} s)")
 
     async def _throughput(self, collector: Collector, producer: Any, workload: Workload,

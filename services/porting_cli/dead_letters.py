@@ -24,12 +24,13 @@ from porting_runtime.operator_cli import data_encryption_keys, database_url_for,
 from porting_runtime.record_text import safe_bytes_text, safe_text
 from porting_runtime.sealing import SealedDataUnreadable, Sealer, SealingKeyMissing
 
+from schemas.secrets_in_text import REDACTED
+
 app = typer.Typer(help="Messages a service could not handle: list, inspect, redrive.", no_args_is_help=True)
 console = Console()
 DatabaseOption = typer.Option(None, "--database-url",
                               help="The service's database (default: <SERVICE>_DATABASE_URL, else the local stack's).")
 
-REDACTED = "[redacted]"
 # Compared without case, underscores or dashes, so `accountNumber` or `PIN` are caught too.
 SECRET_FIELDS = frozenset({"pin", "accountnumber"})
 SHOWN_CHARS = 1_000_000

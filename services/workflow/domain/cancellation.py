@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from schemas import CancellationDenied, CancellationPolicyKind, CancelRequested, CloudEvent, NumberStatus
+from schemas.types import SHORT_TEXT_MAX
 
 from .decisions import Decisions
 from .numbers import WITH_CARRIER, NumberState
@@ -68,7 +69,8 @@ def cancel_requested(request: PortInRequest, event: CloudEvent[CancelRequested],
     if unknown := request.unknown_numbers(named):
         return Decisions.refuse(f"a cancellation for numbers not in the request: {', '.join(unknown)}")
     step = Step(request, event.attributes.id, now)
-    canceled_reason = f"Canceled at the request of {request.masked(data.requested_by, limit=200)}."
+    asked_by = request.masked(data.requested_by, limit=SHORT_TEXT_MAX) or ""
+    canceled_reason = f"Canceled at the request of {asked_by}."
     refused: dict[Refusal, list[NumberState]] = {}
     for number in (request.number(n) for n in named):
         if number.status in WITH_CARRIER or number.status is NumberStatus.IN_REVIEW or number.awaiting_fix:
@@ -86,7 +88,7 @@ def cancel_requested(request: PortInRequest, event: CloudEvent[CancelRequested],
         else:
             step.ignore(number, "NOTHING_TO_CANCEL", f"the number is {number.status.value}")
     for refusal, numbers in refused.items():
-        _deny(step, request, data, refusal, numbers)
+        _deny(step, request, asked_by, refusal, numbers)
     return step.finish()
 
 
@@ -99,14 +101,14 @@ def _scheduled_refusal(request: PortInRequest, number: NumberState, data: Cancel
                                      data.accepts_fees_and_risk)
 
 
-def _deny(step: Step, request: PortInRequest, data: CancelRequested, refusal: Refusal,
+def _deny(step: Step, request: PortInRequest, asked_by: str, refusal: Refusal,
           numbers: list[NumberState]) -> None:
     dates = {n.port_date for n in numbers}
     for number in numbers:
         step.note(number, refusal.code, refusal.reason)
     step.decisions.publish.append(CancellationDenied(
         port_in_request_sid=request.port_in_request_sid, account_sid=request.account_sid,
-        phone_numbers=[n.phone_number for n in numbers], requested_by=request.masked(data.requested_by, limit=200) or "",
+        phone_numbers=[n.phone_number for n in numbers], requested_by=asked_by,
         reason_code=refusal.code, reason=refusal.reason, port_date=dates.pop() if len(dates) == 1 else None,
         notification_emails=request.details.notification_emails, webhook_url=request.details.webhook_url,
     ))

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from schemas.secrets_in_text import redact_secrets
+from schemas.types import LONG_TEXT_MAX
 
 from schemas import (
     CancelRequested,
@@ -77,7 +78,7 @@ class PortInRequest(BaseModel):
                 update={"account_number": None}),
         })
 
-    def masked(self, text: str | None, limit: int = 2000) -> str | None:
+    def masked(self, text: str | None, limit: int = LONG_TEXT_MAX) -> str | None:
         """Free text from outside (a carrier's reason) with this request's PINs and account
         number masked, and any value it quotes after such a word: only PortSubmitted carries them.
         At most `limit` characters (the contract's LongText), masks included."""

@@ -85,10 +85,7 @@ def status(
     numbers = Table("phone number", "status", "reason", "port date", title="numbers")
     for n in view["phone_numbers"]:
         reason = " ".join(part for part in (n["reason_code"], n["reason"]) if part)
-        window = f"{n['port_date']} {n['port_time_range_start']}-{n['port_time_range_end']} {n['time_zone']}" \
-            if n["port_date"] else f"{n['proposed_port_date']} (proposed by the carrier)" \
-            if n["proposed_port_date"] and n["status"] == "port_pending" else ""
-        numbers.add_row(n["phone_number"], n["status"], reason, window)
+        numbers.add_row(n["phone_number"], n["status"], reason, _port_date_shown(n))
     console.print(numbers)
     history = Table("at", "number", "from", "to", "reason", "cause", title="history")
     for h in view["history"]:
@@ -104,6 +101,15 @@ def status(
         console.print(f"{len(view['parked_events'])} event(s) parked until the request (or revision) arrives:")
         for p in view["parked_events"]:
             console.print(f"  {p['event_type']} {p['event_id']} since {p['parked_at']}", markup=False)
+
+
+def _port_date_shown(number: dict[str, Any]) -> str:
+    if number["port_date"]:
+        return (f"{number['port_date']} {number['port_time_range_start']}-{number['port_time_range_end']} "
+                f"{number['time_zone']}")
+    if number["proposed_port_date"] and number["status"] == "port_pending":
+        return f"{number['proposed_port_date']} (proposed by the carrier)"
+    return ""
 
 
 @requests_app.command("list")
