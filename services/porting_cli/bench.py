@@ -395,7 +395,7 @@ class Bench:
             await admin.execute(f'CREATE DATABASE "{name}"')
         finally:
             await admin.close()
-        return self.stack.postgres.dsn(database=name)
+        return self.stack.postgres.dsn(database=name, local=True)
 
     @contextlib.asynccontextmanager
     async def _running(self, kind: str, settings: dict[str, ServiceSettings]) -> AsyncIterator[Any]:
