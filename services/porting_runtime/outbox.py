@@ -11,12 +11,19 @@ from schemas import KafkaRecord
 
 NOTIFY_CHANNEL = "outbox_written"
 
-# One statement, one round trip, whatever the number of rows. Writers of the same key take that
-# key's transaction-scoped advisory lock first (in sorted order, so two writers cannot deadlock on
-# each other's keys): the uncorrelated subquery in WHERE runs once, before the first row is made,
-# so a later writer of the key gets its ids only after the earlier one committed. Id order is
-# commit order per key, the order the relay publishes in. Each row's headers are a slice of two
-# flat arrays (a row's own header arrays cannot be unnested: SQL arrays are rectangular).
+# Writers of the same key take that key's transaction-scoped advisory lock first (in sorted order,
+# so two writers cannot deadlock on each other's keys), before their rows get ids: a later writer
+# of the key gets its ids only after the earlier one committed. Id order is commit order per key,
+# the order the relay publishes in.
+#
+# Two ways in, the same rows. A small batch goes in one statement, one round trip: the lock
+# subquery in WHERE runs once, before the first row is made, and each row's headers are a slice
+# of two flat arrays (a row's own header arrays cannot be unnested: SQL arrays are rectangular).
+# But PostgreSQL walks a variable-length array from its start to reach a slice, so that cost
+# grows with the batch's square; from COPY_FROM_ROWS rows on, one statement takes the locks and
+# COPY writes the rows (ids follow its order): 400 rows of 1.3 KB took 25 instead of 45 µs a row,
+# while 5 rows took 100 instead of 80 (two more round trips).
+COPY_FROM_ROWS = 100
 _INSERT = """
 WITH written AS (
     INSERT INTO outbox (topic, key, value, header_names, header_values, sealed)
@@ -29,6 +36,13 @@ WITH written AS (
     RETURNING 1)
 SELECT pg_notify($10, '')
 """
+# The relay's wake-up is sent by PostgreSQL when the transaction commits.
+_LOCK_KEYS = """
+SELECT pg_notify($2, '') FROM (
+    SELECT count(pg_advisory_xact_lock(hashtextextended(k, 42)))
+      FROM (SELECT DISTINCT k FROM unnest($1::text[]) AS k ORDER BY k) AS keys) AS locked
+"""
+_COLUMNS = ("topic", "key", "value", "header_names", "header_values", "sealed")
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,14 @@ async def insert_outbox_rows(connection: asyncpg.Connection, rows: Sequence[Outb
     """Append rows to the outbox in order, and wake the relay when the transaction commits."""
     if not rows:
         return
+    keys = [ordering_key(r.key) for r in rows]
+    if len(rows) >= COPY_FROM_ROWS:
+        await connection.execute(_LOCK_KEYS, keys, NOTIFY_CHANNEL)
+        await connection.copy_records_to_table(
+            "outbox", columns=_COLUMNS,
+            records=[(r.topic, r.key, r.value, list(r.header_names), list(r.header_values), r.sealed) for r in rows],
+        )
+        return
     names: list[str] = []
     values: list[bytes | None] = []
     firsts, lasts = [], []
@@ -61,7 +83,7 @@ async def insert_outbox_rows(connection: asyncpg.Connection, rows: Sequence[Outb
         lasts.append(len(names))
     await connection.execute(
         _INSERT, [r.topic for r in rows], [r.key for r in rows], [r.value for r in rows], names, values,
-        firsts, lasts, [r.sealed for r in rows], [ordering_key(r.key) for r in rows], NOTIFY_CHANNEL,
+        firsts, lasts, [r.sealed for r in rows], keys, NOTIFY_CHANNEL,
     )
 
 

@@ -1,14 +1,24 @@
-"""The outbox keeps each follow-up exactly as written, in order, in one statement per unit of work."""
+"""The outbox keeps each follow-up exactly as written, in order: a small batch in one statement,
+a large one by COPY; each test runs both ways."""
 
 from __future__ import annotations
 
 import asyncio
 
 import asyncpg
+import pytest
 
+from porting_runtime import outbox
 from porting_runtime.database import apply_migrations, create_pool
+from porting_runtime.failures import classify
 from porting_runtime.outbox import write_outbox
 from schemas import KafkaRecord
+
+
+@pytest.fixture(params=["one statement", "copy"], autouse=True)
+def way_in(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(outbox, "COPY_FROM_ROWS", 10_000 if request.param == "one statement" else 1)
+    return request.param
 
 
 async def test_each_follow_up_keeps_its_own_headers_and_its_place_in_line(database_url):
@@ -59,6 +69,52 @@ async def test_a_later_writer_of_a_key_gets_later_ids_than_one_that_committed_fi
             await pool.release(second)
         values = [r["value"] for r in await pool.fetch("SELECT value FROM outbox ORDER BY id")]
         assert values == [b"first", b"first, again", b"second"]
+    finally:
+        await pool.close()
+
+
+async def test_a_batch_wakes_the_relay_when_it_commits(database_url):
+    pool = await create_pool(database_url)
+    listener = await asyncpg.connect(database_url)
+    woken = asyncio.Event()
+    try:
+        await apply_migrations(pool, "runtime")
+        await listener.add_listener(outbox.NOTIFY_CHANNEL, lambda *_: woken.set())
+        async with pool.acquire() as connection, connection.transaction():
+            await write_outbox(connection, [KafkaRecord("t", b"k", b"v", [])])
+            await asyncio.sleep(0)
+            assert not woken.is_set(), "nothing to relay before the commit"
+        await asyncio.wait_for(woken.wait(), 10)
+    finally:
+        await listener.close()
+        await pool.close()
+
+
+async def test_a_header_postgresql_cannot_hold_fails_the_batch_as_the_records_fault(database_url):
+    pool = await create_pool(database_url)
+    try:
+        await apply_migrations(pool, "runtime")
+        with pytest.raises(asyncpg.PostgresError) as failure:
+            async with pool.acquire() as connection, connection.transaction():
+                await write_outbox(connection, [KafkaRecord("t", b"k", b"v", [("nul\x00name", b"x")])])
+        assert classify(failure.value) == "record"
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+    finally:
+        await pool.close()
+
+
+async def test_a_large_batch_keeps_every_row_in_order(database_url):
+    pool = await create_pool(database_url)
+    try:
+        await apply_migrations(pool, "runtime")
+        records = [KafkaRecord(f"t.{i % 3}", f"k{i % 7}".encode(), f"v{i}".encode(),
+                               [("ce_id", str(i).encode())] * (i % 3) + [("empty", None)] * (i % 2))
+                   for i in range(250)]
+        async with pool.acquire() as connection, connection.transaction():
+            await write_outbox(connection, records)
+        rows = await pool.fetch("SELECT topic, key, value, header_names, header_values FROM outbox ORDER BY id")
+        assert [(r["topic"], r["key"], r["value"], list(zip(r["header_names"], r["header_values"], strict=True)))
+                for r in rows] == [(x.topic, x.key, x.value, x.headers) for x in records]
     finally:
         await pool.close()
 
