@@ -190,7 +190,8 @@ class EmbeddedPostgres:
         # A Unix socket path is limited to 107 bytes, which a deep checkout exceeds; TCP is always
         # there, so the socket is a speed-up only and goes when it cannot fit. Only its owner gets
         # through the directory: a data directory made before passwords on the socket trusts it.
-        if len(os.fsencode(f"{socket_dir}/.s.PGSQL.{self.port}")) <= 107:
+        # A comma in the path would split it into two hosts in a connection URL (libpq and asyncpg).
+        if len(os.fsencode(f"{socket_dir}/.s.PGSQL.{self.port}")) <= 107 and "," not in str(socket_dir):
             socket_dir.mkdir(exist_ok=True)
             socket_dir.chmod(0o700)
             if self.system_user:

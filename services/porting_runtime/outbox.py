@@ -68,10 +68,18 @@ async def insert_outbox_rows(connection: asyncpg.Connection, rows: Sequence[Outb
     keys = [ordering_key(r.key) for r in rows]
     if len(rows) >= COPY_FROM_ROWS:
         await connection.execute(_LOCK_KEYS, keys, NOTIFY_CHANNEL)
-        await connection.copy_records_to_table(
-            "outbox", columns=_COLUMNS,
-            records=[(r.topic, r.key, r.value, list(r.header_names), list(r.header_values), r.sealed) for r in rows],
-        )
+        try:
+            await connection.copy_records_to_table(
+                "outbox", columns=_COLUMNS,
+                records=[(r.topic, r.key, r.value, list(r.header_names), list(r.header_values), r.sealed)
+                         for r in rows],
+            )
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            raise
+        except Exception as error:
+            # A value asyncpg cannot encode: the statement path says DataError for it (the rows'
+            # fault), COPY lets the encoder's own error through; the same verdict either way.
+            raise asyncpg.DataError(f"invalid input for the outbox's COPY: {error!r}") from error
         return
     names: list[str] = []
     values: list[bytes | None] = []

@@ -46,6 +46,16 @@ def test_only_the_servers_owner_gets_through_the_socket_directory(postgres: Embe
     assert postgres.socket_dir.stat().st_mode & 0o077 == 0
 
 
+async def test_a_socket_path_with_a_comma_leaves_tcp_only(tmp_path: Path) -> None:
+    server = EmbeddedPostgres(tmp_path / "a,b" / "pgdata", port=free_port(), durable=False).start()
+    try:
+        assert server.socket_dir is None
+        connection = await asyncpg.connect(server.dsn(local=True))
+        await connection.close()
+    finally:
+        server.stop()
+
+
 async def test_a_socket_path_too_long_for_the_system_leaves_tcp_only(tmp_path: Path) -> None:
     server = EmbeddedPostgres(tmp_path / ("d" * 100) / "pgdata", port=free_port(), durable=False).start()
     try:

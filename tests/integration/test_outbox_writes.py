@@ -82,7 +82,7 @@ async def test_a_batch_wakes_the_relay_when_it_commits(database_url):
         await listener.add_listener(outbox.NOTIFY_CHANNEL, lambda *_: woken.set())
         async with pool.acquire() as connection, connection.transaction():
             await write_outbox(connection, [KafkaRecord("t", b"k", b"v", [])])
-            await asyncio.sleep(0)
+            await listener.fetchval("SELECT 1")  # a notification sent by now would have come before this answer
             assert not woken.is_set(), "nothing to relay before the commit"
         await asyncio.wait_for(woken.wait(), 10)
     finally:
@@ -115,6 +115,50 @@ async def test_a_large_batch_keeps_every_row_in_order(database_url):
         rows = await pool.fetch("SELECT topic, key, value, header_names, header_values FROM outbox ORDER BY id")
         assert [(r["topic"], r["key"], r["value"], list(zip(r["header_names"], r["header_values"], strict=True)))
                 for r in rows] == [(x.topic, x.key, x.value, x.headers) for x in records]
+    finally:
+        await pool.close()
+
+
+async def test_a_value_the_driver_cannot_encode_is_the_records_fault(database_url):
+    pool = await create_pool(database_url)
+    try:
+        await apply_migrations(pool, "runtime")
+        with pytest.raises(asyncpg.DataError) as failure:
+            async with pool.acquire() as connection, connection.transaction():
+                await write_outbox(connection, [KafkaRecord("t", b"k", b"v", [("ce_id", "text, not bytes")])])  # type: ignore[list-item]
+        assert classify(failure.value) == "record"
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+    finally:
+        await pool.close()
+
+
+async def test_a_large_and_a_small_writer_of_one_key_keep_commit_order(database_url, monkeypatch):
+    """The two ways in take the same ordering lock: a small batch waiting on a large one's key
+    draws its ids after the large one committed."""
+    monkeypatch.setattr(outbox, "COPY_FROM_ROWS", 2)
+    pool = await create_pool(database_url)
+    try:
+        await apply_migrations(pool, "runtime")
+        large, small = await pool.acquire(), await pool.acquire()
+        try:
+            holding = large.transaction()
+            await holding.start()
+            await write_outbox(large, [KafkaRecord("t", b"same-key", b"large 1", []),
+                                       KafkaRecord("t", b"other", b"large 2", [])])
+            waiting = small.transaction()
+            await waiting.start()
+            blocked = asyncio.create_task(write_outbox(small, [KafkaRecord("t", b"same-key", b"small", [])]))
+            await _until_waiting_on_a_lock(pool)
+            await write_outbox(large, [KafkaRecord("t", b"same-key", b"large 3", []),
+                                       KafkaRecord("t", b"same-key", b"large 4", [])])
+            await holding.commit()
+            await blocked
+            await waiting.commit()
+        finally:
+            await pool.release(large)
+            await pool.release(small)
+        values = [r["value"] for r in await pool.fetch("SELECT value FROM outbox ORDER BY id")]
+        assert values == [b"large 1", b"large 2", b"large 3", b"large 4", b"small"]
     finally:
         await pool.close()
 
