@@ -289,3 +289,24 @@ def test_every_phase_database_name_fits_postgresqls_identifier_limit(scenario):
             assert bench.database_name(scenario.name, phase, definition.name).startswith(f"bench_{scenario.name}_")
     with pytest.raises(ValueError, match="63 bytes"):
         bench.database_name(scenario.name, "pipeline-latency", "s" * 40)
+
+
+def test_a_stack_that_is_not_durable_keeps_its_files_in_memory_when_there_is_room(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "MEMORY_DIRECTORY", tmp_path)
+    monkeypatch.setattr(bench, "MEMORY_NEEDED_BYTES", 1)
+    assert bench.data_directory(durable=False) == tmp_path
+
+
+def test_a_durable_stack_keeps_its_files_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "MEMORY_DIRECTORY", tmp_path)
+    monkeypatch.setattr(bench, "MEMORY_NEEDED_BYTES", 1)
+    assert bench.data_directory(durable=True) is None
+
+
+def test_without_room_in_memory_the_stack_keeps_its_files_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "MEMORY_DIRECTORY", tmp_path)
+    monkeypatch.setattr(bench, "MEMORY_NEEDED_BYTES", 1 << 62)
+    assert bench.data_directory(durable=False) is None
+    monkeypatch.setattr(bench, "MEMORY_DIRECTORY", tmp_path / "missing")
+    monkeypatch.setattr(bench, "MEMORY_NEEDED_BYTES", 1)
+    assert bench.data_directory(durable=False) is None
