@@ -48,8 +48,8 @@ class OutboxMessage:
 async def write_sealed_outbox(connection: asyncpg.Connection, messages: Sequence[SealedMessage],
                               sealer: Sealer) -> None:
     """Like `outbox.write_outbox`, for messages sealed at rest (same per-key ordering lock)."""
-    # The same statement as write_outbox, so these rows and a service's follow-ups of the same key
-    # keep commit order.
+    # The same writer as write_outbox (the same ordering locks), so these rows and a service's
+    # follow-ups of the same key keep commit order.
     await insert_outbox_rows(connection, [sealed_row(m, sealer) for m in messages])
 
 
