@@ -960,9 +960,16 @@ async def _send_raw(producer: Any, topic: str, record: Hostile) -> Any:
 
 async def send_raw_batch(producer: Any, topic: str, partition: int, key: bytes | None, value: bytes | None,
                          headers: list[Header]) -> Any:
-    """A batch of one record built by aiokafka's pure-Python builder, which writes each header
+    """A batch of one record (see send_raw_records)."""
+    return await send_raw_records(producer, topic, partition, [(key, value, headers)])
+
+
+async def send_raw_records(producer: Any, topic: str, partition: int,
+                           records: Sequence[tuple[bytes | None, bytes | None, list[Header]]]) -> Any:
+    """One batch of these records built by aiokafka's pure-Python builder, which writes each header
     name as `name.encode("utf-8")`: a RawHeaderName goes out as its raw bytes. (The compiled
-    builder the producer normally uses reads the str itself.) Returns the delivery to await."""
+    builder the producer normally uses reads the str itself.) Returns the delivery to await; the
+    records get consecutive offsets from its offset on."""
     import time
 
     from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
@@ -971,10 +978,11 @@ async def send_raw_batch(producer: Any, topic: str, partition: int, key: bytes |
     batch._builder = _DefaultRecordBatchBuilderPy(  # noqa: SLF001
         magic=2, compression_type=0, is_transactional=0, producer_id=-1, producer_epoch=-1,
         base_sequence=0, batch_size=2 * ONE_MIB)
-    appended = batch._builder.append(0, int(time.time() * 1000), key=key, value=value,  # noqa: SLF001
-                                     headers=headers)
-    assert appended is not None, "the record fits one batch"
-    batch._relative_offset = 1  # noqa: SLF001
+    for relative, (key, value, headers) in enumerate(records):
+        appended = batch._builder.append(relative, int(time.time() * 1000), key=key, value=value,  # noqa: SLF001
+                                         headers=headers)
+        assert appended is not None, "the records fit one batch"
+    batch._relative_offset = len(records)  # noqa: SLF001
     batch.close()
     return await producer.send_batch(batch, topic, partition=partition)
 

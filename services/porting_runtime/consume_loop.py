@@ -24,7 +24,7 @@ from .failures import Backoff, classify, describe
 from .health import ProgressBoard
 from .kafka import build_consumer
 from .logs import get_logger
-from .raw_records import fetch_raw_record
+from .raw_records import RawConsumerRecord, fetch_raw_record, fetch_rest_of_batch
 from .settings import ServiceSettings
 
 log = get_logger(__name__)
@@ -165,11 +165,47 @@ class ConsumeLoop:
         culprit, reason = await undecodable_culprit(consumer, tp, offset, error)
         await self.pipeline.record_undecodable(culprit, reason)
         await commit_offsets(consumer, self.pipeline.name, {tp: offset + 1})
-        consumer.seek(tp, offset + 1)
         self.committed[tp] = offset + 1
+        after = await self._rest_of_batch(consumer, tp, offset)
+        consumer.seek(tp, after)
+
+    async def _rest_of_batch(self, consumer: AIOKafkaConsumer, tp: TopicPartition, culprit: int) -> int:
+        """aiokafka decodes a whole record batch before it skips to the position, so every record
+        after the culprit in its batch would fail with it, again and again: those are read from
+        the raw batch here, each handled, or dead-lettered when it cannot be decoded either.
+        Returns the offset to go on from."""
+        try:
+            rest = (await fetch_rest_of_batch(consumer, tp, culprit))[1:]
+        except Exception as fetch_error:  # the broker away: the next poll finds out, one record on
+            log.warning("could not read the rest of the undecodable record's batch", error=describe(fetch_error))
+            return culprit + 1
+        readable: list[ConsumerRecord] = []
+        for raw in rest:
+            try:
+                readable.append(_as_consumer_record(raw))
+                continue
+            except UnicodeDecodeError as error:
+                reason = f"the Kafka client could not decode this record: {describe(error)}"
+            if readable and not await self._handle(consumer, readable):
+                return readable[0].offset  # shutting down: from the first one not committed
+            readable = []
+            await self.pipeline.record_undecodable(raw, reason)
+            await commit_offsets(consumer, self.pipeline.name, {tp: raw.offset + 1})
+            self.committed[tp] = raw.offset + 1
+        if readable and not await self._handle(consumer, readable):
+            return readable[0].offset
+        return self.committed[tp]
 
     async def _sleep(self, seconds: float) -> None:
         try:
             await asyncio.wait_for(self.stopping.wait(), seconds)
         except TimeoutError:
             pass
+
+
+def _as_consumer_record(raw: RawConsumerRecord) -> ConsumerRecord:
+    """A raw record as the client would have given it; UnicodeDecodeError for a header name it cannot take."""
+    headers = tuple((name.decode("utf-8"), value) for name, value in raw.headers)
+    return ConsumerRecord(raw.topic, raw.partition, raw.offset, raw.timestamp, 0, raw.key, raw.value, None,
+                          -1 if raw.key is None else len(raw.key), -1 if raw.value is None else len(raw.value),
+                          headers)  # type: ignore[arg-type]

@@ -32,38 +32,48 @@ class RawConsumerRecord:
 
 async def fetch_raw_record(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> RawConsumerRecord | None:
     """The record at `offset`, every field as bytes; None when the broker does not give it."""
+    records = await fetch_rest_of_batch(consumer, tp, offset)
+    return records[0] if records and records[0].offset == offset else None
+
+
+async def fetch_rest_of_batch(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> list[RawConsumerRecord]:
+    """The records from `offset` to the end of the record batch that holds it, every field as
+    bytes; empty when the broker does not give them."""
     client = consumer._client  # noqa: SLF001
     node_id = client.cluster.leader_for_partition(tp)
     if node_id is None or node_id < 0:
-        return None
+        return []
     request = FetchRequest(500, 1, _MAX_FETCH_BYTES, 0, [(tp.topic, [(tp.partition, offset, _MAX_FETCH_BYTES)])])
     response = await client.send(node_id, request)
     for topic, partitions in response.topics:
         for partition, error_code, _highwater, *rest in partitions:
             if topic == tp.topic and partition == tp.partition and error_code == 0 and rest[-1]:
-                return record_at(bytes(rest[-1]), tp, offset)
-    return None
+                return records_from(bytes(rest[-1]), tp, offset)
+    return []
 
 
-def record_at(data: bytes, tp: TopicPartition, offset: int) -> RawConsumerRecord | None:
+def records_from(data: bytes, tp: TopicPartition, offset: int) -> list[RawConsumerRecord]:
+    """Of fetched bytes, the records of the first batch reaching past `offset`, from `offset` on."""
     position = 0
     while position + _BATCH_HEADER <= len(data):
         base_offset = int.from_bytes(data[position:position + 8], "big", signed=True)
         length = int.from_bytes(data[position + 8:position + 12], "big", signed=True)
         end = position + 12 + length
         if end > len(data):
-            return None  # a partial batch at the end of the fetch
+            return []  # a partial batch at the end of the fetch
         batch = _DefaultRecordBatchPy(data[position:end])
         position = end
         if batch.magic != 2 or batch.is_control_batch or batch.next_offset <= offset:
             continue
         batch._maybe_uncompress()  # noqa: SLF001
         buffer, pos = batch._buffer, batch._pos  # noqa: SLF001
+        records = []
         for _ in range(batch._num_records):  # noqa: SLF001
             record, pos = _read(buffer, pos, batch, base_offset, tp)
-            if record.offset == offset:
-                return record
-    return None
+            if record.offset >= offset:
+                records.append(record)
+        return records
+    return []
 
 
 def _read(buffer: bytearray, pos: int, batch: _DefaultRecordBatchPy, base_offset: int,

@@ -12,6 +12,7 @@ from schemas import PortAlertRaised, dead_letter_topic
 
 from ..hostile_records import (
     EVENT_TYPE,
+    answered_once,
     assert_kept_once_with_its_bytes,
     effects_of,
     fresh_good,
@@ -21,6 +22,7 @@ from ..hostile_records import (
     outbox_drained,
     poison_then_good,
     publish_hostile,
+    send_raw_records,
     undecodable_polls,
 )
 from .ledger import collect, fetchval, running, wait_until
@@ -49,6 +51,35 @@ async def test_a_record_whose_header_name_is_not_utf8_is_dead_lettered_once_and_
     assert await effects_of(settings, subjects) == dict.fromkeys(subjects, 1)
     assert undecodable_polls() - polls == 1
     assert loop_restarts("consumer") == consumer_restarts
+
+
+async def test_records_behind_an_undecodable_one_in_its_own_batch_are_answered_not_dead_lettered(settings):
+    """aiokafka decodes a whole record batch before it skips to the position: the good records
+    after the culprit in the batch it came in are read from the raw batch and answered."""
+    from aiokafka import AIOKafkaProducer
+
+    from porting_runtime.kafka import connection_options, ensure_topics
+
+    topic = settings.topic(EVENT_TYPE)
+    [before] = fresh_good(21, 1)
+    [poison] = make("header_name_that_is_not_utf8", seed=21)
+    after = fresh_good(22, 3)
+    batch = [before, poison, *after]
+    await ensure_topics(settings, [topic])
+    producer = AIOKafkaProducer(**connection_options(settings), acks="all", enable_idempotence=False)
+    await producer.start()
+    try:
+        delivered = await (await send_raw_records(producer, topic, 0, [(r.key, r.value, list(r.headers))
+                                                                        for r in batch]))
+    finally:
+        await producer.stop()
+    async with running(settings):
+        subjects = [r.subject for r in (before, *after)]
+        assert await wait_until(lambda: answered_once(settings, set(subjects)), timeout=20,
+                                what="the good records of the batch answered")
+        kept = await kept_dead_letters(settings)
+    assert [row.place for row in kept] == [(topic, 0, delivered.offset + 1)]
+    assert await effects_of(settings, subjects) == dict.fromkeys(subjects, 1)
 
 
 # --- finding 2, the consumer's part: dead letters the broker cannot take as they are -----------------
