@@ -25,6 +25,7 @@ from .types import (
     PortingTrack,
     PortInRequestSid,
     RequestStatus,
+    Revision,
     ShortText,
 )
 
@@ -34,16 +35,18 @@ CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 class PortingRequirements(ContractModel):
     """What the coverage file asks of a number's port, so the workflow never reads it."""
 
+    # Day counts are bounded (a year of business days, ten years for a bill) so a forged check
+    # cannot push the workflow's date arithmetic past the calendar.
     track: PortingTrack
-    bill_max_age_days: int | None = Field(default=None, ge=1)
+    bill_max_age_days: int | None = Field(default=None, ge=1, le=3650)
     customer_service_record_required: bool = False
     fee_per_number: Decimal | None = Field(default=None, ge=0)
     fee_currency: CurrencyCode | None = None
     fee_acknowledgement_required: bool = False
-    min_notice_business_days: int = Field(ge=0)
+    min_notice_business_days: int = Field(ge=0, le=260)
     cancellation_policy: CancellationPolicyKind
-    review_sla_business_days: int = Field(default=1, ge=1)
-    carrier_sla_business_days: int = Field(default=5, ge=1)
+    review_sla_business_days: int = Field(default=1, ge=1, le=260)
+    carrier_sla_business_days: int = Field(default=5, ge=1, le=260)
 
 
 class NumberPortability(ContractModel):
@@ -66,7 +69,7 @@ class PortabilityChecked(PortingEvent):
 
     port_in_request_sid: PortInRequestSid
     account_sid: AccountSid
-    revision: int = Field(ge=1)
+    revision: Revision
     results: list[NumberPortability] = Field(min_length=1, max_length=1000)
     checked_at: datetime
 
@@ -112,7 +115,7 @@ class PortSubmitted(PortingEvent):
 
     port_in_request_sid: PortInRequestSid
     account_sid: AccountSid
-    revision: int = Field(ge=1)
+    revision: Revision
     phone_numbers: list[RequestedNumber] = Field(min_length=1, max_length=1000)
     losing_carrier_information: LosingCarrierInformation
     target_port_in_date: date | None = None

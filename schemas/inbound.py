@@ -17,14 +17,16 @@ from .types import (
     CustomerType,
     DocumentKind,
     EmailAddress,
+    NO_CONTROL_CHARACTERS,
     LongText,
-    PhoneNumberAsGiven,
     PhoneNumberE164,
     PortInRequestSid,
+    RequestedPhoneNumber,
+    Revision,
     ShortText,
 )
 
-Secret = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)]
 
 
 class ServiceAddress(ContractModel):
@@ -32,7 +34,7 @@ class ServiceAddress(ContractModel):
     street_2: ShortText | None = None
     city: ShortText
     state: ShortText
-    zip: Annotated[str, StringConstraints(min_length=1, max_length=16)]
+    zip: Annotated[str, StringConstraints(min_length=1, max_length=16, pattern=NO_CONTROL_CHARACTERS)]
     country: CountryCode
 
 
@@ -40,7 +42,7 @@ class LosingCarrierInformation(ContractModel):
     customer_name: ShortText
     # Repr is hidden so a logged model never shows the account number.
     account_number: Secret | None = Field(default=None, repr=False)
-    account_telephone_number: PhoneNumberAsGiven | None = None
+    account_telephone_number: RequestedPhoneNumber | None = None
     authorized_representative: ShortText
     authorized_representative_email: EmailAddress
     customer_type: CustomerType
@@ -48,7 +50,7 @@ class LosingCarrierInformation(ContractModel):
 
 
 class RequestedNumber(ContractModel):
-    phone_number: PhoneNumberAsGiven
+    phone_number: RequestedPhoneNumber
     pin: Secret | None = Field(default=None, repr=False)
 
 
@@ -65,7 +67,7 @@ class PortRequested(PortingEvent):
 
     port_in_request_sid: PortInRequestSid
     account_sid: AccountSid
-    revision: int = Field(default=1, ge=1)
+    revision: Revision = 1
     phone_numbers: list[RequestedNumber] = Field(min_length=1, max_length=1000)
     losing_carrier_information: LosingCarrierInformation
     notification_emails: list[EmailAddress] = Field(default_factory=list, max_length=20)

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import re
-import secrets
+import random
 
 _TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
 
+def _random_id(bits: int) -> str:
+    """A random, never all-zero id, as OpenTelemetry's RandomIdGenerator makes them: ids need to
+    be unique, not secret, and `secrets` cost a system call each (1% of the workflow's CPU).
+    The module's generator is reseeded in a forked child."""
+    while not (value := random.getrandbits(bits)):
+        pass
+    return f"{value:0{bits // 4}x}"
+
+
 def new_traceparent() -> str:
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    return f"00-{_random_id(128)}-{_random_id(64)}-01"
 
 
 def is_valid_traceparent(value: str | None) -> bool:
@@ -24,7 +33,7 @@ def child_traceparent(parent: str | None) -> str:
     if not is_valid_traceparent(parent):
         return new_traceparent()
     _, trace_id, _, flags = parent.split("-")  # type: ignore[union-attr]
-    return f"00-{trace_id}-{secrets.token_hex(8)}-{flags}"
+    return f"00-{trace_id}-{_random_id(64)}-{flags}"
 
 
 def trace_id_of(traceparent: str | None) -> str | None:

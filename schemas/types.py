@@ -10,7 +10,7 @@ import re
 from enum import Enum, IntEnum
 from typing import Annotated
 
-from pydantic import StringConstraints
+from pydantic import Field, StringConstraints
 
 # E.164: a plus, a country code not starting with 0, at most 15 digits in all; ASCII digits only.
 # Never \d: in Python's re and in pydantic's Rust regex it matches any Unicode digit, so a
@@ -24,20 +24,34 @@ def is_e164(value: str) -> bool:
     return _E164.fullmatch(value) is not None
 
 
+# Text from outside carries no control characters (C0 and DEL; long text may hold tabs and line
+# breaks): a NUL cannot be stored in PostgreSQL text at all, so a request carrying one passed
+# the first service and was dead-lettered by the next, after its check had been published.
+# Refused here, at the contract, every consumer refuses it first and alike, with the reason.
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
+NO_CONTROL_CHARACTERS_BUT_LINES = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+_NOT_CONTROL_OR_SPACE = r"[^@\s\x00-\x1f\x7f]+"
+
 PhoneNumberE164 = Annotated[str, StringConstraints(pattern=E164_PATTERN)]
 # A number as the customer typed it: kept unparsed (bounded) so one malformed number
 # becomes that number's 22102 result instead of losing the whole request.
+# Answers echo it whatever it holds (the Portability API answers a number in its path as 22102).
 PhoneNumberAsGiven = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+# A number in an event from outside: as given, without control characters.
+RequestedPhoneNumber = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=NO_CONTROL_CHARACTERS)]
+# A request's revision: its corrections counted from 1. Bounded by PostgreSQL's integer, in
+# which the workflow keeps it (2^63 once passed the portability check and failed the workflow).
+REVISION_MAX = 2**31 - 1
+Revision = Annotated[int, Field(ge=1, le=REVISION_MAX)]
 PortInRequestSid = Annotated[str, StringConstraints(pattern=r"^KW[0-9a-fA-F]{32}$")]
 AccountSid = Annotated[str, StringConstraints(pattern=r"^AC[0-9a-fA-F]{32}$")]
 AddressSid = Annotated[str, StringConstraints(pattern=r"^AD[0-9a-fA-F]{32}$")]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
-EmailAddress = Annotated[
-    str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
-]
+EmailAddress = Annotated[str, StringConstraints(
+    pattern=rf"^{_NOT_CONTROL_OR_SPACE}@{_NOT_CONTROL_OR_SPACE}\.{_NOT_CONTROL_OR_SPACE}$", max_length=254)]
 SHORT_TEXT_MAX, LONG_TEXT_MAX = 200, 2000
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=SHORT_TEXT_MAX)]
-LongText = Annotated[str, StringConstraints(max_length=LONG_TEXT_MAX)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=SHORT_TEXT_MAX, pattern=NO_CONTROL_CHARACTERS)]
+LongText = Annotated[str, StringConstraints(max_length=LONG_TEXT_MAX, pattern=NO_CONTROL_CHARACTERS_BUT_LINES)]
 
 
 class NumberType(str, Enum):

@@ -10,11 +10,16 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 
-from porting_runtime import ServiceSettings
+from porting_runtime import ServiceSettings, event_loop
 
 from .infrastructure import Infrastructure, provide
 
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, object]:
+    """Every async test and fixture runs on the loop the services run on (porting_runtime.event_loop)."""
+    return {"uvloop": event_loop.new_event_loop}
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,7 @@ from typing import Any
 
 import asyncpg
 import typer
+from porting_runtime import event_loop
 from porting_runtime.kafka import DEFAULT_PARTITIONS, ensure_topics
 from porting_runtime.settings import ServiceSettings
 from rich.console import Console
@@ -631,7 +632,7 @@ def run(options: Options) -> dict[str, Any]:
     err.print(f"{', '.join(s.name for s in scenarios)}: starting the embedded broker and PostgreSQL "
               f"({'durable' if options.durable else 'not durable: fsync and synchronous_commit off'})")
     with embedded_stack(options.durable) as stack:
-        return asyncio.run(_until_stopped([Bench(options, stack, scenario) for scenario in scenarios]))
+        return event_loop.run(_until_stopped([Bench(options, stack, scenario) for scenario in scenarios]))
 
 
 async def _until_stopped(benches: Sequence[Bench]) -> dict[str, Any]:

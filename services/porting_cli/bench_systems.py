@@ -17,7 +17,7 @@ import asyncpg
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from porting_runtime import BackgroundContext, RunningService, ServiceDefinition, ServiceSettings
+from porting_runtime import BackgroundContext, RunningService, ServiceDefinition, ServiceSettings, event_loop
 from porting_runtime.clock import WALL_CLOCK
 from porting_runtime.database import apply_migrations, create_pool
 from porting_runtime.health import ProgressBoard
@@ -183,7 +183,7 @@ def serve(kind: str, scenario_name: str, settings: Mapping[str, dict[str, Any]],
         await asyncio.get_running_loop().run_in_executor(None, stop.wait)
         await system.stop()
 
-    asyncio.run(main())
+    event_loop.run(main())
 
 
 class ChildSystem:

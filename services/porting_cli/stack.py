@@ -87,7 +87,7 @@ class LocalStack:
     def database_url(self, service: str) -> str:
         return self.postgres.dsn(database=service, user=service, password=service)
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         self._refuse_a_running_stack()
         self._refuse_taken_ports()
         self.logs.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from .raw_records import RawConsumerRecord, fetch_raw_record, fetch_rest_of_batc
 from .settings import ServiceSettings
 
 log = get_logger(__name__)
+CONSUMER_PART = "consumer"  # its name on the progress board (/health)
 NARROWING_LIMIT = 500  # records stepped through one by one before polling normally again
 
 
@@ -45,6 +46,30 @@ async def undecodable_culprit(consumer: AIOKafkaConsumer, tp: TopicPartition, of
         return culprit, f"the Kafka client could not decode this record: {describe(error)}"
     return (UndecodableRecord(tp.topic, tp.partition, offset),
             f"the Kafka client could not decode this record ({describe(error)}); its bytes are not available")
+
+
+UnreadableRest = tuple[RawConsumerRecord, str]  # a record of the rest that cannot be decoded either, and why
+
+
+async def rest_of_undecodable_batch(consumer: AIOKafkaConsumer, tp: TopicPartition,
+                                    culprit: int) -> list[ConsumerRecord | UnreadableRest] | None:
+    """The records after the undecodable one at `culprit` in its own record batch, read from the
+    raw batch: aiokafka decodes a whole batch before it skips to the position, so each of them
+    would fail with the culprit, again and again. Each comes as the client would have given it,
+    or with the reason it cannot be decoded either. None when the broker did not give the batch
+    (the next poll finds out, one record on). The service and `porting replay` both use this."""
+    try:
+        rest = (await fetch_rest_of_batch(consumer, tp, culprit))[1:]
+    except Exception as fetch_error:
+        log.warning("could not read the rest of the undecodable record's batch", error=describe(fetch_error))
+        return None
+    records: list[ConsumerRecord | UnreadableRest] = []
+    for raw in rest:
+        try:
+            records.append(_as_consumer_record(raw))
+        except UnicodeDecodeError as error:
+            records.append((raw, f"the Kafka client could not decode this record: {describe(error)}"))
+    return records
 
 
 class ConsumeLoop:
@@ -65,11 +90,13 @@ class ConsumeLoop:
     async def run(self) -> None:
         group = f"{self.settings.consumer_group_prefix}{self.pipeline.name}"
         consumer = build_consumer(self.settings, self.pipeline.topics, group)
+        self.board.starting(CONSUMER_PART, f"joining consumer group {group}")
         try:
-            await consumer.start()
+            await consumer.start()  # returns once the group has assigned this member its partitions
         except BaseException:  # failed or stopped while joining: its connections are closed either way
             await consumer.stop()
             raise
+        self.board.started(CONSUMER_PART)
         self.consumer = consumer
         backoff = Backoff(maximum=5.0)
         try:
@@ -170,22 +197,17 @@ class ConsumeLoop:
         consumer.seek(tp, after)
 
     async def _rest_of_batch(self, consumer: AIOKafkaConsumer, tp: TopicPartition, culprit: int) -> int:
-        """aiokafka decodes a whole record batch before it skips to the position, so every record
-        after the culprit in its batch would fail with it, again and again: those are read from
-        the raw batch here, each handled, or dead-lettered when it cannot be decoded either.
-        Returns the offset to go on from."""
-        try:
-            rest = (await fetch_rest_of_batch(consumer, tp, culprit))[1:]
-        except Exception as fetch_error:  # the broker away: the next poll finds out, one record on
-            log.warning("could not read the rest of the undecodable record's batch", error=describe(fetch_error))
+        """The rest of the culprit's record batch, each record handled, or dead-lettered when it
+        cannot be decoded either. Returns the offset to go on from."""
+        rest = await rest_of_undecodable_batch(consumer, tp, culprit)
+        if rest is None:
             return culprit + 1
         readable: list[ConsumerRecord] = []
-        for raw in rest:
-            try:
-                readable.append(_as_consumer_record(raw))
+        for record in rest:
+            if isinstance(record, ConsumerRecord):
+                readable.append(record)
                 continue
-            except UnicodeDecodeError as error:
-                reason = f"the Kafka client could not decode this record: {describe(error)}"
+            raw, reason = record
             if readable and not await self._handle(consumer, readable):
                 return readable[0].offset  # shutting down: from the first one not committed
             readable = []

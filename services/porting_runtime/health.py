@@ -13,6 +13,9 @@ class Part:
     error: str | None = None
     # Work known to be waiting (lag, backlog, due timers); a part with none is never stalled.
     waiting: int = 0
+    # What the part waits for before it can work at all (the consumer joining its group).
+    starting: str | None = None
+    starting_since: float = 0.0
 
 
 class ProgressBoard:
@@ -36,6 +39,14 @@ class ProgressBoard:
             part.progressed_at = time.monotonic()  # the clock of a stall starts when work appears
         part.waiting = waiting
 
+    def starting(self, name: str, what: str) -> None:
+        part = self.part(name)
+        part.starting, part.starting_since = what, time.monotonic()
+
+    def started(self, name: str) -> None:
+        self.part(name).starting = None
+        self.progressed(name)
+
     def failing(self, name: str, error: str) -> None:
         part = self.part(name)
         if part.failing_since is None:
@@ -46,8 +57,15 @@ class ProgressBoard:
         """The parts that are failing, or have waiting work and made no progress for `stalled_after` seconds."""
         now, found = time.monotonic(), {}
         for name, part in sorted(self.parts.items()):
-            if part.failing_since is not None:
+            if part.starting is not None:
+                found[name] = f"starting for {now - part.starting_since:.0f}s: {part.starting}"
+            elif part.failing_since is not None:
                 found[name] = f"failing for {now - part.failing_since:.0f}s: {part.error}"
             elif part.waiting > 0 and now - part.progressed_at > stalled_after:
                 found[name] = f"no progress for {now - part.progressed_at:.0f}s with {part.waiting} waiting"
         return found
+
+    def only_starting(self, problems: dict[str, str]) -> bool:
+        """Whether every problem is a part still starting: the service is coming up, not degraded."""
+        return bool(problems) and all(
+            name in self.parts and self.parts[name].starting is not None for name in problems)

@@ -49,7 +49,10 @@ def add_operational_routes(app: FastAPI, *, service: str, pool: asyncpg.Pool, co
         if board is not None:
             problems.update(board.problems(stalled_after))
         healthy = not problems
-        return JSONResponse({"service": service, "status": "ok" if healthy else "degraded", **checks,
+        # 503 until the consumer has joined its group: `porting up` and Compose wait for a
+        # service that consumes, not one whose HTTP port merely answers.
+        status = "ok" if healthy else "starting" if board is not None and board.only_starting(problems) else "degraded"
+        return JSONResponse({"service": service, "status": status, **checks,
                              "problems": problems}, status_code=200 if healthy else 503)
 
     @app.get("/metrics", include_in_schema=False)

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from schemas import dead_letter_topic
 
+from . import event_loop
 from .clock import WALL_CLOCK, Clock
 from .consume_loop import ConsumeLoop
 from .consumer import AfterCommit, EventConsumer, Route, UnitOptions
@@ -243,4 +244,4 @@ def settle_collector() -> None:
 
 
 def main(definition: ServiceDefinition, after_commit: AfterCommit | None = None) -> None:
-    asyncio.run(run_service(definition, after_commit=after_commit))
+    event_loop.run(run_service(definition, after_commit=after_commit))

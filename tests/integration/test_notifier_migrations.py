@@ -37,3 +37,15 @@ async def test_a_database_whose_first_migration_already_had_the_new_index_migrat
         await pool.close()
     assert "notifications_unfinished" not in indexes
     assert "(ready_at)" in indexes["notifications_unfinished_since"]
+
+
+async def test_the_senders_queue_has_one_index_for_pending_rows_and_one_for_leases_after_the_migrations(settings):
+    pool = await create_pool(settings.database_url)
+    try:
+        await apply_migrations(pool, "notifier", NOTIFIER.migrations)
+        indexes = await _indexes(pool)
+    finally:
+        await pool.close()
+    assert "notifications_to_send" not in indexes, "001's queue index, pending and sending mixed, is gone"
+    assert "(channel, seq) WHERE (state = 'pending'::text)" in indexes["notifications_pending"]
+    assert "(channel, lease_until) WHERE (state = 'sending'::text)" in indexes["notifications_leased"]

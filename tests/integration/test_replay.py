@@ -28,7 +28,7 @@ from schemas import (
 )
 
 from ..conftest import TEST_DATA_ENCRYPTION_KEY
-from ..hostile_records import RawHeaderName, send_raw_batch
+from ..hostile_records import RawHeaderName, send_raw_batch, send_raw_records
 from ..kafka_support import committed_offsets, fetchval, publish, wait_until
 from .portability_support import PORTABLE, TARGET, checked, portability_service, request_for, status_change
 from .test_workflow_support import US_NUMBER, port_requested, record, running_workflow
@@ -389,6 +389,31 @@ async def test_a_record_the_kafka_client_cannot_decode_is_dead_lettered_by_its_p
     assert unchanged == before
     assert counts(rebuilt) == {"read": 3, "replayed": 3, "applied": 2, "already_seen": 0, "dead_lettered": 1}
     assert checks_of(after) == {first_sid, last_sid} and unreadable_sid not in checks_of(after)
+    assert [tuple(d[1:]) for d in after["dead_letters"]] == [(settings.topic(REQUESTED), 0, 1)]
+
+
+async def test_the_records_behind_an_undecodable_one_in_its_own_batch_are_replayed_not_dead_lettered(settings):
+    """aiokafka decodes a whole record batch before it skips to the position: a replay reads the
+    rest of the culprit's batch from its raw bytes, as the consume loop does."""
+    requests = [request_for(settings, [PORTABLE]) for _ in range(5)]
+    (unreadable_sid, unreadable) = requests[1]
+    batch = [(r.key, r.value, list(r.headers)) for _, r in requests]
+    batch[1] = (unreadable.key, unreadable.value, [*unreadable.headers, (RawHeaderName(b"\xff\xfe"), b"x")])
+    await ensure_topics(settings, [settings.topic(REQUESTED)])
+    producer = AIOKafkaProducer(**connection_options(settings), acks="all", enable_idempotence=False)
+    await producer.start()
+    try:
+        await (await send_raw_records(producer, settings.topic(REQUESTED), 0, batch))
+    finally:
+        await producer.stop()
+    readable = {sid for sid, _ in requests} - {unreadable_sid}
+    async with portability_service(settings):
+        await checked(settings, sorted(readable))
+        await execute(settings, "TRUNCATE portability_checks, inbox, dead_letters")
+        rebuilt = await replayed(settings, "portability", REQUESTED, "--partition", "0")
+        after = await portability_state(settings)
+    assert counts(rebuilt) == {"read": 5, "replayed": 5, "applied": 4, "already_seen": 0, "dead_lettered": 1}
+    assert checks_of(after) == readable
     assert [tuple(d[1:]) for d in after["dead_letters"]] == [(settings.topic(REQUESTED), 0, 1)]
 
 

@@ -143,3 +143,21 @@ async def _degraded(service) -> dict | None:
 async def _healthy(service) -> bool:
     status, _ = await _health(service)
     return status == 200
+
+
+async def test_health_answers_starting_until_the_consumer_has_joined_its_group_and_ok_only_once_it_consumes(settings):
+    seen: list[tuple[int, str, bool]] = []
+
+    async def consuming_and_healthy(service) -> bool:
+        if not getattr(service, "server", None) or not service.server.started:
+            return False
+        status, body = await _health(service)
+        seen.append((status, body["status"], service.consume_loop.running))
+        return status == 200
+
+    async with running(settings, serve_http=True) as service:
+        await wait_until(lambda: consuming_and_healthy(service), timeout=60, what="/health answering 200")
+
+    assert all(consuming for status, _, consuming in seen if status == 200), seen
+    # The group join takes seconds on the embedded broker: the HTTP port answered before it ended.
+    assert (503, "starting", False) in seen, seen

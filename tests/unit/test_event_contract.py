@@ -16,7 +16,7 @@ from schemas import (
     encode,
 )
 from schemas.export import stale_files
-from schemas.tracing import child_traceparent, is_valid_traceparent, trace_id_of
+from schemas.tracing import child_traceparent, is_valid_traceparent, new_traceparent, trace_id_of
 
 from ..factories import port_requested, port_requested_payload
 
@@ -72,6 +72,15 @@ def test_a_broken_traceparent_starts_a_new_trace_instead_of_losing_the_event():
     assert is_valid_traceparent(child_traceparent(None))
 
 
+def test_each_span_of_a_trace_and_each_new_trace_gets_an_id_of_its_own():
+    parent = new_traceparent()
+    children = {child_traceparent(parent) for _ in range(10_000)}
+    traces = {new_traceparent() for _ in range(10_000)}
+    assert len(children) == len(traces) == 10_000
+    assert all(is_valid_traceparent(t) for t in children | traces)
+    assert {trace_id_of(child) for child in children} == {trace_id_of(parent)}
+
+
 def _record_parts(record):
     return record.headers, record.value
 
@@ -117,6 +126,42 @@ def test_values_of_the_wrong_json_type_are_refused_rather_than_coerced():
 def test_a_malformed_number_in_a_port_request_is_kept_as_given_for_its_own_result():
     event = port_requested(phone_numbers=[{"phone_number": "415 555 0100"}, {"phone_number": "+14155550101"}])
     assert event.phone_numbers[0].phone_number == "415 555 0100"
+
+
+def test_a_revision_beyond_the_integer_the_workflow_keeps_it_in_is_refused_by_the_contract():
+    assert port_requested(revision=2**31 - 1).revision == 2**31 - 1
+    for revision in (2**31, 2**63):
+        with pytest.raises(ValidationError, match="revision"):
+            port_requested(revision=revision)
+
+
+def _with_customer_name(name: str) -> dict:
+    payload = port_requested_payload()
+    payload["losing_carrier_information"] = {**payload["losing_carrier_information"], "customer_name": name}
+    return payload
+
+
+@pytest.mark.parametrize("payload, field", [
+    (port_requested_payload(phone_numbers=[{"phone_number": "+14155550100\x00"}]), "phone_number"),
+    (port_requested_payload(phone_numbers=[{"phone_number": "+14155550100", "pin": "12\x0034"}]), "pin"),
+    (_with_customer_name("Ada\x00Lovelace"), "customer_name"),
+    (_with_customer_name("Ada\nLovelace"), "customer_name"),
+    (port_requested_payload(notification_emails=["ada\x07@example.com"]), "notification_emails"),
+], ids=["NUL in a number", "NUL in a PIN", "NUL in a name", "line break in a name", "bell in an e-mail"])
+def test_control_characters_in_text_from_outside_are_refused_by_the_contract(payload, field):
+    # PostgreSQL text cannot hold a NUL: every consumer now refuses it first, with the field named.
+    with pytest.raises(ValidationError, match=field):
+        PortRequested.model_validate(payload)
+
+
+def test_long_text_from_outside_keeps_its_line_breaks_and_tabs():
+    reason = "The PIN does not match.\n\tAsk the losing carrier for the port-out PIN."
+    response = CarrierNumberResponse(phone_number="+14155550100", outcome="rejected",
+                                     rejection_reason_code="INVALID_PIN", rejection_reason=reason)
+    assert response.rejection_reason == reason
+    with pytest.raises(ValidationError, match="rejection_reason"):
+        CarrierNumberResponse(phone_number="+14155550100", outcome="rejected",
+                              rejection_reason_code="INVALID_PIN", rejection_reason="PIN\x00")
 
 
 def test_a_port_request_is_bounded_to_a_thousand_numbers():

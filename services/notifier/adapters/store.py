@@ -116,10 +116,17 @@ async def make_ready(connection: asyncpg.Connection, delivery_ids: Sequence[str]
 
 
 ORDERED_CHANNELS = {"email"}
-_CLAIM = """WITH due AS (
-               SELECT delivery_id, state AS was, lease_until AS old_lease FROM notifications n
-               WHERE channel = $1 AND (state = 'pending' OR (state = 'sending' AND lease_until < $2)) {in_order}
-               ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED)
+# Pending rows and lapsed leases are looked for apart, each through its own index (migration
+# 003), so a claim never steps over the notifications other sends hold; the older of both go.
+_CLAIM = """WITH pending AS (
+               SELECT delivery_id, seq, state AS was, lease_until AS old_lease FROM notifications n
+               WHERE channel = $1 AND state = 'pending' {in_order}
+               ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED),
+           lapsed AS (
+               SELECT delivery_id, seq, state AS was, lease_until AS old_lease FROM notifications n
+               WHERE channel = $1 AND state = 'sending' AND lease_until < $2 {in_order}
+               ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED),
+           due AS (SELECT * FROM lapsed UNION ALL SELECT * FROM pending ORDER BY seq LIMIT $3)
            UPDATE notifications n SET state = 'sending', attempts = n.attempts + 1, lease_until = $4
            FROM due WHERE n.delivery_id = due.delivery_id
            RETURNING n.delivery_id, n.port_in_request_sid, n.channel, n.audience, n.recipient, n.kind, n.payload,

@@ -7,6 +7,8 @@ import asyncio
 import signal
 from pathlib import Path
 
+from porting_runtime import event_loop
+
 from ..adapters.mail_catcher import start_catcher
 
 
@@ -28,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1025)
     arguments = parser.parse_args(argv)
-    asyncio.run(serve(arguments.maildir.resolve(), arguments.host, arguments.port))
+    event_loop.run(serve(arguments.maildir.resolve(), arguments.host, arguments.port))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ delivery that fails is logged and counted only, so an alert never begets another
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from datetime import UTC, datetime, timedelta
@@ -41,6 +42,7 @@ POLL_SECONDS = 2.0
 COALESCE_SECONDS = 0.01
 GAUGE_SECONDS = 5.0
 DRAIN_SECONDS = 15.0
+UNRECORDED_ROOM = 4
 
 
 class DeliverySender:
@@ -86,6 +88,10 @@ class _SenderRun:
         # to as many again wait, claimed ahead, so a send never waits for a database round trip.
         self.slots = {channel: asyncio.Semaphore(limit) for channel, limit in self.limits.items()}
         self.in_flight: dict[asyncio.Task[None], str] = {}
+        # Claimed and not yet recorded, per channel: sending, or sent with the outcome unrecorded.
+        # Claims stop at UNRECORDED_ROOM times the limit, so a recorder that falls behind slows
+        # the claims instead of leaving ever more notifications in 'sending' (measured: 3,437).
+        self.unrecorded: collections.Counter[str] = collections.Counter()
         self.finished: list[store.Finished] = []
         self.outcomes = asyncio.Event()
         self.gauges_at = 0.0
@@ -147,7 +153,8 @@ class _SenderRun:
         for channel, limit in self.limits.items():
             if channel not in self.maybe_due:
                 continue
-            room = 2 * limit - sum(1 for c in self.in_flight.values() if c == channel)
+            room = min(2 * limit - sum(1 for c in self.in_flight.values() if c == channel),
+                       UNRECORDED_ROOM * limit - self.unrecorded[channel])
             # Refill in batches (half the room at least), not one claim per finished send.
             if room < max(1, limit // 2):
                 continue
@@ -161,6 +168,7 @@ class _SenderRun:
             if len(claimed) == room:
                 self.maybe_due.add(channel)
             more = more or len(claimed) == room
+            self.unrecorded[channel] += len(claimed)
             for item in claimed:
                 task = asyncio.create_task(self.deliver(item), name=f"deliver-{item.delivery_id}")
                 self.in_flight[task] = channel
@@ -263,6 +271,7 @@ class _SenderRun:
             raise
         # A recorded outcome lets the recipient's next e-mail be claimed: its channel is looked at.
         self.maybe_due |= {done.claimed.channel for done in batch}
+        self.unrecorded.subtract(done.claimed.channel for done in batch)
         for done in batch:
             if done.claimed.delivery_id in moved:
                 self.count(done)
