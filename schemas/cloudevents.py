@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from .base import PortingEvent
 from .topics import event_for_type
 from .tracing import child_traceparent, is_valid_traceparent, new_traceparent
+from .types import FIRST_DAY, LAST_DAY
 
 E = TypeVar("E", bound=PortingEvent)
 Headers = Sequence[tuple[str, bytes]]
@@ -165,6 +166,12 @@ def decode_attributes(headers: Iterable[tuple[str, bytes | None]]) -> EventAttri
             time = datetime.fromisoformat(values["ce_time"].upper())
         except ValueError:
             raise ContractViolation(f"ce_time {values['ce_time']!r} is not an RFC 3339 time") from None
+        try:
+            within = FIRST_DAY <= time.astimezone(UTC).date() <= LAST_DAY
+        except OverflowError:  # 9999-12-31T23:59:59-14:00 is past Python's calendar in UTC
+            within = False
+        if not within:
+            raise ContractViolation(f"ce_time {values['ce_time']!r} must lie in years {FIRST_DAY.year}-{LAST_DAY.year}")
     traceparent = _lenient_traceparent(headers)
     return EventAttributes(
         id=values["ce_id"],
@@ -208,6 +215,8 @@ def decode(
         data = model.__pydantic_validator__.validate_json(value, strict=True)
     except ValidationError as error:
         raise ContractViolation(_describe(error)) from None
+    except Exception as error:  # a validator's own failure on these bytes is still the record's fault
+        raise ContractViolation(f"the data could not be validated: {type(error).__name__}: {error}"[:500]) from None
     if attributes.subject is not None and attributes.subject != data.subject:
         raise ContractViolation(
             f"ce_subject {attributes.subject!r} differs from the data's request sid {data.subject!r}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Annotated
 
@@ -13,15 +12,20 @@ from .inbound import LosingCarrierInformation, RequestedNumber
 from .types import (
     AccountSid,
     AlertKind,
+    BusinessDays,
+    CalendarDays,
     CancellationPolicyKind,
     CountryCode,
     EmailAddress,
+    LocalTime,
     LongText,
     NumberStatus,
     NumberType,
     PhoneNumberAsGiven,
     PhoneNumberE164,
     PortabilityReason,
+    PortingDate,
+    PortingMoment,
     PortingTrack,
     PortInRequestSid,
     RequestStatus,
@@ -35,18 +39,16 @@ CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 class PortingRequirements(ContractModel):
     """What the coverage file asks of a number's port, so the workflow never reads it."""
 
-    # Day counts are bounded (a year of business days, ten years for a bill) so a forged check
-    # cannot push the workflow's date arithmetic past the calendar.
     track: PortingTrack
-    bill_max_age_days: int | None = Field(default=None, ge=1, le=3650)
+    bill_max_age_days: CalendarDays | None = None
     customer_service_record_required: bool = False
     fee_per_number: Decimal | None = Field(default=None, ge=0)
     fee_currency: CurrencyCode | None = None
     fee_acknowledgement_required: bool = False
-    min_notice_business_days: int = Field(ge=0, le=260)
+    min_notice_business_days: BusinessDays
     cancellation_policy: CancellationPolicyKind
-    review_sla_business_days: int = Field(default=1, ge=1, le=260)
-    carrier_sla_business_days: int = Field(default=5, ge=1, le=260)
+    review_sla_business_days: Annotated[BusinessDays, Field(ge=1)] = 1
+    carrier_sla_business_days: Annotated[BusinessDays, Field(ge=1)] = 5
 
 
 class NumberPortability(ContractModel):
@@ -71,7 +73,7 @@ class PortabilityChecked(PortingEvent):
     account_sid: AccountSid
     revision: Revision
     results: list[NumberPortability] = Field(min_length=1, max_length=1000)
-    checked_at: datetime
+    checked_at: PortingMoment
 
 
 class NumberStatusChange(ContractModel):
@@ -98,12 +100,12 @@ class PortStatusChanged(PortingEvent):
     phone_numbers: list[NumberStatusChange] = Field(max_length=1000)
     reason_code: ShortText | None = None
     reason: LongText | None = None
-    port_date: date | None = None
+    port_date: PortingDate | None = None
     # The confirmed port window on port_date, in its time zone (set when a date is scheduled).
-    port_time_range_start: time | None = None
-    port_time_range_end: time | None = None
+    port_time_range_start: LocalTime | None = None
+    port_time_range_end: LocalTime | None = None
     time_zone: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
-    changed_at: datetime
+    changed_at: PortingMoment
     notification_emails: list[EmailAddress] = Field(default_factory=list)
     webhook_url: AnyHttpUrl | None = None
 
@@ -118,10 +120,10 @@ class PortSubmitted(PortingEvent):
     revision: Revision
     phone_numbers: list[RequestedNumber] = Field(min_length=1, max_length=1000)
     losing_carrier_information: LosingCarrierInformation
-    target_port_in_date: date | None = None
-    target_port_in_time_range_start: time | None = None
-    target_port_in_time_range_end: time | None = None
-    submitted_at: datetime
+    target_port_in_date: PortingDate | None = None
+    target_port_in_time_range_start: LocalTime | None = None
+    target_port_in_time_range_end: LocalTime | None = None
+    submitted_at: PortingMoment
 
 
 class CancellationDenied(PortingEvent):
@@ -133,7 +135,7 @@ class CancellationDenied(PortingEvent):
     requested_by: ShortText
     reason_code: ShortText
     reason: LongText
-    port_date: date | None = None
+    port_date: PortingDate | None = None
     notification_emails: list[EmailAddress] = Field(default_factory=list)
     webhook_url: AnyHttpUrl | None = None
 
@@ -145,6 +147,6 @@ class PortAlertRaised(PortingEvent):
     alert: AlertKind
     message: LongText
     phone_numbers: list[PhoneNumberAsGiven] = Field(default_factory=list)
-    due_at: datetime | None = None
-    raised_at: datetime
+    due_at: PortingMoment | None = None
+    raised_at: PortingMoment
     country: CountryCode | None = None

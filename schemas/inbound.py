@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -17,9 +16,12 @@ from .types import (
     CustomerType,
     DocumentKind,
     EmailAddress,
+    LocalTime,
     NO_CONTROL_CHARACTERS,
     LongText,
     PhoneNumberE164,
+    PortingDate,
+    PortingMoment,
     PortInRequestSid,
     RequestedPhoneNumber,
     Revision,
@@ -58,7 +60,7 @@ class PortingDocument(ContractModel):
     document_sid: ShortText
     kind: DocumentKind
     # The bill's date, the LOA's signing date or the CSR's date.
-    dated: date
+    dated: PortingDate
     signed_by: ShortText | None = None
 
 
@@ -71,9 +73,9 @@ class PortRequested(PortingEvent):
     phone_numbers: list[RequestedNumber] = Field(min_length=1, max_length=1000)
     losing_carrier_information: LosingCarrierInformation
     notification_emails: list[EmailAddress] = Field(default_factory=list, max_length=20)
-    target_port_in_date: date | None = None
-    target_port_in_time_range_start: time | None = None
-    target_port_in_time_range_end: time | None = None
+    target_port_in_date: PortingDate | None = None
+    target_port_in_time_range_start: LocalTime | None = None
+    target_port_in_time_range_end: LocalTime | None = None
     documents: list[PortingDocument] = Field(default_factory=list, max_length=50)
     webhook_url: AnyHttpUrl | None = None
     fees_acknowledged: bool = False
@@ -89,7 +91,7 @@ class PortRequested(PortingEvent):
 class CarrierNumberResponse(ContractModel):
     phone_number: PhoneNumberE164
     outcome: CarrierOutcome
-    proposed_port_date: date | None = None
+    proposed_port_date: PortingDate | None = None
     rejection_reason_code: CarrierRejectionReason | None = None
     rejection_reason: LongText | None = None
 
@@ -108,7 +110,7 @@ class CarrierResponded(PortingEvent):
     port_in_request_sid: PortInRequestSid
     losing_carrier: ShortText
     responses: list[CarrierNumberResponse] = Field(min_length=1, max_length=1000)
-    responded_at: datetime | None = None
+    responded_at: PortingMoment | None = None
 
 
 class PortScheduled(PortingEvent):
@@ -116,9 +118,9 @@ class PortScheduled(PortingEvent):
 
     port_in_request_sid: PortInRequestSid
     phone_numbers: list[PhoneNumberE164] = Field(min_length=1, max_length=1000)
-    port_date: date
-    port_time_range_start: time
-    port_time_range_end: time
+    port_date: PortingDate
+    port_time_range_start: LocalTime
+    port_time_range_end: LocalTime
     time_zone: Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
     @field_validator("time_zone")

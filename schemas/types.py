@@ -7,10 +7,11 @@ webhooks read like the ones operators already know.
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime, time
 from enum import Enum, IntEnum
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 # E.164: a plus, a country code not starting with 0, at most 15 digits in all; ASCII digits only.
 # Never \d: in Python's re and in pydantic's Rust regex it matches any Unicode digit, so a
@@ -28,9 +29,45 @@ def is_e164(value: str) -> bool:
 # breaks): a NUL cannot be stored in PostgreSQL text at all, so a request carrying one passed
 # the first service and was dead-lettered by the next, after its check had been published.
 # Refused here, at the contract, every consumer refuses it first and alike, with the reason.
-NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
-NO_CONTROL_CHARACTERS_BUT_LINES = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
-_NOT_CONTROL_OR_SPACE = r"[^@\s\x00-\x1f\x7f]+"
+# C1 (\x80-\x9f, e.g. an 8-bit CSI) as the envelope's headers refuse it too.
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]*$"
+NO_CONTROL_CHARACTERS_BUT_LINES = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+_NOT_CONTROL_OR_SPACE = r"[^@\s\x00-\x1f\x7f-\x9f]+"
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def without_control_characters(text: str) -> str:
+    """A peer's text (an SMTP reply, an HTTP error) made fit for the contract's text and for
+    PostgreSQL: each control character shown as U+FFFD, so it is seen, not acted on."""
+    return _CONTROL_CHARACTER.sub("\ufffd", text)
+
+# Dates and times of the porting domain lie in years 2000-2999. Python's calendar ends at years 1
+# and 9999, so a port date at either end passed the contract and then overflowed a service's
+# arithmetic (a window moved to UTC, a reminder days before it): refused here, naming the field.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)
+PortingDate = Annotated[date, Field(ge=FIRST_DAY, le=LAST_DAY)]
+
+
+def _within_the_porting_calendar(value: datetime) -> datetime:
+    if not FIRST_DAY <= value.astimezone(UTC).date() <= LAST_DAY:
+        raise ValueError(f"must lie in years {FIRST_DAY.year}-{LAST_DAY.year}")
+    return value
+
+
+def _local_time(value: time) -> time:
+    # A window's times are read in the time zone given beside them; an offset on one end (and
+    # not the other) made the window's own check fail with a TypeError instead of a reason.
+    if value.tzinfo is not None:
+        raise ValueError("must be a local time without an offset (the time zone is given apart)")
+    return value
+
+
+PortingMoment = Annotated[datetime, AfterValidator(_within_the_porting_calendar)]
+# Day counts of a country's rules, bounded (a year of business days, ten years of calendar days)
+# so neither the coverage file nor a forged check can push date arithmetic past the calendar.
+BusinessDays = Annotated[int, Field(ge=0, le=260)]
+CalendarDays = Annotated[int, Field(ge=1, le=3650)]
+LocalTime = Annotated[time, AfterValidator(_local_time)]
 
 PhoneNumberE164 = Annotated[str, StringConstraints(pattern=E164_PATTERN)]
 # A number as the customer typed it: kept unparsed (bounded) so one malformed number

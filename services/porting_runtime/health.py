@@ -59,13 +59,18 @@ class ProgressBoard:
         for name, part in sorted(self.parts.items()):
             if part.starting is not None:
                 found[name] = f"starting for {now - part.starting_since:.0f}s: {part.starting}"
+                if now - part.starting_since > stalled_after:
+                    found[name] = f"still {part.starting} after {now - part.starting_since:.0f}s"
             elif part.failing_since is not None:
                 found[name] = f"failing for {now - part.failing_since:.0f}s: {part.error}"
             elif part.waiting > 0 and now - part.progressed_at > stalled_after:
                 found[name] = f"no progress for {now - part.progressed_at:.0f}s with {part.waiting} waiting"
         return found
 
-    def only_starting(self, problems: dict[str, str]) -> bool:
-        """Whether every problem is a part still starting: the service is coming up, not degraded."""
+    def only_starting(self, problems: dict[str, str], stalled_after: float) -> bool:
+        """Whether every problem is a part still starting, for less than `stalled_after` seconds:
+        the service is coming up. A start that takes longer (a group that never forms) is degraded."""
+        now = time.monotonic()
         return bool(problems) and all(
-            name in self.parts and self.parts[name].starting is not None for name in problems)
+            name in self.parts and self.parts[name].starting is not None
+            and now - self.parts[name].starting_since <= stalled_after for name in problems)

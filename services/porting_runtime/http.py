@@ -51,7 +51,7 @@ def add_operational_routes(app: FastAPI, *, service: str, pool: asyncpg.Pool, co
         healthy = not problems
         # 503 until the consumer has joined its group: `porting up` and Compose wait for a
         # service that consumes, not one whose HTTP port merely answers.
-        status = "ok" if healthy else "starting" if board is not None and board.only_starting(problems) else "degraded"
+        status = "ok" if healthy else "starting" if board is not None and board.only_starting(problems, stalled_after) else "degraded"
         return JSONResponse({"service": service, "status": status, **checks,
                              "problems": problems}, status_code=200 if healthy else 503)
 

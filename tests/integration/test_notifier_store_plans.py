@@ -1,4 +1,4 @@
-"""How PostgreSQL reaches the notifications the senders move on: by primary key, however many
+"""How the senders claim, keep and move on notifications; and how PostgreSQL reaches them: by primary key, however many
 notifications were delivered since the last vacuum (their entries stay in the partial queue
 indexes until then, and a plan through those indexes costs more with every one)."""
 
@@ -136,12 +136,50 @@ async def test_a_claim_does_not_step_over_the_notifications_being_sent(settings)
                 f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {store.CLAIM_IN_ORDER}", *arguments))
             await explained.rollback()
             claimed = await store.claim(connection, "email", 10, NOW, timedelta(minutes=5))
+            # More lapsed and more pending than the room: the room, oldest first, no more.
+            await _queued(connection, "msg_lapsed_more_", 3, "sending", NOW - timedelta(minutes=1))
+            await _queued(connection, "msg_due_more_", 3, "pending", None)
+            within_room = await store.claim(connection, "email", 4, NOW, timedelta(minutes=5))
     finally:
         await pool.close()
     # Before migration 003 a claim went through every row in flight (3,000 here) to reach these.
     assert rows_examined(plan, "notifications") < 100, rows_examined(plan, "notifications")
-    assert [c.delivery_id for c in claimed] == ["msg_lapsed_1"] + [f"msg_due_{i}" for i in range(1, 6)]
-    assert claimed[0].interrupted_since is not None and all(c.interrupted_since is None for c in claimed[1:])
+    # RETURNING keeps no order: compared as sets.
+    assert {c.delivery_id for c in claimed} == {"msg_lapsed_1", *(f"msg_due_{i}" for i in range(1, 6))}
+    assert {c.delivery_id for c in claimed if c.interrupted_since is not None} == {"msg_lapsed_1"}
+    assert {c.delivery_id for c in within_room} == {"msg_lapsed_more_1", "msg_lapsed_more_2", "msg_lapsed_more_3",
+                                                    "msg_due_more_1"}
 
 
 IN_FLIGHT_AHEAD = 3000
+
+
+async def test_each_interrupted_attempt_is_kept_as_it_is_found_even_when_the_resend_is_interrupted_too(settings):
+    lease = timedelta(minutes=2)
+    pool = await create_pool(settings.database_url)
+    try:
+        await apply_migrations(pool, "notifier", NOTIFIER.migrations)
+        async with pool.acquire() as connection:
+            await _queued(connection, "msg_twice_stopped_", 1, "pending", None)
+            await connection.execute("UPDATE notifications SET attempts = 0")  # never tried yet
+            await store.claim(connection, "email", 10, NOW, lease)  # the sender stops before the outcome
+            [again] = await store.claim(connection, "email", 10, NOW + timedelta(minutes=3), lease)  # and again
+            kept_before_any_outcome = await _attempts(connection)
+            [last] = await store.claim(connection, "email", 10, NOW + timedelta(minutes=6), lease)
+            result = AttemptResult(Outcome.DELIVERED, "accepted")
+            await store.finish(connection, [store.Finished(last, result, NOW + timedelta(minutes=6),
+                                                           NOW + timedelta(minutes=7), "delivered")], NOW)
+            kept = await _attempts(connection)
+    finally:
+        await pool.close()
+    assert again.interrupted_since == NOW and last.interrupted_since == NOW + timedelta(minutes=3)
+    assert kept_before_any_outcome == [(1, "interrupted", NOW, NOW + timedelta(minutes=3))]
+    assert kept == [(1, "interrupted", NOW, NOW + timedelta(minutes=3)),
+                    (2, "interrupted", NOW + timedelta(minutes=3), NOW + timedelta(minutes=6)),
+                    (3, "delivered", NOW + timedelta(minutes=6), NOW + timedelta(minutes=7))]
+
+
+async def _attempts(connection):
+    rows = await connection.fetch("SELECT attempt, outcome, started_at, finished_at FROM delivery_attempts "
+                                  "WHERE delivery_id = 'msg_twice_stopped_1' ORDER BY attempt")
+    return [tuple(row) for row in rows]

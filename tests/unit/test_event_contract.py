@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pydantic
 import pytest
 from pydantic import ValidationError
 
@@ -191,3 +192,55 @@ def test_a_port_schedule_needs_a_known_time_zone_and_an_ordered_window():
         PortScheduled.model_validate({**base, "time_zone": "Mars/Olympus"})
     with pytest.raises(ValidationError, match="before"):
         PortScheduled.model_validate({**base, "port_time_range_end": "08:00:00"})
+
+
+SCHEDULE = {"port_in_request_sid": "KW" + "a" * 32, "phone_numbers": ["+14155550100"], "port_date": "2027-01-05",
+            "port_time_range_start": "09:00:00", "port_time_range_end": "12:00:00", "time_zone": "America/Toronto"}
+
+
+@pytest.mark.parametrize("port_date", ["0001-01-01", "1999-12-31", "3000-01-01", "9999-12-31"])
+def test_a_port_date_outside_the_years_of_the_porting_calendar_is_refused_naming_it(port_date):
+    # Year 1 and 9999 passed the contract, then overflowed the notifier's and the workflow's arithmetic.
+    with pytest.raises(ValidationError, match="port_date"):
+        PortScheduled.model_validate({**SCHEDULE, "port_date": port_date})
+    with pytest.raises(ValidationError, match="target_port_in_date"):
+        PortRequested.model_validate(port_requested_payload(target_port_in_date=port_date))
+
+
+@pytest.mark.parametrize("start, end", [("10:00:00+14:00", "11:00:00"), ("10:00:00", "11:00:00Z")])
+def test_a_window_time_with_an_offset_is_refused_naming_it_not_a_failure_of_the_window_check(start, end):
+    # Local times are read in the time zone given beside them; one aware end made the check raise TypeError.
+    with pytest.raises(ValidationError, match="local time without an offset"):
+        PortScheduled.model_validate({**SCHEDULE, "port_time_range_start": start, "port_time_range_end": end})
+    with pytest.raises(ValidationError, match="target_port_in_time_range"):
+        PortRequested.model_validate(port_requested_payload(target_port_in_time_range_start=start,
+                                                            target_port_in_time_range_end=end))
+
+
+@pytest.mark.parametrize("ce_time", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "1999-12-31T23:59:59Z"])
+def test_a_ce_time_outside_the_years_of_the_porting_calendar_is_a_contract_violation(ce_time):
+    record = encode(port_requested(), source="portal")
+    headers = [(n, ce_time.encode() if n == "ce_time" else v) for n, v in record.headers]
+    with pytest.raises(ContractViolation, match="must lie in years 2000-2999"):
+        decode(headers, record.value)
+
+
+def test_a_c1_control_character_in_text_from_outside_is_refused_as_the_envelope_refuses_it():
+    payload = port_requested_payload()
+    payload["losing_carrier_information"] = {**payload["losing_carrier_information"], "customer_name": "Ada\x9b31m"}
+    with pytest.raises(ValidationError, match="customer_name"):
+        PortRequested.model_validate(payload)
+
+
+def test_a_validator_that_fails_on_a_records_data_makes_it_a_contract_violation_not_a_crash(monkeypatch):
+    import schemas.cloudevents
+
+    class Fragile(PortRequested):
+        @pydantic.model_validator(mode="after")
+        def _compares_what_cannot_be_compared(self) -> Fragile:
+            raise TypeError("can't compare offset-naive and offset-aware times")
+
+    monkeypatch.setattr(schemas.cloudevents, "event_for_type", lambda _type: Fragile)
+    record = encode(port_requested(), source="portal")
+    with pytest.raises(ContractViolation, match="could not be validated: TypeError: can't compare"):
+        decode(record.headers, record.value)

@@ -51,3 +51,12 @@ async def test_a_service_starting_while_another_part_fails_is_degraded():
     status, body = await _health(board)
     assert status == 503 and body["status"] == "degraded"
     assert set(body["problems"]) == {"consumer", "loop consumer"}
+
+
+async def test_a_consumer_still_joining_after_the_stall_time_is_degraded_not_starting():
+    board = ProgressBoard()
+    board.starting("consumer", "joining consumer group porting-portability")
+    board.parts["consumer"].starting_since -= 61  # as if the join began 61 s ago (stalled after 60 s)
+    status, body = await _health(board)
+    assert status == 503 and body["status"] == "degraded"
+    assert body["problems"]["consumer"].startswith("still joining consumer group porting-portability after 61")

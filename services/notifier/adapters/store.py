@@ -126,11 +126,21 @@ _CLAIM = """WITH pending AS (
                SELECT delivery_id, seq, state AS was, lease_until AS old_lease FROM notifications n
                WHERE channel = $1 AND state = 'sending' AND lease_until < $2 {in_order}
                ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED),
-           due AS (SELECT * FROM lapsed UNION ALL SELECT * FROM pending ORDER BY seq LIMIT $3)
-           UPDATE notifications n SET state = 'sending', attempts = n.attempts + 1, lease_until = $4
-           FROM due WHERE n.delivery_id = due.delivery_id
-           RETURNING n.delivery_id, n.port_in_request_sid, n.channel, n.audience, n.recipient, n.kind, n.payload,
-                     n.phone_numbers, n.attempts, n.ready_at, due.was, due.old_lease"""
+           due AS (SELECT * FROM lapsed UNION ALL SELECT * FROM pending ORDER BY seq LIMIT $3),
+           claimed AS (
+               UPDATE notifications n SET state = 'sending', attempts = n.attempts + 1, lease_until = $4
+               FROM due WHERE n.delivery_id = due.delivery_id
+               RETURNING n.delivery_id, n.port_in_request_sid, n.channel, n.audience, n.recipient, n.kind,
+                         n.payload, n.phone_numbers, n.attempts, n.ready_at, due.was, due.old_lease),
+           -- The interrupted attempt is kept as it is found, with the claim: kept with the next
+           -- outcome instead, a second stop before that outcome lost it from the history.
+           interrupted AS (
+               INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, outcome, detail)
+               SELECT delivery_id, attempts - 1, old_lease - ($4::timestamptz - $2::timestamptz), $2, 'interrupted',
+                      'the notifier stopped before it learned the outcome'
+               FROM claimed WHERE was = 'sending'
+               ON CONFLICT (delivery_id, attempt) DO NOTHING)
+           SELECT * FROM claimed"""
 CLAIM = _CLAIM.format(in_order="")
 CLAIM_IN_ORDER = _CLAIM.format(in_order="""
                  AND NOT EXISTS (
@@ -174,8 +184,8 @@ _FINISH = """WITH kept AS (
            WHERE n.delivery_id = u.delivery_id AND n.state = u.claimed_as AND n.attempts = u.attempt
            RETURNING n.delivery_id"""
 # Why the claimed state ('sending') comes as a column and not as a constant: with a constant,
-# the planner may reach the rows through the partial queue indexes (state IN ...), whose entries
-# for notifications already delivered stay until a vacuum. Seen: a bitmap scan over 8,861 such
+# the planner may reach the rows through the partial queue indexes (notifications_leased is on
+# state = 'sending'), whose entries for notifications already delivered stay until a vacuum. Seen: a bitmap scan over 8,861 such
 # entries to move 14 notifications on, 2 ms a batch and growing with the traffic since the last
 # vacuum. As a join column it cannot prove those indexes' predicates, and the primary key is
 # the way in: one lookup a notification, whatever the churn.
@@ -192,20 +202,16 @@ async def finish(connection: asyncpg.Connection | asyncpg.Pool, finished: Sequen
     write (no retry timer, no alert) needs no BEGIN and COMMIT either."""
     if not finished:
         return set()
-    interrupted = [f.claimed for f in finished if f.claimed.interrupted_since is not None]
+    # An interrupted attempt before these was kept when its notification was claimed again.
     rows = await connection.fetch(
         _FINISH,
         [f.claimed.delivery_id for f in finished], [f.claimed.attempt for f in finished],
         [f.state for f in finished], [f.next_attempt_at for f in finished], [f.result.detail for f in finished],
         now,
-        [c.delivery_id for c in interrupted] + [f.claimed.delivery_id for f in finished],
-        [c.attempt - 1 for c in interrupted] + [f.claimed.attempt for f in finished],
-        [c.interrupted_since for c in interrupted] + [f.started_at for f in finished],
-        [now for _ in interrupted] + [f.finished_at for f in finished],
-        ["interrupted" for _ in interrupted] + [f.result.outcome.value for f in finished],
-        [None for _ in interrupted] + [f.result.status_code for f in finished],
-        ["the notifier stopped before it learned the outcome" for _ in interrupted]
-        + [f.result.detail for f in finished],
+        [f.claimed.delivery_id for f in finished], [f.claimed.attempt for f in finished],
+        [f.started_at for f in finished], [f.finished_at for f in finished],
+        [f.result.outcome.value for f in finished], [f.result.status_code for f in finished],
+        [f.result.detail for f in finished],
         ["sending" for _ in finished],
     )
     return {r["delivery_id"] for r in rows}

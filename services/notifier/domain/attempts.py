@@ -18,6 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
+from schemas.types import without_control_characters
+
+DETAIL_MAX = 500
+
 
 class Outcome(str, Enum):
     DELIVERED = "delivered"
@@ -32,6 +36,12 @@ class AttemptResult:
     status_code: int | None = None
     # The receiver's Retry-After, in seconds, when it gave one.
     retry_after: float | None = None
+
+    def __post_init__(self) -> None:
+        # The detail quotes the receiver (an SMTP reply passes every byte but line breaks): a NUL
+        # failed the attempt's INSERT, any control character the PortAlertRaised that quotes it,
+        # and either crashed the outcome recorder into resending the whole batch.
+        object.__setattr__(self, "detail", without_control_characters(self.detail)[:DETAIL_MAX])
 
 
 def classify_http_status(status_code: int) -> Outcome:

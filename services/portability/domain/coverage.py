@@ -6,10 +6,12 @@ Ops edit it as a file (`coverage.yaml`); this is its meaning, with no I/O.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas import CancellationPolicyKind, CountryCode, NumberType, PortingRequirements, PortingTrack
+from schemas.types import BusinessDays, CalendarDays
 
 from .numbers import PhoneNumberFacts
 
@@ -21,15 +23,16 @@ class CountryCoverage(BaseModel):
     number_types: dict[NumberType, PortingTrack]
     pin_and_account_number_required: list[NumberType] = Field(default_factory=list)
     address_required: bool = False
-    bill_max_age_days: int | None = Field(default=None, ge=1)
+    # Bounded as the contract bounds them: a file beyond them is refused when it loads.
+    bill_max_age_days: CalendarDays | None = None
     customer_service_record_required: bool = False
     fee_per_number: Decimal | None = Field(default=None, ge=0)
     fee_currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     fee_acknowledgement_required: bool = False
-    min_notice_business_days: int = Field(ge=0)
+    min_notice_business_days: BusinessDays
     cancellation_policy: CancellationPolicyKind
-    review_sla_business_days: int = Field(default=1, ge=1)
-    carrier_sla_business_days: int = Field(default=5, ge=1)
+    review_sla_business_days: Annotated[BusinessDays, Field(ge=1)] = 1
+    carrier_sla_business_days: Annotated[BusinessDays, Field(ge=1)] = 5
     unsupported_carriers: list[str] = Field(default_factory=list)
     unsupported_rate_centers: list[str] = Field(default_factory=list)
 

@@ -9,8 +9,11 @@ import pytest
 
 from notifier.adapters.templates import EmailTemplates, TemplateProblem, compose, load_fix_advice
 from notifier.domain.announcements import NotifierPolicy, announce
-from notifier.domain.attempts import Outcome, RetryPolicy, classify_http_status, classify_smtp_reply
+from notifier.service_layer.sending import claim_room
+from notifier.domain.attempts import AttemptResult, Outcome, RetryPolicy, classify_http_status, classify_smtp_reply
 from notifier.domain.deliveries import Channel
+
+from schemas import AlertKind, PortAlertRaised
 
 from .events import alert_raised, cancellation_denied, status_changed
 
@@ -220,3 +223,22 @@ def test_a_receivers_retry_after_is_honoured_and_each_delivery_keeps_its_own_spr
     assert retry.delay("msg_a", 1) == retry.delay("msg_a", 1)
     spreads = {retry.delay(f"msg_{i}", 1) for i in range(20)}
     assert len(spreads) > 1 and all(timedelta(seconds=30) <= d <= timedelta(seconds=36) for d in spreads)
+
+
+def test_a_receivers_control_characters_in_an_attempts_detail_are_shown_not_kept_so_its_alert_is_valid():
+    result = AttemptResult(Outcome.FAILED, "refused: 550 no such user\x00\x1b[31m\x9b" + "x" * 600)
+    assert result.detail.startswith("refused: 550 no such user\ufffd\ufffd[31m\ufffd") and len(result.detail) == 500
+    alert = PortAlertRaised(port_in_request_sid="KW" + "a" * 32, alert=AlertKind.DELIVERY_GAVE_UP,
+                            message=f"Last attempt: {result.detail}", raised_at=datetime(2027, 1, 4, tzinfo=UTC))
+    assert "\x00" not in alert.message
+
+
+@pytest.mark.parametrize("sending, unrecorded, room", [
+    (0, 0, 32),    # idle: the limit sends and as many wait
+    (10, 10, 22),  # refilled as sends go out
+    (16, 60, 4),   # the recorder behind: only what keeps within four times the limit
+    (0, 64, 0),    # four times the limit unrecorded: no claim until outcomes are recorded
+    (0, 70, -6),
+])
+def test_a_sender_claims_to_keep_its_sends_busy_but_no_further_than_its_recorder_keeps_up(sending, unrecorded, room):
+    assert claim_room(16, sending, unrecorded) == room

@@ -91,6 +91,9 @@ def test_an_edited_coverage_file_is_read_again(tmp_path):
     "countries:\n  US: {number_types: {LOCAL: teleport}, min_notice_business_days: 2, cancellation_policy: north_american}",
     "countries:\n  US: {number_types: {LOCAL: api}, min_notice_business_days: 2, cancellation_policy: north_american, fee_per_number: 5}",
     "countries:\n  USA: {number_types: {LOCAL: api}, min_notice_business_days: 2, cancellation_policy: north_american}",
+    # Beyond the contract's bounds: refused as the file loads, not in each check (a 500, dead letters).
+    "countries:\n  US: {number_types: {LOCAL: api}, min_notice_business_days: 300, cancellation_policy: north_american}",
+    "countries:\n  CA: {number_types: {LOCAL: api}, min_notice_business_days: 2, cancellation_policy: north_american, bill_max_age_days: 5000}",
 ])
 def test_a_broken_coverage_file_is_reported_not_guessed(tmp_path, text):
     path = tmp_path / "coverage.yaml"
