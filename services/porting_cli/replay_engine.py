@@ -29,7 +29,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka import errors as kafka_errors
 from porting_runtime import EventConsumer, ServiceDefinition, ServiceSettings
-from porting_runtime.consume_loop import rest_of_undecodable_batch, undecodable_culprit
+from porting_runtime.consume_loop import UnreadableRest, rest_of_undecodable_batch, runs_of, undecodable_culprit
 from porting_runtime.database import apply_migrations, create_pool
 from porting_runtime.dead_letter_writer import DeadLetterWriter
 from porting_runtime.failures import Backoff, classify, describe
@@ -46,10 +46,6 @@ FETCH_TIMEOUT_MS = 500
 STALL_SECONDS = 60.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _OUTCOMES = ("handled", "duplicate", "dead_lettered")
-
-
-def record_offset(record: ConsumerRecord | tuple[Any, str]) -> int:
-    return record.offset if isinstance(record, ConsumerRecord) else record[0].offset
 
 
 class ReplayRefused(Exception):
@@ -369,17 +365,16 @@ class RangeReader:
         culprit, reason = await undecodable_culprit(self.consumer, tp, offset, error)
         await self._keep_dead_letter(replay, culprit, reason, offset)
         # The rest of its record batch would fail with it: read from the raw batch, as the consume loop does.
-        readable: list[ConsumerRecord] = []
-        for record in await rest_of_undecodable_batch(self.consumer, tp, offset) or []:
-            if replay.end_offset is not None and record_offset(record) >= replay.end_offset:
-                break
-            if isinstance(record, ConsumerRecord):
-                readable.append(record)
-                continue
-            await self._feed({tp: self._take(replay, readable)})
-            readable = []
-            await self._keep_dead_letter(replay, *record, record[0].offset)
-        await self._feed({tp: self._take(replay, readable)})
+        rest = [r for r in await rest_of_undecodable_batch(self.consumer, tp, offset) or []
+                if replay.end_offset is None or r.offset < replay.end_offset]
+        for run in runs_of(rest):
+            if not isinstance(run, UnreadableRest):
+                await self._feed({tp: self._take(replay, run)})
+            elif self.selection.takes(run.raw.timestamp):
+                await self._keep_dead_letter(replay, run.raw, run.reason, run.offset)
+            else:  # outside the replay's time range: read, not replayed
+                replay.read += 1
+                replay.next_offset = run.offset + 1
         self.consumer.seek(tp, replay.next_offset)
 
     async def _keep_dead_letter(self, replay: PartitionReplay, record: object, reason: str, offset: int) -> None:

@@ -12,7 +12,8 @@ the partition moves on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka import errors as kafka_errors
@@ -48,7 +49,30 @@ async def undecodable_culprit(consumer: AIOKafkaConsumer, tp: TopicPartition, of
             f"the Kafka client could not decode this record ({describe(error)}); its bytes are not available")
 
 
-UnreadableRest = tuple[RawConsumerRecord, str]  # a record of the rest that cannot be decoded either, and why
+class UnreadableRest(NamedTuple):
+    """A record after the culprit that cannot be decoded either, and why."""
+
+    raw: RawConsumerRecord
+    reason: str
+
+    @property
+    def offset(self) -> int:
+        return self.raw.offset
+
+
+def runs_of(rest: Sequence[ConsumerRecord | UnreadableRest]) -> Iterator[list[ConsumerRecord] | UnreadableRest]:
+    """The rest in order: each run of readable records as one list, each unreadable record alone."""
+    readable: list[ConsumerRecord] = []
+    for record in rest:
+        if isinstance(record, UnreadableRest):
+            if readable:
+                yield readable
+                readable = []
+            yield record
+        else:
+            readable.append(record)
+    if readable:
+        yield readable
 
 
 async def rest_of_undecodable_batch(consumer: AIOKafkaConsumer, tp: TopicPartition,
@@ -68,7 +92,7 @@ async def rest_of_undecodable_batch(consumer: AIOKafkaConsumer, tp: TopicPartiti
         try:
             records.append(_as_consumer_record(raw))
         except UnicodeDecodeError as error:
-            records.append((raw, f"the Kafka client could not decode this record: {describe(error)}"))
+            records.append(UnreadableRest(raw, f"the Kafka client could not decode this record: {describe(error)}"))
     return records
 
 
@@ -202,20 +226,13 @@ class ConsumeLoop:
         rest = await rest_of_undecodable_batch(consumer, tp, culprit)
         if rest is None:
             return culprit + 1
-        readable: list[ConsumerRecord] = []
-        for record in rest:
-            if isinstance(record, ConsumerRecord):
-                readable.append(record)
-                continue
-            raw, reason = record
-            if readable and not await self._handle(consumer, readable):
-                return readable[0].offset  # shutting down: from the first one not committed
-            readable = []
-            await self.pipeline.record_undecodable(raw, reason)
-            await commit_offsets(consumer, self.pipeline.name, {tp: raw.offset + 1})
-            self.committed[tp] = raw.offset + 1
-        if readable and not await self._handle(consumer, readable):
-            return readable[0].offset
+        for run in runs_of(rest):
+            if isinstance(run, UnreadableRest):
+                await self.pipeline.record_undecodable(run.raw, run.reason)
+                await commit_offsets(consumer, self.pipeline.name, {tp: run.offset + 1})
+                self.committed[tp] = run.offset + 1
+            elif not await self._handle(consumer, run):
+                return run[0].offset  # shutting down: from the first one not committed
         return self.committed[tp]
 
     async def _sleep(self, seconds: float) -> None:
