@@ -183,3 +183,35 @@ async def _attempts(connection):
     rows = await connection.fetch("SELECT attempt, outcome, started_at, finished_at FROM delivery_attempts "
                                   "WHERE delivery_id = 'msg_twice_stopped_1' ORDER BY attempt")
     return [tuple(row) for row in rows]
+
+
+async def test_a_claim_prepared_while_the_queue_was_nearly_empty_is_planned_again_for_the_queue_as_it_grew(settings):
+    """A generic plan cached after a few claims on a fresh, nearly empty table walked every
+    unfinished notification for each one it looked at once the queue grew; the runtime's pools
+    plan every statement for its arguments and the table as it is (database.PLANNER_SETTINGS)."""
+    arguments = "'email', '2027-02-01 09:00+00', 32, '2027-02-01 09:02+00'"
+    pool = await create_pool(settings.database_url)
+    try:
+        await apply_migrations(pool, "notifier", NOTIFIER.migrations)
+        async with pool.acquire() as connection:
+            await connection.execute("ALTER TABLE notifications SET (autovacuum_enabled = off)")
+            await _queued(connection, "msg_early_", 20, "pending", None)
+            await connection.execute(f"PREPARE claim (text, timestamptz, int, timestamptz) AS {store.CLAIM_IN_ORDER}")
+            for _ in range(8):  # past the five runs after which PostgreSQL may keep a generic plan
+                await connection.execute(f"EXECUTE claim ({arguments})")
+                await connection.execute("UPDATE notifications SET state = 'delivered' WHERE state = 'sending'")
+            # The queue grows, a notification for each of 2,000 requests.
+            await connection.execute(
+                """INSERT INTO notifications (delivery_id, port_in_request_sid, channel, audience, recipient, kind,
+                                              payload, cause_source, cause_id, state, recorded_at, ready_at)
+                   SELECT 'msg_later_' || i, 'KW' || md5('later' || i), 'email', 'customer', 'ada@example.com',
+                          'received', '{}', 'test', 'msg_later_' || i, 'pending', $1::timestamptz, $1::timestamptz
+                   FROM generate_series(1, 2000) AS i""", NOW)
+            explained = connection.transaction()
+            await explained.start()
+            plan = json.loads(await connection.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim ({arguments})"))
+            await explained.rollback()
+    finally:
+        await pool.close()
+    # With the plan cached on the 20-row table: the 2,000 unfinished for each of the 32 taken (64,000).
+    assert rows_examined(plan, "notifications") < 500, rows_examined(plan, "notifications")
