@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from .base import PortingEvent
 from .topics import event_for_type
 from .tracing import child_traceparent, is_valid_traceparent, new_traceparent
-from .types import FIRST_DAY, LAST_DAY
+from .types import CONTROL_CHARACTER, FIRST_DAY, LAST_DAY
 
 E = TypeVar("E", bound=PortingEvent)
 Headers = Sequence[tuple[str, bytes]]
@@ -117,7 +117,6 @@ ATTRIBUTE_MAX_LENGTH = {"ce_id": 256, "ce_source": 512, "ce_type": 256, "ce_subj
 
 # RFC 3339 date-time: full date, full time with optional fraction, and an offset (Z or ±hh:mm).
 _RFC_3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def decode_headers(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, str]:
@@ -140,7 +139,7 @@ def decode_headers(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, str
         except UnicodeDecodeError:
             raise ContractViolation(f"header {name!r} is not UTF-8") from None
         # Control characters are not printable: the usual, printable header skips the regex.
-        if not text.isprintable() and _CONTROL_CHARACTERS.search(text):
+        if not text.isprintable() and CONTROL_CHARACTER.search(text):
             raise ContractViolation(f"header {name!r} holds control characters")
         decoded[name] = text
     return decoded

@@ -33,13 +33,13 @@ def is_e164(value: str) -> bool:
 NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]*$"
 NO_CONTROL_CHARACTERS_BUT_LINES = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
 _NOT_CONTROL_OR_SPACE = r"[^@\s\x00-\x1f\x7f-\x9f]+"
-_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # the envelope's headers refuse these too
 
 
 def without_control_characters(text: str) -> str:
     """A peer's text (an SMTP reply, an HTTP error) made fit for the contract's text and for
     PostgreSQL: each control character shown as U+FFFD, so it is seen, not acted on."""
-    return _CONTROL_CHARACTER.sub("\ufffd", text)
+    return CONTROL_CHARACTER.sub("\ufffd", text)
 
 # Dates and times of the porting domain lie in years 2000-2999. Python's calendar ends at years 1
 # and 9999, so a port date at either end passed the contract and then overflowed a service's

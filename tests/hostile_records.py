@@ -405,22 +405,25 @@ def value_with_unclosed_nesting(ids: Seeded) -> Parts:
 
 # --- numbers -------------------------------------------------------------------------------------
 
+def revision_written_as(ids: Seeded, literal: bytes) -> Parts:
+    """A valid request whose revision is this JSON literal, byte for byte."""
+    parts = document_of(ids)
+    return replace(parts, value=parts.value.replace(b'"revision": 1', b'"revision": ' + literal, 1))
+
+
 @kind("number")
 def revision_that_overflows_a_double(ids: Seeded) -> Parts:
-    parts = document_of(ids)
-    return replace(parts, value=parts.value.replace(b'"revision": 1', b'"revision": 1e400', 1))
+    return revision_written_as(ids, b'1e400')
 
 
 @kind("number")
 def revision_that_is_nan(ids: Seeded) -> Parts:
-    parts = document_of(ids)
-    return replace(parts, value=parts.value.replace(b'"revision": 1', b'"revision": NaN', 1))
+    return revision_written_as(ids, b'NaN')
 
 
 @kind("number")
 def revision_that_is_infinity(ids: Seeded) -> Parts:
-    parts = document_of(ids)
-    return replace(parts, value=parts.value.replace(b'"revision": 1', b'"revision": -Infinity', 1))
+    return revision_written_as(ids, b'-Infinity')
 
 
 @kind("number")
@@ -440,27 +443,23 @@ def revision_as_a_string(ids: Seeded) -> Parts:
 
 @kind("number")
 def revision_with_a_five_thousand_digit_integer(ids: Seeded) -> Parts:
-    parts = document_of(ids)
-    return replace(parts, value=parts.value.replace(b'"revision": 1', b'"revision": 1' + b"0" * 5000, 1))
+    return revision_written_as(ids, b'1' + b"0" * 5000)
 
 
 @kind("number")
 def revision_of_a_thousand_digit_integer(ids: Seeded) -> Parts:
     """Beyond the integer the workflow keeps a revision in (2^31 - 1): refused by the contract."""
-    parts = document_of(ids)
-    return replace(parts, value=parts.value.replace(b'"revision": 1', b'"revision": 1' + b"0" * 1000, 1))
+    return revision_written_as(ids, b'1' + b"0" * 1000)
 
 
 @kind("number", answered=True)
 def revision_at_the_largest_the_workflow_keeps(ids: Seeded) -> Parts:
-    parts = document_of(ids)
-    return replace(parts, value=parts.value.replace(b'"revision": 1', b'"revision": 2147483647', 1))
+    return revision_written_as(ids, b'2147483647')
 
 
 @kind("number")
 def revision_one_past_the_largest_the_workflow_keeps(ids: Seeded) -> Parts:
-    parts = document_of(ids)
-    return replace(parts, value=parts.value.replace(b'"revision": 1', b'"revision": 2147483648', 1))
+    return revision_written_as(ids, b'2147483648')
 
 
 @kind("number")
@@ -860,8 +859,7 @@ def exact_duplicate_of_an_event(ids: Seeded) -> Parts:
 
 @kind("json", answered=True)
 def value_with_a_key_twice(ids: Seeded) -> Parts:
-    parts = document_of(ids)
-    return replace(parts, value=parts.value.replace(b'"revision": 1', b'"revision": 7, "revision": 1', 1))
+    return revision_written_as(ids, b'7, "revision": 1')
 
 
 @kind("json", answered=True)

@@ -4,6 +4,7 @@ indexes until then, and a plan through those indexes costs more with every one).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -40,6 +41,20 @@ def scans_of(plan, table):
     return found
 
 
+@contextlib.asynccontextmanager
+async def notifier_queue(settings):
+    """A connection to the notifier's migrated database, whose notifications no vacuum or analyze
+    of its own may tidy up before a statement is explained."""
+    pool = await create_pool(settings.database_url)
+    try:
+        await apply_migrations(pool, "notifier", NOTIFIER.migrations)
+        async with pool.acquire() as connection:
+            await connection.execute("ALTER TABLE notifications SET (autovacuum_enabled = off)")
+            yield connection
+    finally:
+        await pool.close()
+
+
 async def _notifications(connection, prefix, count, state):
     await connection.execute(
         """INSERT INTO notifications (delivery_id, port_in_request_sid, channel, audience, recipient, kind, payload,
@@ -50,37 +65,30 @@ async def _notifications(connection, prefix, count, state):
 
 
 async def test_moving_sent_notifications_on_reaches_them_by_primary_key_after_heavy_churn(settings):
-    pool = await create_pool(settings.database_url)
-    try:
-        await apply_migrations(pool, "notifier", NOTIFIER.migrations)
-        async with pool.acquire() as connection:
-            # No vacuum or analyze of its own may tidy up before the statement is explained.
-            await connection.execute("ALTER TABLE notifications SET (autovacuum_enabled = off)")
-            # Statistics from a quiet moment (everything delivered), then a burst delivered
-            # without a vacuum since: its entries stay in the partial indexes of the unfinished.
-            await _notifications(connection, "msg_earlier_", DELIVERED_BEFORE, "delivered")
-            await connection.execute("ANALYZE notifications")
-            await _notifications(connection, "msg_burst_", BURST, "pending")
-            await connection.execute("UPDATE notifications SET state = 'sending' WHERE delivery_id LIKE 'msg_burst_%'")
-            await connection.execute("UPDATE notifications SET state = 'delivered', lease_until = NULL "
-                                     "WHERE delivery_id LIKE 'msg_burst_%'")
-            await _notifications(connection, "msg_now_", IN_FLIGHT, "sending")
-            # Two this sender must leave alone: one already delivered, one taken again by another
-            # sender after this one's lease ran out (its attempt count moved on).
-            await _notifications(connection, "msg_done_", 1, "delivered")
-            await _notifications(connection, "msg_retaken_", 1, "sending")
-            await connection.execute("UPDATE notifications SET attempts = 2 WHERE delivery_id = 'msg_retaken_1'")
-            finished = [_delivered(f"msg_now_{i}") for i in range(1, IN_FLIGHT + 1)]
-            finished += [_delivered("msg_done_1"), _delivered("msg_retaken_1")]
-            explained = PlanOnly(connection)
-            await store.finish(explained, finished, NOW)
-            # And the statement does what it says when it runs.
-            moved = await store.finish(connection, finished, NOW)
-            left = {r["delivery_id"]: (r["state"], r["attempts"]) for r in await connection.fetch(
-                "SELECT delivery_id, state, attempts FROM notifications WHERE delivery_id IN "
-                "('msg_done_1', 'msg_retaken_1')")}
-    finally:
-        await pool.close()
+    async with notifier_queue(settings) as connection:
+        # Statistics from a quiet moment (everything delivered), then a burst delivered
+        # without a vacuum since: its entries stay in the partial indexes of the unfinished.
+        await _notifications(connection, "msg_earlier_", DELIVERED_BEFORE, "delivered")
+        await connection.execute("ANALYZE notifications")
+        await _notifications(connection, "msg_burst_", BURST, "pending")
+        await connection.execute("UPDATE notifications SET state = 'sending' WHERE delivery_id LIKE 'msg_burst_%'")
+        await connection.execute("UPDATE notifications SET state = 'delivered', lease_until = NULL "
+                                 "WHERE delivery_id LIKE 'msg_burst_%'")
+        await _notifications(connection, "msg_now_", IN_FLIGHT, "sending")
+        # Two this sender must leave alone: one already delivered, one taken again by another
+        # sender after this one's lease ran out (its attempt count moved on).
+        await _notifications(connection, "msg_done_", 1, "delivered")
+        await _notifications(connection, "msg_retaken_", 1, "sending")
+        await connection.execute("UPDATE notifications SET attempts = 2 WHERE delivery_id = 'msg_retaken_1'")
+        finished = [_delivered(f"msg_now_{i}") for i in range(1, IN_FLIGHT + 1)]
+        finished += [_delivered("msg_done_1"), _delivered("msg_retaken_1")]
+        explained = PlanOnly(connection)
+        await store.finish(explained, finished, NOW)
+        # And the statement does what it says when it runs.
+        moved = await store.finish(connection, finished, NOW)
+        left = {r["delivery_id"]: (r["state"], r["attempts"]) for r in await connection.fetch(
+            "SELECT delivery_id, state, attempts FROM notifications WHERE delivery_id IN "
+            "('msg_done_1', 'msg_retaken_1')")}
     [plan] = explained.plans
     assert scans_of(plan, "notifications") == [("Index Scan", "notifications_pkey")]
     assert moved == {f"msg_now_{i}" for i in range(1, IN_FLIGHT + 1)}
@@ -119,29 +127,23 @@ def rows_examined(plan, table):
 
 
 async def test_a_claim_does_not_step_over_the_notifications_being_sent(settings):
-    pool = await create_pool(settings.database_url)
-    try:
-        await apply_migrations(pool, "notifier", NOTIFIER.migrations)
-        async with pool.acquire() as connection:
-            await connection.execute("ALTER TABLE notifications SET (autovacuum_enabled = off)")
-            # A sender stopped mid-send long ago, then thousands in flight, then what is due now.
-            await _queued(connection, "msg_lapsed_", 1, "sending", NOW - timedelta(minutes=1))
-            await _queued(connection, "msg_in_flight_", IN_FLIGHT_AHEAD, "sending", NOW + timedelta(minutes=5))
-            await _queued(connection, "msg_due_", 5, "pending", None)
-            await connection.execute("ANALYZE notifications")
-            arguments = ("email", NOW, 10, NOW + timedelta(minutes=5))
-            explained = connection.transaction()  # EXPLAIN ANALYZE runs the claim: rolled back after
-            await explained.start()
-            plan = json.loads(await connection.fetchval(
-                f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {store.CLAIM_IN_ORDER}", *arguments))
-            await explained.rollback()
-            claimed = await store.claim(connection, "email", 10, NOW, timedelta(minutes=5))
-            # More lapsed and more pending than the room: the room, oldest first, no more.
-            await _queued(connection, "msg_lapsed_more_", 3, "sending", NOW - timedelta(minutes=1))
-            await _queued(connection, "msg_due_more_", 3, "pending", None)
-            within_room = await store.claim(connection, "email", 4, NOW, timedelta(minutes=5))
-    finally:
-        await pool.close()
+    async with notifier_queue(settings) as connection:
+        # A sender stopped mid-send long ago, then thousands in flight, then what is due now.
+        await _queued(connection, "msg_lapsed_", 1, "sending", NOW - timedelta(minutes=1))
+        await _queued(connection, "msg_in_flight_", IN_FLIGHT_AHEAD, "sending", NOW + timedelta(minutes=5))
+        await _queued(connection, "msg_due_", 5, "pending", None)
+        await connection.execute("ANALYZE notifications")
+        arguments = ("email", NOW, 10, NOW + timedelta(minutes=5))
+        explained = connection.transaction()  # EXPLAIN ANALYZE runs the claim: rolled back after
+        await explained.start()
+        plan = json.loads(await connection.fetchval(
+            f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {store.CLAIM_IN_ORDER}", *arguments))
+        await explained.rollback()
+        claimed = await store.claim(connection, "email", 10, NOW, timedelta(minutes=5))
+        # More lapsed and more pending than the room: the room, oldest first, no more.
+        await _queued(connection, "msg_lapsed_more_", 3, "sending", NOW - timedelta(minutes=1))
+        await _queued(connection, "msg_due_more_", 3, "pending", None)
+        within_room = await store.claim(connection, "email", 4, NOW, timedelta(minutes=5))
     # Before migration 003 a claim went through every row in flight (3,000 here) to reach these.
     assert rows_examined(plan, "notifications") < 100, rows_examined(plan, "notifications")
     # RETURNING keeps no order: compared as sets.
@@ -156,22 +158,17 @@ IN_FLIGHT_AHEAD = 3000
 
 async def test_each_interrupted_attempt_is_kept_as_it_is_found_even_when_the_resend_is_interrupted_too(settings):
     lease = timedelta(minutes=2)
-    pool = await create_pool(settings.database_url)
-    try:
-        await apply_migrations(pool, "notifier", NOTIFIER.migrations)
-        async with pool.acquire() as connection:
-            await _queued(connection, "msg_twice_stopped_", 1, "pending", None)
-            await connection.execute("UPDATE notifications SET attempts = 0")  # never tried yet
-            await store.claim(connection, "email", 10, NOW, lease)  # the sender stops before the outcome
-            [again] = await store.claim(connection, "email", 10, NOW + timedelta(minutes=3), lease)  # and again
-            kept_before_any_outcome = await _attempts(connection)
-            [last] = await store.claim(connection, "email", 10, NOW + timedelta(minutes=6), lease)
-            result = AttemptResult(Outcome.DELIVERED, "accepted")
-            await store.finish(connection, [store.Finished(last, result, NOW + timedelta(minutes=6),
-                                                           NOW + timedelta(minutes=7), "delivered")], NOW)
-            kept = await _attempts(connection)
-    finally:
-        await pool.close()
+    async with notifier_queue(settings) as connection:
+        await _queued(connection, "msg_twice_stopped_", 1, "pending", None)
+        await connection.execute("UPDATE notifications SET attempts = 0")  # never tried yet
+        await store.claim(connection, "email", 10, NOW, lease)  # the sender stops before the outcome
+        [again] = await store.claim(connection, "email", 10, NOW + timedelta(minutes=3), lease)  # and again
+        kept_before_any_outcome = await _attempts(connection)
+        [last] = await store.claim(connection, "email", 10, NOW + timedelta(minutes=6), lease)
+        result = AttemptResult(Outcome.DELIVERED, "accepted")
+        await store.finish(connection, [store.Finished(last, result, NOW + timedelta(minutes=6),
+                                                       NOW + timedelta(minutes=7), "delivered")], NOW)
+        kept = await _attempts(connection)
     assert again.interrupted_since == NOW and last.interrupted_since == NOW + timedelta(minutes=3)
     assert kept_before_any_outcome == [(1, "interrupted", NOW, NOW + timedelta(minutes=3))]
     assert kept == [(1, "interrupted", NOW, NOW + timedelta(minutes=3)),
@@ -190,28 +187,22 @@ async def test_a_claim_prepared_while_the_queue_was_nearly_empty_is_planned_agai
     unfinished notification for each one it looked at once the queue grew; the runtime's pools
     plan every statement for its arguments and the table as it is (database.PLANNER_SETTINGS)."""
     arguments = "'email', '2027-02-01 09:00+00', 32, '2027-02-01 09:02+00'"
-    pool = await create_pool(settings.database_url)
-    try:
-        await apply_migrations(pool, "notifier", NOTIFIER.migrations)
-        async with pool.acquire() as connection:
-            await connection.execute("ALTER TABLE notifications SET (autovacuum_enabled = off)")
-            await _queued(connection, "msg_early_", 20, "pending", None)
-            await connection.execute(f"PREPARE claim (text, timestamptz, int, timestamptz) AS {store.CLAIM_IN_ORDER}")
-            for _ in range(8):  # past the five runs after which PostgreSQL may keep a generic plan
-                await connection.execute(f"EXECUTE claim ({arguments})")
-                await connection.execute("UPDATE notifications SET state = 'delivered' WHERE state = 'sending'")
-            # The queue grows, a notification for each of 2,000 requests.
-            await connection.execute(
-                """INSERT INTO notifications (delivery_id, port_in_request_sid, channel, audience, recipient, kind,
-                                              payload, cause_source, cause_id, state, recorded_at, ready_at)
-                   SELECT 'msg_later_' || i, 'KW' || md5('later' || i), 'email', 'customer', 'ada@example.com',
-                          'received', '{}', 'test', 'msg_later_' || i, 'pending', $1::timestamptz, $1::timestamptz
-                   FROM generate_series(1, 2000) AS i""", NOW)
-            explained = connection.transaction()
-            await explained.start()
-            plan = json.loads(await connection.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim ({arguments})"))
-            await explained.rollback()
-    finally:
-        await pool.close()
+    async with notifier_queue(settings) as connection:
+        await _queued(connection, "msg_early_", 20, "pending", None)
+        await connection.execute(f"PREPARE claim (text, timestamptz, int, timestamptz) AS {store.CLAIM_IN_ORDER}")
+        for _ in range(8):  # past the five runs after which PostgreSQL may keep a generic plan
+            await connection.execute(f"EXECUTE claim ({arguments})")
+            await connection.execute("UPDATE notifications SET state = 'delivered' WHERE state = 'sending'")
+        # The queue grows, a notification for each of 2,000 requests.
+        await connection.execute(
+            """INSERT INTO notifications (delivery_id, port_in_request_sid, channel, audience, recipient, kind,
+                                          payload, cause_source, cause_id, state, recorded_at, ready_at)
+               SELECT 'msg_later_' || i, 'KW' || md5('later' || i), 'email', 'customer', 'ada@example.com',
+                      'received', '{}', 'test', 'msg_later_' || i, 'pending', $1::timestamptz, $1::timestamptz
+               FROM generate_series(1, 2000) AS i""", NOW)
+        explained = connection.transaction()
+        await explained.start()
+        plan = json.loads(await connection.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim ({arguments})"))
+        await explained.rollback()
     # With the plan cached on the 20-row table: the 2,000 unfinished for each of the 32 taken (64,000).
     assert rows_examined(plan, "notifications") < 500, rows_examined(plan, "notifications")
