@@ -1,5 +1,6 @@
-"""Stored copies of events are not kept for ever: dead letters for `dead_letter_retention_days`,
-sent outbox rows for `sent_outbox_retention_hours`. Run by the service in a supervised loop."""
+"""Stored copies of events are not kept for ever: dead letters for `dead_letter_retention_days`.
+(Outbox rows are deleted as soon as the broker acknowledges them.) Run by the service in a
+supervised loop."""
 
 from __future__ import annotations
 
@@ -19,12 +20,10 @@ SEAL_BATCH = 200
 @dataclass(frozen=True)
 class Purged:
     dead_letters: int
-    outbox_rows: int
 
 
 async def purge_expired(connection: asyncpg.Connection, settings: Any, *, now: datetime | None = None) -> Purged:
-    """Delete dead letters and sent outbox rows older than their retention (as of `now`, the
-    database's clock by default). Unsent outbox rows are never deleted."""
+    """Delete dead letters older than their retention (as of `now`, the database's clock by default)."""
     now = now or await connection.fetchval("SELECT now()")
     dead_letters = await _delete_in_batches(
         connection,
@@ -32,13 +31,7 @@ async def purge_expired(connection: asyncpg.Connection, settings: Any, *, now: d
                SELECT id FROM dead_letters WHERE dead_lettered_at < $1 LIMIT $2)""",
         now - timedelta(days=settings.dead_letter_retention_days),
     )
-    outbox_rows = await _delete_in_batches(
-        connection,
-        """DELETE FROM outbox WHERE id IN (
-               SELECT id FROM outbox WHERE sent_at < $1 LIMIT $2)""",
-        now - timedelta(hours=settings.sent_outbox_retention_hours),
-    )
-    return Purged(dead_letters, outbox_rows)
+    return Purged(dead_letters)
 
 
 async def _delete_in_batches(connection: asyncpg.Connection, statement: str, cutoff: datetime) -> int:

@@ -1,4 +1,4 @@
-"""Publishes the outbox to Kafka in commit order per key, marking rows sent only once acknowledged.
+"""Publishes the outbox to Kafka in commit order per key, deleting rows only once acknowledged.
 
 One relay per service is active at a time (a session advisory lock); the others stand by,
 so no two relays can interleave a key's rows. It wakes on LISTEN/NOTIFY, polls as a
@@ -127,7 +127,9 @@ class OutboxRelay:
                     await self._sleep(publish_backoff.next_delay())
                     continue
                 publish_backoff.reset()
-                await self.pool.execute("UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", sent)
+                # Acknowledged: the broker holds the event now. Deleted, not marked sent: one write
+                # instead of a second copy of every row kept for a while (migration 004).
+                await self.pool.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
                 if refused:
                     await self._set_aside(refused)
                 metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(sent))

@@ -169,15 +169,14 @@ class RunningService:
                  topics=self.pipeline.topics, kafka=settings.kafka_bootstrap_servers)
 
     async def _purge_expired_periodically(self) -> None:
-        """Dead letters and sent outbox rows are kept for their retention, then deleted."""
+        """Dead letters are kept for their retention, then deleted."""
         async with self.pool.acquire() as connection:
             await seal_legacy_dead_letters(connection, self.sealer)
         while not self.stopping.is_set():
             async with self.pool.acquire() as connection:
                 purged = await purge_expired(connection, self.settings)
-            if purged.dead_letters or purged.outbox_rows:
-                log.info("purged what outlived its retention", dead_letters=purged.dead_letters,
-                         outbox_rows=purged.outbox_rows)
+            if purged.dead_letters:
+                log.info("purged what outlived its retention", dead_letters=purged.dead_letters)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), RETENTION_INTERVAL_SECONDS)
 

@@ -38,7 +38,6 @@ class ServiceSettings(BaseSettings):
     # `porting up` makes one under its data directory; production sets its own.
     data_encryption_keys: SecretStr | None = None
     dead_letter_retention_days: float = Field(default=30, gt=0)
-    sent_outbox_retention_hours: float = Field(default=24, gt=0)
     # /health turns degraded when a partition with lag, the relay with a backlog, or the
     # timers with due work made no progress for this long.
     stalled_after_seconds: float = Field(default=60, gt=0)

@@ -17,8 +17,8 @@ from .dead_letters_support import ACCOUNT_NUMBER, DLT, PIN, SOURCE, migrated, re
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 
 
-async def test_purge_removes_dead_letters_past_their_retention_and_sent_outbox_rows_past_theirs_only(database_url):
-    settings = ServiceSettings(dead_letter_retention_days=30, sent_outbox_retention_hours=24)
+async def test_purge_removes_dead_letters_past_their_retention_and_never_an_unsent_outbox_row(database_url):
+    settings = ServiceSettings(dead_letter_retention_days=30)
     async with migrated(database_url) as connection:
         await connection.executemany(
             """INSERT INTO dead_letters (consumer, source_topic, source_partition, source_offset, content_hash,
@@ -27,21 +27,18 @@ async def test_purge_removes_dead_letters_past_their_retention_and_sent_outbox_r
             [(1, NOW - timedelta(days=31)), (2, NOW - timedelta(days=29)), (3, NOW)],
         )
         await connection.executemany(
-            """INSERT INTO outbox (topic, header_names, header_values, created_at, sent_at)
-               VALUES ($1, '{}', '{}', $2, $3)""",
-            [("old sent", NOW - timedelta(days=3), NOW - timedelta(hours=25)),
-             ("recently sent", NOW - timedelta(days=3), NOW - timedelta(hours=23)),
-             ("old unsent", NOW - timedelta(days=90), None)],
+            """INSERT INTO outbox (topic, header_names, header_values, created_at) VALUES ($1, '{}', '{}', $2)""",
+            [("old unsent", NOW - timedelta(days=90)), ("unsent", NOW)],
         )
 
         purged = await purge_expired(connection, settings, now=NOW)
 
-        assert (purged.dead_letters, purged.outbox_rows) == (1, 1)
+        assert purged.dead_letters == 1
         assert [r["source_offset"] for r in await connection.fetch(
             "SELECT source_offset FROM dead_letters ORDER BY 1")] == [2, 3]
         assert [r["topic"] for r in await connection.fetch("SELECT topic FROM outbox ORDER BY id")] == [
-            "recently sent", "old unsent"]
-        assert await purge_expired(connection, settings, now=NOW) == purged.__class__(0, 0)
+            "old unsent", "unsent"]
+        assert await purge_expired(connection, settings, now=NOW) == purged.__class__(0)
 
 
 async def test_purge_by_default_measures_age_with_the_databases_clock(database_url):

@@ -38,7 +38,7 @@ async def _unsent(pool: asyncpg.Pool) -> int:
     return await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
 
 
-async def test_follow_ups_written_while_the_broker_is_unreachable_are_published_once_it_returns(settings, tmp_path):
+async def test_follow_ups_written_while_the_broker_is_unreachable_are_published_once_it_returns_then_deleted(settings, tmp_path):
     # A broker of this test's own, reached only through a proxy that the test can cut.
     proxy_port = free_port()
     broker = EmbeddedKafka(port=free_port(), log_file=tmp_path / "kafka.log")
@@ -69,6 +69,7 @@ async def test_follow_ups_written_while_the_broker_is_unreachable_are_published_
         assert await _unsent(pool) == 20, "nothing is marked sent while the broker is unreachable"
         proxy.restore()
         assert await wait_until(lambda: _all_sent(pool), timeout=60)
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 0, "acknowledged rows are deleted, not kept"
         published = await collect(settings, topic, expect=20, settle=1.0)
     finally:
         relay.stop()
