@@ -1,6 +1,6 @@
 """A hostile upstream against the ledger (a small service on the shared runtime), on the real
 broker and PostgreSQL: over a thousand records that can never be events, of every kind in
-tests/hostile_records.py, published among valid events (some odd) on every partition.
+tests/hostile_records/, published among valid events (some odd) on every partition.
 
 Every valid event is answered exactly once (one effect, one PortAlertRaised); every bad record
 is dead-lettered exactly once with its original bytes (sealed at rest, opened with the test

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import phonenumbers
 import pytest
 
-from porting_cli import bench, bench_host, bench_load
+from porting_cli import bench, bench_host, bench_load, bench_setup, bench_wiring
 from porting_cli.bench_scenarios import PORTABILITY, SCENARIOS, bench_number, by_key, scenario_named
 from porting_cli.bench_stats import due, latency_summary, paced_events, percentile, rate, ratio, schedule, target
 from schemas import PortRequested, decode
@@ -286,27 +286,27 @@ def test_a_latency_phase_with_nothing_to_pace_it_by_is_refused_before_anything_s
 def test_every_phase_database_name_fits_postgresqls_identifier_limit(scenario):
     for phase in ("pipeline", "pipeline-latency", "naive"):
         for definition in scenario.definitions():
-            assert bench.database_name(scenario.name, phase, definition.name).startswith(f"bench_{scenario.name}_")
+            assert bench_wiring.database_name(scenario.name, phase, definition.name).startswith(f"bench_{scenario.name}_")
     with pytest.raises(ValueError, match="63 bytes"):
-        bench.database_name(scenario.name, "pipeline-latency", "s" * 40)
+        bench_wiring.database_name(scenario.name, "pipeline-latency", "s" * 40)
 
 
 def test_a_stack_that_is_not_durable_keeps_its_files_in_memory_when_there_is_room(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench, "MEMORY_DIRECTORY", tmp_path)
-    monkeypatch.setattr(bench, "MEMORY_NEEDED_BYTES", 1)
-    assert bench.data_directory(durable=False) == tmp_path
+    monkeypatch.setattr(bench_setup, "MEMORY_DIRECTORY", tmp_path)
+    monkeypatch.setattr(bench_setup, "MEMORY_NEEDED_BYTES", 1)
+    assert bench_setup.data_directory(durable=False) == tmp_path
 
 
 def test_a_durable_stack_keeps_its_files_on_disk(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench, "MEMORY_DIRECTORY", tmp_path)
-    monkeypatch.setattr(bench, "MEMORY_NEEDED_BYTES", 1)
-    assert bench.data_directory(durable=True) is None
+    monkeypatch.setattr(bench_setup, "MEMORY_DIRECTORY", tmp_path)
+    monkeypatch.setattr(bench_setup, "MEMORY_NEEDED_BYTES", 1)
+    assert bench_setup.data_directory(durable=True) is None
 
 
 def test_without_room_in_memory_the_stack_keeps_its_files_on_disk(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench, "MEMORY_DIRECTORY", tmp_path)
-    monkeypatch.setattr(bench, "MEMORY_NEEDED_BYTES", 1 << 62)
-    assert bench.data_directory(durable=False) is None
-    monkeypatch.setattr(bench, "MEMORY_DIRECTORY", tmp_path / "missing")
-    monkeypatch.setattr(bench, "MEMORY_NEEDED_BYTES", 1)
-    assert bench.data_directory(durable=False) is None
+    monkeypatch.setattr(bench_setup, "MEMORY_DIRECTORY", tmp_path)
+    monkeypatch.setattr(bench_setup, "MEMORY_NEEDED_BYTES", 1 << 62)
+    assert bench_setup.data_directory(durable=False) is None
+    monkeypatch.setattr(bench_setup, "MEMORY_DIRECTORY", tmp_path / "missing")
+    monkeypatch.setattr(bench_setup, "MEMORY_NEEDED_BYTES", 1)
+    assert bench_setup.data_directory(durable=False) is None

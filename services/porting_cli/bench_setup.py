@@ -1,0 +1,94 @@
+"""What a `porting bench` run is given: its options, the embedded stack it runs on (its own broker
+and PostgreSQL, on free ports, in a temporary directory), and where its progress goes (stderr)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from porting_runtime.kafka import DEFAULT_PARTITIONS
+from rich.console import Console
+
+from . import bench_host
+from .bench_scenarios import ALL, Scenario
+from .embedded import EmbeddedKafka, EmbeddedPostgres, free_port
+
+PHASES = ("raw", "pipeline", "latency", "naive")
+
+err = Console(stderr=True, soft_wrap=True)
+
+
+@dataclass
+class Options:
+    scenario: str = ALL  # a name, several comma-separated, or all of them
+    events: int | None = None  # default: the scenario's own (Scenario.default_events)
+    naive_events: int | None = None  # default: a tenth of `events` (the naive worker is slow)
+    warmup_events: int = 500
+    latency_seconds: float = 10.0
+    latency_rate: float | None = None  # default: half the measured peak
+    phases: Sequence[str] = PHASES
+    durable: bool = False
+    in_process: bool = False
+    log_level: str = "WARNING"
+    profile: Path | None = None
+    partitions: int = DEFAULT_PARTITIONS  # of every topic the benchmark creates (the runtime's default)
+    instances: int = 1  # of each service, sharing its partitions (see default_instances)
+
+    def event_count(self, scenario: Scenario) -> int:
+        return self.events if self.events is not None else scenario.default_events
+
+    def naive_count(self, scenario: Scenario) -> int:
+        return self.naive_events if self.naive_events is not None else max(1, self.event_count(scenario) // 10)
+
+
+def default_instances(partitions: int = DEFAULT_PARTITIONS) -> int:
+    """One instance of each service per core the benchmark may use, as a deployment would run a
+    Python service (one event loop uses one core), and never more than there are partitions."""
+    return max(1, min(bench_host.usable_cores(), partitions))
+
+
+@dataclass
+class Stack:
+    kafka: EmbeddedKafka
+    postgres: EmbeddedPostgres
+    root: Path
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka.bootstrap_servers
+
+
+MEMORY_DIRECTORY = Path("/dev/shm")
+MEMORY_NEEDED_BYTES = 8 * 1024**3
+
+
+def data_directory(durable: bool) -> Path | None:
+    """Where the stack's files go: for a PostgreSQL that is not durable anyway, memory (tmpfs) when
+    there is room, so the disk's writeback cannot weigh on a measurement. Three full runs on disk
+    measured the pipeline at 48-64 requests/s with PostgreSQL at 22-26 ms of CPU a request, against
+    ~1.1 in the others, around the disk flushing; a full run's files reach ~2 GB, hence the room
+    asked for. None: the system's temporary directory."""
+    if durable or not MEMORY_DIRECTORY.is_dir() or not os.access(MEMORY_DIRECTORY, os.W_OK):
+        return None
+    return MEMORY_DIRECTORY if shutil.disk_usage(MEMORY_DIRECTORY).free >= MEMORY_NEEDED_BYTES else None
+
+
+@contextlib.contextmanager
+def embedded_stack(durable: bool) -> Any:
+    root = Path(tempfile.mkdtemp(prefix="porting-bench-", dir=data_directory(durable)))
+    postgres = EmbeddedPostgres(root / "pgdata", port=free_port(), durable=durable)
+    kafka = EmbeddedKafka(port=free_port(), log_file=root / "kafka.log")
+    try:
+        postgres.start()
+        kafka.start()
+        yield Stack(kafka, postgres, root)
+    finally:
+        kafka.stop()
+        postgres.stop()
+        shutil.rmtree(root, ignore_errors=True)
