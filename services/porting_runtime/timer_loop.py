@@ -3,8 +3,9 @@
 Due timers are claimed with `FOR UPDATE SKIP LOCKED`, so instances share the work; a fired
 timer is deleted in the same transaction as its handler's state change and follow-ups, so a
 crash before the commit fires it again and a commit fires it never again. The loop sleeps
-until the nearest due time, and wakes early on NOTIFY (a nearer timer was written) or when a
-test moves the clock. A timer whose handler fails for good is set aside with its error.
+until the nearest due time, and wakes early on NOTIFY when a timer was written due before it
+would have woken (the NOTIFY names the earliest new due time), or when a test moves the clock.
+A timer whose handler fails for good is set aside with its error.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -45,6 +46,11 @@ class TimerLoop:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._due_measured_at = float("-inf")
+        # When the loop next looks (None: it is looking now), and the earliest due time NOTIFY
+        # named since the loop last asked the database. The workflow schedules timers days
+        # ahead with nearly every batch: waking for each cost two queries a batch for nothing.
+        self._planned_wake: datetime | None = None
+        self._notified_due: datetime | None = None
         self.clock.subscribe(self._wake)
 
     def stop(self) -> None:
@@ -54,9 +60,10 @@ class TimerLoop:
     async def run(self) -> None:
         listener = await asyncpg.connect(self.database_url)
         try:
-            await listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+            await listener.add_listener(NOTIFY_CHANNEL, self._timer_scheduled)
             while not self._stop.is_set():
                 self._wake.clear()
+                self._planned_wake = None
                 fired = await self.fire_due()
                 await self._measure_due_now_and_then()
                 if fired < self.batch_size:
@@ -160,7 +167,20 @@ class TimerLoop:
                         failed.append((timer, describe(error)))
         return failed
 
+    def _timer_scheduled(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        due = _due_time(payload)
+        if due is None:  # no due time named (an older writer): look
+            self._wake.set()
+            return
+        self._notified_due = due if self._notified_due is None else min(self._notified_due, due)
+        if self._planned_wake is not None and due < self._planned_wake:
+            self._wake.set()
+        # Looking now (planned None): the next plan counts it (_notified_due).
+
     async def _sleep_until_next(self) -> None:
+        # Timers written before this query are in its answer; those written while it runs, or
+        # after, are named by their NOTIFY (kept in _notified_due, or waking the sleep below).
+        self._notified_due = None
         try:
             next_due: datetime | None = await self.pool.fetchval(
                 "SELECT min(due_at) FROM timers WHERE failed_at IS NULL")
@@ -168,13 +188,24 @@ class TimerLoop:
             if classify(error) != "transient":
                 raise
             next_due = None
+        if self._notified_due is not None:
+            next_due = self._notified_due if next_due is None else min(next_due, self._notified_due)
         wait = self.poll_interval
         if next_due is not None:
             # A due timer this loop did not claim is locked by another instance: look again soon,
             # not at once (NOTIFY and a moved clock still wake the loop early).
             wait = min(wait, max(LOCKED_RETRY_SECONDS, (next_due - self.clock.now()).total_seconds()))
+        self._planned_wake = self.clock.now() + timedelta(seconds=wait)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), wait)
+
+
+def _due_time(payload: str) -> datetime | None:
+    """The due time a NOTIFY names (epoch seconds), None when it names none or cannot be read."""
+    try:
+        return datetime.fromtimestamp(float(payload), UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _due_timer(row: asyncpg.Record) -> DueTimer:

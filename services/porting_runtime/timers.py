@@ -87,9 +87,10 @@ async def write_timer_changes(connection: asyncpg.Connection, changes: TimerChan
                ON CONFLICT (kind, key) WHERE failed_at IS NULL
                DO UPDATE SET due_at = EXCLUDED.due_at, data = EXCLUDED.data,
                              traceparent = EXCLUDED.traceparent, scheduled_at = now()
-               RETURNING 1)
-           -- Wakes a timer loop that may be sleeping past a new due time.
-           SELECT pg_notify($8, '') WHERE EXISTS (SELECT FROM scheduled)""",
+               RETURNING due_at)
+           -- Names the earliest new due time (epoch seconds): a timer loop sleeping past it wakes,
+           -- the others sleep on (a request's SLA timers are days away; see timer_loop.py).
+           SELECT pg_notify($8, extract(epoch FROM min(due_at))::text) FROM scheduled HAVING count(*) > 0""",
         [k for k, _ in cancels], [k for _, k in cancels],
         [s[0] for s in schedules], [s[1] for s in schedules], [s[2] for s in schedules],
         [json.dumps(s[3], default=str) for s in schedules], [s[4] for s in schedules], NOTIFY_CHANNEL,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
 from porting_runtime import MovableClock
+from porting_runtime.consumer import UnitOptions
 from porting_runtime.database import apply_migrations, create_pool
-from porting_runtime.timers import TimerChanges, write_timer_changes
+from porting_runtime.health import ProgressBoard
+from porting_runtime.timer_loop import TimerLoop
+from porting_runtime.timers import TimerChanges, TimerRoute, write_timer_changes
 from schemas import PortAlertRaised
 
 from ..factories import port_requested
@@ -105,6 +109,52 @@ async def test_a_nearer_timer_wakes_a_sleeping_timer_loop(settings):
         assert await wait_until(lambda: rows_are(settings, "effects", 1), timeout=60)
         clock.advance(timedelta(days=2))
         assert await wait_until(lambda: rows_are(settings, "reminders_fired", 1), timeout=10)
+
+
+async def test_a_timer_due_days_ahead_leaves_a_sleeping_timer_loop_asleep_and_a_nearer_one_wakes_it(settings):
+    pool = await create_pool(settings.database_url)
+    fired: list[str] = []
+
+    async def fire(timers, unit) -> None:
+        fired.extend(t.key for t in timers)
+
+    loop = TimerLoop(service="ledger", pool=pool, database_url=settings.database_url,
+                     routes=[TimerRoute("sla", fire)], unit_options=UnitOptions(source="tests"),
+                     board=ProgressBoard(), poll_interval=3600)
+    passes = 0
+    fire_due = loop.fire_due
+
+    async def counted() -> int:
+        nonlocal passes
+        passes += 1
+        return await fire_due()
+
+    loop.fire_due = counted  # type: ignore[method-assign]
+
+    async def schedule(key: str, due: datetime) -> None:
+        async with pool.acquire() as connection, connection.transaction():
+            changes = TimerChanges()
+            changes.schedule("sla", key, due, {}, None)
+            await write_timer_changes(connection, changes)
+
+    try:
+        await apply_migrations(pool, "ledger", LEDGER.migrations)
+        running_loop = asyncio.create_task(loop.run())
+        assert await wait_until(lambda: _true(loop._planned_wake is not None), timeout=10), "asleep"  # noqa: SLF001
+        for day in range(1, 6):  # what the workflow does with nearly every batch: SLAs days ahead
+            await schedule(f"days-ahead-{day}", datetime.now(UTC) + timedelta(days=day))
+        await schedule("due-now", datetime.now(UTC) - timedelta(seconds=1))
+        assert await wait_until(lambda: _true(fired == ["due-now"]), timeout=10)
+        # The first pass, then the one the due timer woke: the five NOTIFYs before it woke nothing.
+        assert passes == 2
+    finally:
+        loop.stop()
+        await running_loop
+        await pool.close()
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def test_cancelling_removes_only_the_named_pending_timers_and_keeps_one_that_failed_for_good(settings):
