@@ -1,6 +1,6 @@
-"""Stored copies of events are not kept for ever: dead letters for `dead_letter_retention_days`.
-(Outbox rows are deleted as soon as the broker acknowledges them.) Run by the service in a
-supervised loop."""
+"""Stored copies of events are not kept for ever: dead letters for `dead_letter_retention_days`,
+and sent outbox rows an earlier version kept (the relay now deletes a row once the broker
+acknowledged it). Run by the service in a supervised loop."""
 
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ SEAL_BATCH = 200
 @dataclass(frozen=True)
 class Purged:
     dead_letters: int
+    sent_outbox_rows: int
 
 
 async def purge_expired(connection: asyncpg.Connection, settings: Any, *, now: datetime | None = None) -> Purged:
-    """Delete dead letters older than their retention (as of `now`, the database's clock by default)."""
+    """Delete dead letters older than their retention (as of `now`, the database's clock by
+    default), and every sent outbox row. Unsent and set-aside outbox rows are never deleted."""
     now = now or await connection.fetchval("SELECT now()")
     dead_letters = await _delete_in_batches(
         connection,
@@ -31,13 +33,22 @@ async def purge_expired(connection: asyncpg.Connection, settings: Any, *, now: d
                SELECT id FROM dead_letters WHERE dead_lettered_at < $1 LIMIT $2)""",
         now - timedelta(days=settings.dead_letter_retention_days),
     )
-    return Purged(dead_letters)
+    # Up to one release ago a sent row was marked and kept a day, and during a rolling upgrade
+    # the old relays still mark them: deleted here in batches, not in one migration's transaction
+    # (a day of sent rows at the target rate is ~100 million).
+    sent_outbox_rows = await _delete_in_batches(
+        connection,
+        """DELETE FROM outbox WHERE id IN (
+               SELECT id FROM outbox WHERE sent_at IS NOT NULL LIMIT $1)""",
+    )
+    return Purged(dead_letters, sent_outbox_rows)
 
 
-async def _delete_in_batches(connection: asyncpg.Connection, statement: str, cutoff: datetime) -> int:
+async def _delete_in_batches(connection: asyncpg.Connection, statement: str, *arguments: object) -> int:
+    """`statement` deletes at most its last parameter's rows at a time: run until it deletes fewer."""
     total = 0
     while True:
-        status = await connection.execute(statement, cutoff, PURGE_BATCH)
+        status = await connection.execute(statement, *arguments, PURGE_BATCH)
         deleted = int(status.split()[-1])
         total += deleted
         if deleted < PURGE_BATCH:

@@ -108,6 +108,8 @@ class OutboxRelay:
             # The lock lives as long as its connection: if that is gone, another relay may lead
             # now, and publishing on would interleave a key's rows. This raises and steps down.
             await leadership.fetchval("SELECT 1")
+            # `sent_at IS NULL`: rows an earlier version marked sent wait for the purge, and the
+            # predicate is the index's (outbox_unsent).
             rows = await self.pool.fetch(
                 """SELECT id, topic, key, value, header_names, header_values, sealed
                    FROM outbox WHERE sent_at IS NULL AND set_aside_at IS NULL ORDER BY id LIMIT $1""",
@@ -127,8 +129,8 @@ class OutboxRelay:
                     await self._sleep(publish_backoff.next_delay())
                     continue
                 publish_backoff.reset()
-                # Acknowledged: the broker holds the event now. Deleted, not marked sent: one write
-                # instead of a second copy of every row kept for a while (migration 004).
+                # Acknowledged: the broker holds the event now. Deleted, not marked sent and kept:
+                # one write a row instead of two, and no day of rows (~100 million at the target rate).
                 await self.pool.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
                 if refused:
                     await self._set_aside(refused)
@@ -141,7 +143,7 @@ class OutboxRelay:
         """Send a batch; returns the ids acknowledged and the rows the broker can never accept.
 
         Enqueue the whole batch (aiokafka groups it per partition), then wait for every ack. A
-        transient failure raises and nothing is marked sent, so the batch goes again in order:
+        transient failure raises and nothing is deleted, so the batch goes again in order:
         duplicates are possible, losses are not, and consumers dedupe on (ce_source, ce_id).
         """
         refused: list[tuple[int, str]] = []

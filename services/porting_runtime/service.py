@@ -169,14 +169,15 @@ class RunningService:
                  topics=self.pipeline.topics, kafka=settings.kafka_bootstrap_servers)
 
     async def _purge_expired_periodically(self) -> None:
-        """Dead letters are kept for their retention, then deleted."""
+        """Dead letters are kept for their retention, then deleted; sent outbox rows of an earlier version at once."""
         async with self.pool.acquire() as connection:
             await seal_legacy_dead_letters(connection, self.sealer)
         while not self.stopping.is_set():
             async with self.pool.acquire() as connection:
                 purged = await purge_expired(connection, self.settings)
-            if purged.dead_letters:
-                log.info("purged what outlived its retention", dead_letters=purged.dead_letters)
+            if purged.dead_letters or purged.sent_outbox_rows:
+                log.info("purged what outlived its retention", dead_letters=purged.dead_letters,
+                         sent_outbox_rows=purged.sent_outbox_rows)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), RETENTION_INTERVAL_SECONDS)
 

@@ -173,21 +173,24 @@ class TimerLoop:
             self._wake.set()
             return
         self._notified_due = due if self._notified_due is None else min(self._notified_due, due)
-        if self._planned_wake is not None and due < self._planned_wake:
+        # Asleep: wake if it is due before the loop looks anyway. Looking now (a pass, planned
+        # None): the pass may have missed it, so one due already goes round again at once; a
+        # later one is in the next plan (the query after this pass sees it; _notified_due else).
+        planned = self._planned_wake if self._planned_wake is not None else self.clock.now()
+        if due <= planned:
             self._wake.set()
-        # Looking now (planned None): the next plan counts it (_notified_due).
 
     async def _sleep_until_next(self) -> None:
         # Timers written before this query are in its answer; those written while it runs, or
         # after, are named by their NOTIFY (kept in _notified_due, or waking the sleep below).
-        self._notified_due = None
+        notified_before, self._notified_due = self._notified_due, None
         try:
             next_due: datetime | None = await self.pool.fetchval(
                 "SELECT min(due_at) FROM timers WHERE failed_at IS NULL")
         except Exception as error:
             if classify(error) != "transient":
                 raise
-            next_due = None
+            next_due = notified_before  # the database is away: what NOTIFY named is all there is
         if self._notified_due is not None:
             next_due = self._notified_due if next_due is None else min(next_due, self._notified_due)
         wait = self.poll_interval

@@ -17,7 +17,8 @@ from .dead_letters_support import ACCOUNT_NUMBER, DLT, PIN, SOURCE, migrated, re
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 
 
-async def test_purge_removes_dead_letters_past_their_retention_and_never_an_unsent_outbox_row(database_url):
+async def test_purge_removes_dead_letters_past_their_retention_and_sent_outbox_rows_but_never_a_waiting_one(
+        database_url):
     settings = ServiceSettings(dead_letter_retention_days=30)
     async with migrated(database_url) as connection:
         await connection.executemany(
@@ -27,18 +28,22 @@ async def test_purge_removes_dead_letters_past_their_retention_and_never_an_unse
             [(1, NOW - timedelta(days=31)), (2, NOW - timedelta(days=29)), (3, NOW)],
         )
         await connection.executemany(
-            """INSERT INTO outbox (topic, header_names, header_values, created_at) VALUES ($1, '{}', '{}', $2)""",
-            [("old unsent", NOW - timedelta(days=90)), ("unsent", NOW)],
+            """INSERT INTO outbox (topic, header_names, header_values, created_at, sent_at, set_aside_at)
+               VALUES ($1, '{}', '{}', $2, $3, $4)""",
+            [("sent by an earlier version", NOW - timedelta(days=3), NOW - timedelta(hours=25), None),
+             ("sent a moment ago by an earlier version", NOW, NOW, None),
+             ("old unsent", NOW - timedelta(days=90), None, None),
+             ("set aside", NOW - timedelta(days=90), None, NOW - timedelta(days=89))],
         )
 
         purged = await purge_expired(connection, settings, now=NOW)
 
-        assert purged.dead_letters == 1
+        assert (purged.dead_letters, purged.sent_outbox_rows) == (1, 2)
         assert [r["source_offset"] for r in await connection.fetch(
             "SELECT source_offset FROM dead_letters ORDER BY 1")] == [2, 3]
         assert [r["topic"] for r in await connection.fetch("SELECT topic FROM outbox ORDER BY id")] == [
-            "old unsent", "unsent"]
-        assert await purge_expired(connection, settings, now=NOW) == purged.__class__(0)
+            "old unsent", "set aside"]
+        assert await purge_expired(connection, settings, now=NOW) == purged.__class__(0, 0)
 
 
 async def test_purge_by_default_measures_age_with_the_databases_clock(database_url):

@@ -24,6 +24,7 @@ from notifier.service import NOTIFIER
 from notifier.settings import NotifierSettings
 from porting_runtime import MovableClock, RunningService, ServiceSettings
 from porting_runtime.database import apply_migrations
+from porting_runtime.metrics import OUTBOX_PUBLISHED
 from schemas import PortAlertRaised, encode
 
 from ..kafka_support import collect, committed_offsets, publish, running_service, wait_until
@@ -225,6 +226,7 @@ async def test_an_ops_alert_refused_for_good_is_counted_and_logged_but_never_ale
     clock = MovableClock(START)
     refused_ops = f"ops@{REFUSED_DOMAIN}"
     before = metrics.FAILED.labels("email", "ops")._value.get()  # noqa: SLF001
+    published_before = OUTBOX_PUBLISHED.labels("notifier")._value.get()  # noqa: SLF001
     async with refusing_catcher(tmp_path / "mail") as smtp_port:
         event = alert_raised("port_date_overdue")
         async with running_notifier(notifier_settings(settings, smtp_port, signing_secret(),
@@ -232,8 +234,10 @@ async def test_an_ops_alert_refused_for_good_is_counted_and_logged_but_never_ale
             await publish_events(settings, event)
             await wait_until(lambda: _state_is(settings, event.data.port_in_request_sid, "failed"),
                              what="the ops e-mail refused")
-    # The transaction that recorded the refusal published nothing: no alert about the alert.
+    # The transaction that recorded the refusal published nothing: no alert about the alert,
+    # neither waiting in the outbox nor sent (the relay deletes what the broker acknowledged).
     assert (await rows(settings, "SELECT count(*) AS n FROM outbox"))[0]["n"] == 0
+    assert OUTBOX_PUBLISHED.labels("notifier")._value.get() == published_before  # noqa: SLF001
     assert metrics.FAILED.labels("email", "ops")._value.get() == before + 1  # noqa: SLF001
 
 

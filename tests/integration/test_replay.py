@@ -84,7 +84,7 @@ async def execute(settings: ServiceSettings, statement: str) -> None:
 
 
 async def portability_state(settings: ServiceSettings) -> dict[str, Any]:
-    """Everything the portability service keeps, and its outbox and dead letters."""
+    """Everything the portability service keeps, its outbox (what waits or was set aside) and dead letters."""
     return {
         "checks": await rows(settings, "SELECT requested_by, port_in_request_sid, phone_number, portable, reason_code, "
                                        "result FROM portability_checks ORDER BY requested_by, phone_number"),
@@ -99,7 +99,9 @@ async def portability_state(settings: ServiceSettings) -> dict[str, Any]:
 
 
 async def outbox_sent(settings: ServiceSettings) -> bool:
-    return await fetchval(settings.database_url, "SELECT count(*) = 0 FROM outbox WHERE sent_at IS NULL")
+    # Set-aside rows (refused by the broker for good) stay, listed for operators: not waiting.
+    return await fetchval(settings.database_url,
+                          "SELECT count(*) = 0 FROM outbox WHERE sent_at IS NULL AND set_aside_at IS NULL")
 
 
 async def records_on(settings: ServiceSettings, *topics: str) -> list[tuple[str, int, int, bytes | None]]:
@@ -384,6 +386,7 @@ async def test_a_record_the_kafka_client_cannot_decode_is_dead_lettered_by_its_p
                          what="the readable requests checked by the service")
         await wait_until(lambda: fetchval(settings.database_url, "SELECT count(*) = 1 FROM dead_letters"),
                          what="the unreadable record dead-lettered by the service")
+        await wait_until(lambda: outbox_sent(settings), what="the follow-ups sent: the outbox at rest")
         before = await portability_state(settings)
 
         again = await replayed(settings, "portability", REQUESTED, "--partition", "0")

@@ -79,7 +79,7 @@ async def test_two_instances_share_the_work_and_one_killed_midway_loses_nothing_
     assert await fetchval(settings.database_url, "SELECT count(*) FROM effects") == 300
     assert await fetchval(settings.database_url, "SELECT count(DISTINCT event_id) FROM effects") == 300
     assert await fetchval(settings.database_url, "SELECT count(DISTINCT worker_pid) FROM effects") == 2, "both shared the work"
-    # A relay killed between the broker's ack and marking the row sent may publish a row
+    # A relay killed between the broker's ack and deleting the row may publish a row
     # again, with the same ce_id (consumers dedupe on it); no follow-up is ever missing.
     follow_up_ids = {dict(r.headers)["ce_id"] for r in follow_ups}
     assert len(follow_up_ids) == 300

@@ -111,50 +111,69 @@ async def test_a_nearer_timer_wakes_a_sleeping_timer_loop(settings):
         assert await wait_until(lambda: rows_are(settings, "reminders_fired", 1), timeout=10)
 
 
-async def test_a_timer_due_days_ahead_leaves_a_sleeping_timer_loop_asleep_and_a_nearer_one_wakes_it(settings):
-    pool = await create_pool(settings.database_url)
-    fired: list[str] = []
+class _SleepyLoop:
+    """A timer loop that sleeps an hour when nothing is due, counting its passes, with a kind
+    whose handler notes what fired and when."""
 
-    async def fire(timers, unit) -> None:
-        fired.extend(t.key for t in timers)
+    def __init__(self, settings) -> None:
+        self.settings, self.passes, self.fired = settings, 0, []
 
-    loop = TimerLoop(service="ledger", pool=pool, database_url=settings.database_url,
-                     routes=[TimerRoute("sla", fire)], unit_options=UnitOptions(source="tests"),
-                     board=ProgressBoard(), poll_interval=3600)
-    passes = 0
-    fire_due = loop.fire_due
+    async def __aenter__(self) -> _SleepyLoop:
+        self.pool = await create_pool(self.settings.database_url)
+        await apply_migrations(self.pool, "ledger", LEDGER.migrations)
 
-    async def counted() -> int:
-        nonlocal passes
-        passes += 1
-        return await fire_due()
+        async def fire(timers, unit) -> None:
+            self.fired += [(t.key, datetime.now(UTC)) for t in timers]
 
-    loop.fire_due = counted  # type: ignore[method-assign]
+        self.loop = TimerLoop(service="ledger", pool=self.pool, database_url=self.settings.database_url,
+                              routes=[TimerRoute("sla", fire)], unit_options=UnitOptions(source="tests"),
+                              board=ProgressBoard(), poll_interval=3600)
+        fire_due = self.loop.fire_due
 
-    async def schedule(key: str, due: datetime) -> None:
-        async with pool.acquire() as connection, connection.transaction():
+        async def counted() -> int:
+            self.passes += 1
+            return await fire_due()
+
+        self.loop.fire_due = counted  # type: ignore[method-assign]
+        self.running = asyncio.create_task(self.loop.run())
+        await wait_until(lambda: self._asleep(), timeout=10)
+        return self
+
+    async def _asleep(self) -> bool:
+        return self.loop._planned_wake is not None  # noqa: SLF001
+
+    async def __aexit__(self, *_: object) -> None:
+        self.loop.stop()
+        await self.running
+        await self.pool.close()
+
+    async def schedule(self, key: str, due: datetime) -> None:
+        async with self.pool.acquire() as connection, connection.transaction():
             changes = TimerChanges()
             changes.schedule("sla", key, due, {}, None)
             await write_timer_changes(connection, changes)
 
-    try:
-        await apply_migrations(pool, "ledger", LEDGER.migrations)
-        running_loop = asyncio.create_task(loop.run())
-        assert await wait_until(lambda: _true(loop._planned_wake is not None), timeout=10), "asleep"  # noqa: SLF001
+    async def fired_keys(self, *keys: str) -> bool:
+        return [key for key, _ in self.fired] == list(keys)
+
+
+async def test_timers_due_days_ahead_leave_a_sleeping_timer_loop_asleep_and_a_due_one_wakes_it(settings):
+    async with _SleepyLoop(settings) as sleepy:
         for day in range(1, 6):  # what the workflow does with nearly every batch: SLAs days ahead
-            await schedule(f"days-ahead-{day}", datetime.now(UTC) + timedelta(days=day))
-        await schedule("due-now", datetime.now(UTC) - timedelta(seconds=1))
-        assert await wait_until(lambda: _true(fired == ["due-now"]), timeout=10)
+            await sleepy.schedule(f"days-ahead-{day}", datetime.now(UTC) + timedelta(days=day))
+        await sleepy.schedule("due-now", datetime.now(UTC) - timedelta(seconds=1))
+        assert await wait_until(lambda: sleepy.fired_keys("due-now"), timeout=10)
         # The first pass, then the one the due timer woke: the five NOTIFYs before it woke nothing.
-        assert passes == 2
-    finally:
-        loop.stop()
-        await running_loop
-        await pool.close()
+        assert sleepy.passes == 2
 
 
-async def _true(value: bool) -> bool:
-    return value
+async def test_a_timer_due_before_the_loop_would_look_wakes_it_and_fires_on_time(settings):
+    async with _SleepyLoop(settings) as sleepy:
+        due = datetime.now(UTC) + timedelta(seconds=1.5)
+        await sleepy.schedule("soon", due)
+        assert await wait_until(lambda: sleepy.fired_keys("soon"), timeout=10), "not slept past: the loop sleeps 1 h"
+        [(_, fired_at)] = sleepy.fired
+        assert due <= fired_at < due + timedelta(seconds=5)
 
 
 async def test_cancelling_removes_only_the_named_pending_timers_and_keeps_one_that_failed_for_good(settings):
