@@ -84,6 +84,12 @@ async def fetchval(database_url: str, query: str, *args: Any) -> Any:
         await connection.close()
 
 
+async def outbox_at_rest(settings: ServiceSettings) -> bool:
+    """No follow-up waits in the service's outbox: each was sent (and deleted) or set aside for good."""
+    return await fetchval(settings.database_url,
+                          "SELECT count(*) = 0 FROM outbox WHERE sent_at IS NULL AND set_aside_at IS NULL")
+
+
 async def rows_are(settings: ServiceSettings, table: str, expected: int) -> bool:
     return await rows_at_least(settings, table, expected, exactly=True)
 

@@ -60,10 +60,9 @@ async def consumed(settings: Any, placed: Sequence[Placed]) -> bool:
 
 
 async def outbox_drained(settings: Any) -> bool:
-    from tests.kafka_support import fetchval
+    from tests.kafka_support import outbox_at_rest
 
-    return await fetchval(settings.database_url,
-                          "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND set_aside_at IS NULL") == 0
+    return await outbox_at_rest(settings)
 
 
 def loop_restarts(loop: str) -> float:

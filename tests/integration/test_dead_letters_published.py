@@ -8,7 +8,7 @@ from porting_runtime.dead_letters import get_dead_letter
 from porting_runtime.sealing import Sealer, generate_key
 from schemas import KafkaRecord, dead_letter_topic
 
-from ..kafka_support import collect, fetchval, publish, rows_are, wait_until
+from ..kafka_support import collect, outbox_at_rest, publish, rows_are, wait_until
 from .dead_letters_support import migrated
 from .ledger import running
 
@@ -24,8 +24,7 @@ async def test_a_bad_event_near_the_brokers_limit_is_kept_whole_and_published_cu
 
     async with running(settings):
         await wait_until(lambda: rows_are(settings, "dead_letters", 2))
-        await wait_until(lambda: fetchval(settings.database_url,
-                                          "SELECT count(*) = 0 FROM outbox WHERE sent_at IS NULL"))
+        await wait_until(lambda: outbox_at_rest(settings))
         dead = await collect(settings, settings.topic(dead_letter_topic("ledger")), expect=2)
 
     assert [dict(d.headers)["dlt_source_offset"] for d in dead] == [b"0", b"1"]

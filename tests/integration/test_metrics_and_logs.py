@@ -22,7 +22,8 @@ from schemas import CloudEvent, KafkaRecord, PortRequested
 
 from ..factories import port_requested, port_requested_payload
 from ..handler_support import as_consumer_record, handler_harness
-from .ledger import LEDGER, REMINDING_LEDGER, fetchval, port_requested_record, publish, remind, running, wait_until
+from ..kafka_support import outbox_at_rest
+from .ledger import LEDGER, REMINDING_LEDGER, port_requested_record, publish, remind, running, wait_until
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -74,7 +75,7 @@ async def test_a_running_services_metrics_hold_every_family_with_what_it_consume
                                outcome="dead_lettered") == 1
                     and _value(samples, "porting_consumer_lag", consumer="ledger", topic=topic, partition="0") == 0
                     and _value(samples, "porting_outbox_backlog", service="ledger") == 0
-                    and await fetchval(settings.database_url, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0)
+                    and await outbox_at_rest(settings))
             return (names, samples) if done else None
 
         names, samples = await wait_until(consumed, timeout=60, what="the event handled, dead-lettered, relayed")

@@ -31,7 +31,7 @@ from schemas import (
 
 from ..conftest import TEST_DATA_ENCRYPTION_KEY
 from ..hostile_records import RawHeaderName, send_raw_batch, send_raw_records
-from ..kafka_support import committed_offsets, fetchval, publish, wait_until
+from ..kafka_support import committed_offsets, fetchval, outbox_at_rest, publish, wait_until
 from .portability_support import (
     PORTABLE,
     TARGET,
@@ -98,12 +98,6 @@ async def portability_state(settings: ServiceSettings) -> dict[str, Any]:
     }
 
 
-async def outbox_sent(settings: ServiceSettings) -> bool:
-    # Set-aside rows (refused by the broker for good) stay, listed for operators: not waiting.
-    return await fetchval(settings.database_url,
-                          "SELECT count(*) = 0 FROM outbox WHERE sent_at IS NULL AND set_aside_at IS NULL")
-
-
 async def records_on(settings: ServiceSettings, *topics: str) -> list[tuple[str, int, int, bytes | None]]:
     """(topic, partition, offset, key) of every record on the topics now, read up to each partition's high
     watermark (the embedded broker's ListOffsets answer falls short after a batch of several records)."""
@@ -165,7 +159,7 @@ async def test_replaying_an_input_topic_from_the_beginning_into_the_running_serv
         await publish(settings, [*(r for _, r in requests), bad_json])
         await checked(settings, sids)
         await wait_until(lambda: all_committed(settings, "portability", topic, 9), what="every record committed")
-        await wait_until(lambda: outbox_sent(settings), what="every follow-up and dead letter sent")
+        await wait_until(lambda: outbox_at_rest(settings), what="every follow-up and dead letter sent")
         before = await portability_state(settings)
         offsets_before = await committed_offsets(settings, "portability", topic)
         sent_before = await records_on(settings, settings.topic(PortabilityChecked.event_type),
@@ -201,7 +195,7 @@ async def test_after_a_restore_a_replay_of_each_input_topic_rebuilds_the_state_a
         await wait_until(lambda: fetchval(settings.database_url, "SELECT account_sid FROM inventory "
                                                                  "WHERE phone_number = $1", PORTABLE),
                          what="the completed number held")
-        await wait_until(lambda: outbox_sent(settings), what="every follow-up sent")
+        await wait_until(lambda: outbox_at_rest(settings), what="every follow-up sent")
         before = await portability_state(settings)
         # A backup from before these events: none of their checks, inbox rows or holdings.
         await execute(settings, "TRUNCATE portability_checks, inbox; "
@@ -211,7 +205,7 @@ async def test_after_a_restore_a_replay_of_each_input_topic_rebuilds_the_state_a
         status = await replayed(settings, "portability", STATUS_CHANGED)
 
         after = await portability_state(settings)
-        await wait_until(lambda: outbox_sent(settings), what="the re-queued follow-ups sent by the running service")
+        await wait_until(lambda: outbox_at_rest(settings), what="the re-queued follow-ups sent by the running service")
         published = await records_on(settings, settings.topic(PortabilityChecked.event_type))
     assert counts(requested) == {"read": 5, "replayed": 5, "applied": 5, "already_seen": 0, "dead_lettered": 0}
     assert counts(status) == {"read": 1, "replayed": 1, "applied": 1, "already_seen": 0, "dead_lettered": 0}
@@ -249,7 +243,7 @@ async def test_after_a_fix_for_a_bug_that_dead_lettered_events_a_replay_applies_
         report = await replayed(settings, "portability", REQUESTED)
         after = await portability_state(settings)
         again = await replayed(settings, "portability", REQUESTED)
-        await wait_until(lambda: outbox_sent(settings), what="the new answers sent by the running service")
+        await wait_until(lambda: outbox_at_rest(settings), what="the new answers sent by the running service")
         answers = await records_on(settings, settings.topic(PortabilityChecked.event_type))
     assert checks_of(before) == {sid for sid, _ in fine}
     assert counts(report) == {"read": 6, "replayed": 6, "applied": 2, "already_seen": 4, "dead_lettered": 0}
@@ -274,7 +268,7 @@ async def test_a_replay_while_the_service_consumes_the_same_records_applies_each
         await wait_until(lambda: all_committed(settings, "portability", settings.topic(REQUESTED), len(requests)),
                          what="the service through the topic")
         state = await portability_state(settings)
-        await wait_until(lambda: outbox_sent(settings), what="every answer sent by the running service")
+        await wait_until(lambda: outbox_at_rest(settings), what="every answer sent by the running service")
         answers = await records_on(settings, settings.topic(PortabilityChecked.event_type))
     assert report["read"] == 150 and report["applied"] + report["already_seen"] == 150
     assert sorted(sid for _, sid, *_ in state["checks"]) == sorted(sids), "each request checked once"
@@ -386,7 +380,7 @@ async def test_a_record_the_kafka_client_cannot_decode_is_dead_lettered_by_its_p
                          what="the readable requests checked by the service")
         await wait_until(lambda: fetchval(settings.database_url, "SELECT count(*) = 1 FROM dead_letters"),
                          what="the unreadable record dead-lettered by the service")
-        await wait_until(lambda: outbox_sent(settings), what="the follow-ups sent: the outbox at rest")
+        await wait_until(lambda: outbox_at_rest(settings), what="the follow-ups sent: the outbox at rest")
         before = await portability_state(settings)
 
         again = await replayed(settings, "portability", REQUESTED, "--partition", "0")
@@ -497,7 +491,7 @@ async def test_the_running_workflow_sees_a_replay_as_already_seen_and_rebuilds_i
             return found[0][0] == len(sids)
 
         await wait_until(all_submitted, what="every request submitted")
-        await wait_until(lambda: outbox_sent(settings), what="every follow-up sent")
+        await wait_until(lambda: outbox_at_rest(settings), what="every follow-up sent")
         follow_up_topics = [settings.topic(event_type) for event_type in WORKFLOW.publishes]
         first_sent = Counter(topic for topic, *_ in await records_on(settings, *follow_up_topics))
         before = await workflow_state(settings)
@@ -508,7 +502,7 @@ async def test_the_running_workflow_sees_a_replay_as_already_seen_and_rebuilds_i
                                 "parked_events, timers, inbox")
         rebuilt = [await replayed(settings, "workflow", topic) for topic in topics]  # in the order they came
         after = await workflow_state(settings)
-        await wait_until(lambda: outbox_sent(settings), what="the re-queued follow-ups sent by the running service")
+        await wait_until(lambda: outbox_at_rest(settings), what="the re-queued follow-ups sent by the running service")
         sent = Counter(topic for topic, *_ in await records_on(settings, *follow_up_topics))
     assert [counts(r) for r in again] == [
         {"read": 3, "replayed": 3, "applied": 0, "already_seen": 3, "dead_lettered": 0}] * 2
