@@ -25,7 +25,8 @@ class Purged:
 
 async def purge_expired(connection: asyncpg.Connection, settings: Any, *, now: datetime | None = None) -> Purged:
     """Delete dead letters older than their retention (as of `now`, the database's clock by
-    default), and every sent outbox row. Unsent and set-aside outbox rows are never deleted."""
+    default), and every sent outbox row (the broker has it; also one set aside after it was
+    sent). An outbox row not sent is never deleted."""
     now = now or await connection.fetchval("SELECT now()")
     dead_letters = await _delete_in_batches(
         connection,

@@ -51,6 +51,7 @@ class TimerLoop:
         # ahead with nearly every batch: waking for each cost two queries a batch for nothing.
         self._planned_wake: datetime | None = None
         self._notified_due: datetime | None = None
+        self._claimed_up_to: datetime | None = None  # the last pass claimed what was due by then
         self.clock.subscribe(self._wake)
 
     def stop(self) -> None:
@@ -74,7 +75,7 @@ class TimerLoop:
 
     async def fire_due(self) -> int:
         """Fire one batch of due timers; returns how many were claimed."""
-        now = self.clock.now()
+        now = self._claimed_up_to = self.clock.now()
         try:
             async with self.pool.acquire() as connection, connection.transaction():
                 rows = await connection.fetch(
@@ -195,9 +196,13 @@ class TimerLoop:
             next_due = self._notified_due if next_due is None else min(next_due, self._notified_due)
         wait = self.poll_interval
         if next_due is not None:
-            # A due timer this loop did not claim is locked by another instance: look again soon,
-            # not at once (NOTIFY and a moved clock still wake the loop early).
-            wait = min(wait, max(LOCKED_RETRY_SECONDS, (next_due - self.clock.now()).total_seconds()))
+            # Until it is due. One that was due when the pass claimed and was not claimed is locked
+            # by another instance: look again soon, not at once (NOTIFY and a moved clock still
+            # wake the loop). One that fell due during the pass: at once.
+            if self._claimed_up_to is not None and next_due <= self._claimed_up_to:
+                wait = min(wait, LOCKED_RETRY_SECONDS)
+            else:
+                wait = min(wait, max(0.0, (next_due - self.clock.now()).total_seconds()))
         self._planned_wake = self.clock.now() + timedelta(seconds=wait)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), wait)
