@@ -147,7 +147,12 @@ CLAIM_IN_ORDER = _CLAIM.format(in_order="""
                      SELECT 1 FROM notifications e
                      WHERE e.port_in_request_sid = n.port_in_request_sid AND e.channel = n.channel
                        AND e.recipient = n.recipient AND e.seq < n.seq
-                       AND e.state IN ('pending', 'sending', 'retrying'))""")
+                       AND e.state IN ('pending', 'sending', 'retrying')
+                     OFFSET 0)""")
+# OFFSET 0 keeps the check a subplan run for each candidate with its values, so it is always an
+# index lookup by request, channel and recipient: left to become an anti-join, statistics from a
+# quiet moment made the planner scan every unfinished notification for each candidate (see
+# migration 004; tests/integration/test_notifier_store_plans.py).
 
 
 async def claim(connection: asyncpg.Connection, channel: str, limit: int, now: datetime,
@@ -220,7 +225,7 @@ async def finish(connection: asyncpg.Connection | asyncpg.Pool, finished: Sequen
 async def unfinished_by_channel(connection: asyncpg.Connection | asyncpg.Pool) -> dict[str, tuple[int, datetime | None]]:
     rows = await connection.fetch(
         """SELECT channel, count(*) AS waiting, min(ready_at) AS oldest FROM notifications
-           WHERE state = ANY ($1::text[]) GROUP BY channel""",
+           WHERE state = ANY ($1::text[]) AND ready_at IS NOT NULL GROUP BY channel""",  # the index's predicate
         list(UNFINISHED),
     )
     return {r["channel"]: (r["waiting"], r["oldest"]) for r in rows}
