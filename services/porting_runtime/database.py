@@ -33,6 +33,11 @@ async def create_pool(dsn: str, *, max_size: int = 5) -> asyncpg.Pool:
                                      server_settings=PLANNER_SETTINGS)
 
 
+async def connect(dsn: str) -> asyncpg.Connection:
+    """A dedicated connection (a relay's leadership, a loop's LISTEN), set up like the pool's."""
+    return await asyncpg.connect(dsn, command_timeout=60, server_settings=PLANNER_SETTINGS)
+
+
 def _lock_id(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 

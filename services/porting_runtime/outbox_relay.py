@@ -16,7 +16,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from . import metrics
-from .database import advisory_lock_id
+from .database import advisory_lock_id, connect
 from .failures import Backoff, classify, describe, is_transient
 from .health import ProgressBoard
 from .logs import get_logger
@@ -81,7 +81,7 @@ class OutboxRelay:
 
     async def _lead(self) -> None:
         """Hold the service's relay lock on a dedicated connection, and relay while holding it."""
-        connection = await asyncpg.connect(self.database_url)
+        connection = await connect(self.database_url)
         try:
             lock = advisory_lock_id(f"outbox-relay:{self.service}")
             while not await connection.fetchval("SELECT pg_try_advisory_lock($1)", lock):
@@ -105,12 +105,12 @@ class OutboxRelay:
         publish_backoff = Backoff(maximum=5.0)
         while not self._stop.is_set():
             self._wake.clear()
-            # The lock lives as long as its connection: if that is gone, another relay may lead
-            # now, and publishing on would interleave a key's rows. This raises and steps down.
-            await leadership.fetchval("SELECT 1")
-            # `sent_at IS NULL`: rows an earlier version marked sent wait for the purge, and the
-            # predicate is the index's (outbox_unsent).
-            rows = await self.pool.fetch(
+            # Read on the lock's own connection: the lock lives as long as it does, and if it is
+            # gone another relay may lead now, and publishing on would interleave a key's rows.
+            # The read raises and the relay steps down; one round trip proves both (a separate
+            # liveness query cost one more per pass). `sent_at IS NULL`: rows an earlier version
+            # marked sent wait for the purge, and the predicate is the index's (outbox_unsent).
+            rows = await leadership.fetch(
                 """SELECT id, topic, key, value, header_names, header_values, sealed
                    FROM outbox WHERE sent_at IS NULL AND set_aside_at IS NULL ORDER BY id LIMIT $1""",
                 self.batch_size,
@@ -131,9 +131,9 @@ class OutboxRelay:
                 publish_backoff.reset()
                 # Acknowledged: the broker holds the event now. Deleted, not marked sent and kept:
                 # one write a row instead of two, and no day of rows (~100 million at the target rate).
-                await self.pool.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
+                await leadership.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
                 if refused:
-                    await self._set_aside(refused)
+                    await self._set_aside(leadership, refused)
                 metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(sent))
             await self._report_backlog(full_batch=len(rows) == self.batch_size)
             if len(rows) < self.batch_size:
@@ -184,8 +184,8 @@ class OutboxRelay:
                 raise result
         return sent, refused
 
-    async def _set_aside(self, refused: list[tuple[int, str]]) -> None:
-        await self.pool.execute(
+    async def _set_aside(self, connection: asyncpg.Connection, refused: list[tuple[int, str]]) -> None:
+        await connection.execute(
             """UPDATE outbox SET set_aside_at = now(), error = r.error
                FROM unnest($1::bigint[], $2::text[]) AS r(id, error) WHERE outbox.id = r.id""",
             [i for i, _ in refused], [e[:2000] for _, e in refused],

@@ -133,3 +133,37 @@ def _relay_failures() -> float:
 
 async def _relay_failed_since(baseline: float, times: int) -> bool:
     return _relay_failures() >= baseline + times
+
+
+async def test_a_relay_whose_lock_connection_is_terminated_leads_again_and_publishes_what_was_written_meanwhile(settings):
+    """The relay reads the outbox on the connection holding its lock: when an operator (or a
+    failover) ends that session, the next read fails, the relay steps down as a transient
+    failure (no supervisor restart), takes the lock again on a new connection and publishes on."""
+    pool = await create_pool(settings.database_url)
+    await apply_migrations(pool, "ledger", LEDGER.migrations)
+    topic = settings.topic(PortAlertRaised.event_type)
+    await ensure_topics(settings, [topic])
+    relay = OutboxRelay(service="ledger", database_url=settings.database_url, pool=pool,
+                        producer_factory=lambda: build_producer(settings), poll_interval=0.05)
+    running = asyncio.create_task(relay.run())
+    sid = request_sid()
+    try:
+        assert await wait_until(lambda: _leader(relay))
+        await _write(pool, settings, [alert(sid, "before")])
+        assert await wait_until(lambda: _all_sent(pool))
+        failures = _relay_failures()
+        holders = await pool.fetch("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        assert len(holders) == 1, "only the relay holds a session lock in this database"
+        assert await pool.fetchval("SELECT pg_terminate_backend($1)", holders[0]["pid"])
+        await _write(pool, settings, [alert(sid, "meanwhile")])
+        assert await wait_until(lambda: _relay_failed_since(failures, 1)), "stepped down as a transient failure"
+        assert await wait_until(lambda: _all_sent(pool)), "led again and published what was written meanwhile"
+        assert not running.done(), "the relay kept running (nothing escalated to the supervisor)"
+        new_holder = await pool.fetchval("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        assert new_holder not in (None, holders[0]["pid"]), "the lock is held again, on a new connection"
+    finally:
+        relay.stop()
+        await running
+        await pool.close()
+    published = await collect(settings, topic, expect=2)
+    assert [PortAlertRaised.model_validate_json(r.value).message for r in published] == ["before", "meanwhile"]
