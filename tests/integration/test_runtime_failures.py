@@ -8,8 +8,18 @@ from porting_runtime.kafka import ensure_topics
 from schemas import KafkaRecord, dead_letter_topic
 
 from ..factories import port_requested, port_requested_payload
+from ..kafka_support import outbox_at_rest
 from ..tcp_proxy import CuttableProxy
-from .ledger import REJECTED_CUSTOMER, collect, fetchval, port_requested_record, publish, rows_are, running, wait_until
+from .ledger import (
+    REJECTED_CUSTOMER,
+    collect,
+    fetchval,
+    port_requested_record,
+    publish,
+    rows_are,
+    running,
+    wait_until,
+)
 
 
 def _raw(settings, value: bytes, headers: list[tuple[str, bytes]], key: bytes = b"k") -> KafkaRecord:
@@ -77,6 +87,39 @@ async def test_a_database_outage_is_retried_and_never_dead_lettered(settings, in
 
     assert await fetchval(settings.database_url, "SELECT count(*) FROM effects") == 5
     assert await fetchval(settings.database_url, "SELECT count(*) FROM dead_letters") == 0
+
+
+async def test_sessions_ended_under_a_running_service_lose_no_event_and_dead_letter_none(settings):
+    """A failover or an operator ending sessions: every connection of the service (pool, relay
+    lock, timer listener) is terminated again and again while events flow. Each fault is the
+    connection's, never a record's: every event takes effect once, and each follow-up is sent."""
+    import asyncio
+
+    import asyncpg
+
+    records = [port_requested_record(settings, port_requested()) for _ in range(300)]
+    admin = await asyncpg.connect(settings.database_url)
+    terminated = 0
+    try:
+        async with running(settings):
+            publishing = asyncio.create_task(publish(settings, records))
+            for _ in range(40):  # ~2 s of sessions ended every 50 ms
+                terminated += await admin.fetchval(
+                    """SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                       WHERE datname = current_database() AND pid <> pg_backend_pid()
+                         AND backend_type = 'client backend'""")
+                await asyncio.sleep(0.05)
+            await publishing
+            assert await wait_until(lambda: rows_are(settings, "effects", 300), timeout=90)
+            assert await wait_until(lambda: outbox_at_rest(settings), timeout=60)
+    finally:
+        await admin.close()
+
+    assert terminated > 40, "sessions were ended while the service ran"
+    assert await fetchval(settings.database_url, "SELECT count(DISTINCT event_id) FROM effects") == 300
+    assert await fetchval(settings.database_url, "SELECT count(*) FROM dead_letters") == 0
+    follow_ups = await collect(settings, settings.topic("porting.port-alert-raised.v1"), expect=300, settle=0.5)
+    assert len({r.value for r in follow_ups}) == 300, "every follow-up was published (a resend is a duplicate)"
 
 
 _baseline: dict[str, float] = {}

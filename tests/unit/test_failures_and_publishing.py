@@ -42,6 +42,16 @@ def test_a_fault_of_the_deployment_holds_the_work_until_an_operator_fixes_it(err
     assert classify(error) == "transient"
 
 
+@pytest.mark.parametrize("error", [
+    asyncpg.InternalClientError("cannot switch to state 15; another operation (2) is in progress"),
+    asyncpg.exceptions.ProtocolError("unexpected message"),
+    asyncpg.exceptions.TargetServerAttributeNotMatched("not a primary"),
+    asyncpg.exceptions.OutdatedSchemaCacheError("cached statement plan is invalid"),
+])
+def test_a_connection_the_database_client_itself_lost_track_of_is_a_failure_that_can_pass(error):
+    assert classify(error) == "transient"
+
+
 def test_backoff_grows_and_stays_capped():
     backoff = Backoff(initial=0.1, maximum=2.0)
     delays = [backoff.next_delay() for _ in range(12)]
