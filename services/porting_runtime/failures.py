@@ -45,12 +45,7 @@ _TRANSIENT = (
     asyncpg.QueryCanceledError,  # statement timeout under load
     asyncpg.OperatorInterventionError,  # admin shutdown, crash shutdown
     asyncpg.InsufficientResourcesError,  # disk full, out of memory: an operator fixes it
-    # asyncpg's own client-side faults, never a record's: a connection whose session was
-    # terminated mid-operation can fail with "cannot switch to state N; another operation is in
-    # progress" (MagicStack/asyncpg#1069; 10-12 of ~1,200 transactions under a burst of
-    # pg_terminate_backend here) and the pool replaces it; a server of the wrong role during a
-    # failover; a statement prepared before a schema change. Retrying on a fresh connection passes.
-    asyncpg.InternalClientError,
+    asyncpg.exceptions.TargetServerAttributeNotMatched,  # a server of the wrong role during a failover
     # Class 42 (a table missing, a privilege revoked) and a missing database or schema: a fault
     # of the deployment that every event would hit. Hold and let an operator fix it; dead-lettering
     # would throw every event away.
@@ -81,10 +76,19 @@ _RECORD = (
 )
 
 
+def _connection_lost_track(error: BaseException) -> bool:
+    """asyncpg's protocol stuck mid-operation on a connection whose session was ended under it:
+    "cannot switch to state N; another operation (M) is in progress" (MagicStack/asyncpg#1069),
+    with no cause attached; 10-15 in ~1,200 transactions under a burst of pg_terminate_backend
+    here, and the pool replaces the connection. asyncpg raises InternalClientError for its own
+    bugs and misconfigurations too, which stay unknown: only this text marks a lost connection."""
+    return type(error) is asyncpg.InternalClientError and str(error).startswith("cannot switch to state")
+
+
 def classify(error: BaseException) -> FailureKind:
     if isinstance(error, _RECORD):
         return "record"
-    if isinstance(error, _TRANSIENT) or isinstance(error, kafka_errors.KafkaError):
+    if isinstance(error, _TRANSIENT) or isinstance(error, kafka_errors.KafkaError) or _connection_lost_track(error):
         # Every other broker error (leader moving, broker away, topic not yet known) passes with time.
         return "transient"
     return "unknown"

@@ -74,8 +74,8 @@ async def insert_outbox_rows(connection: asyncpg.Connection, rows: Sequence[Outb
                 records=[(r.topic, r.key, r.value, list(r.header_names), list(r.header_values), r.sealed)
                          for r in rows],
             )
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-            raise
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError):
+            raise  # the connection's or the database's: classified as such, not blamed on the rows
         except Exception as error:
             # A value asyncpg cannot encode: the statement path says DataError for it (the rows'
             # fault), COPY lets the encoder's own error through; the same verdict either way.

@@ -107,8 +107,10 @@ class OutboxRelay:
             self._wake.clear()
             # Read on the lock's own connection: the lock lives as long as it does, and if it is
             # gone another relay may lead now, and publishing on would interleave a key's rows.
-            # The read raises and the relay steps down; one round trip proves both (a separate
-            # liveness query cost one more per pass). `sent_at IS NULL`: rows an earlier version
+            # The read raises and the relay steps down before its next batch (one round trip
+            # proves both; a separate liveness query cost one more per pass). A session ended
+            # while a batch is in flight may still see that batch published twice: duplicates,
+            # deduped by consumers, never a loss (rows are deleted only once acknowledged). `sent_at IS NULL`: rows an earlier version
             # marked sent wait for the purge, and the predicate is the index's (outbox_unsent).
             rows = await leadership.fetch(
                 """SELECT id, topic, key, value, header_names, header_values, sealed

@@ -135,10 +135,16 @@ async def _relay_failed_since(baseline: float, times: int) -> bool:
     return _relay_failures() >= baseline + times
 
 
+# Advisory locks held in this test's database (pg_locks covers the whole server).
+_SESSION_LOCK_HOLDERS = """SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+                             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
+
+
 async def test_a_relay_whose_lock_connection_is_terminated_leads_again_and_publishes_what_was_written_meanwhile(settings):
     """The relay reads the outbox on the connection holding its lock: when an operator (or a
     failover) ends that session, the next read fails, the relay steps down as a transient
-    failure (no supervisor restart), takes the lock again on a new connection and publishes on."""
+    failure (no supervisor restart), takes the lock again on a new connection and publishes on.
+    (The relay's earlier separate liveness query stepped down the same way; this guards it.)"""
     pool = await create_pool(settings.database_url)
     await apply_migrations(pool, "ledger", LEDGER.migrations)
     topic = settings.topic(PortAlertRaised.event_type)
@@ -152,14 +158,14 @@ async def test_a_relay_whose_lock_connection_is_terminated_leads_again_and_publi
         await _write(pool, settings, [alert(sid, "before")])
         assert await wait_until(lambda: _all_sent(pool))
         failures = _relay_failures()
-        holders = await pool.fetch("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        holders = await pool.fetch(_SESSION_LOCK_HOLDERS)
         assert len(holders) == 1, "only the relay holds a session lock in this database"
         assert await pool.fetchval("SELECT pg_terminate_backend($1)", holders[0]["pid"])
         await _write(pool, settings, [alert(sid, "meanwhile")])
         assert await wait_until(lambda: _relay_failed_since(failures, 1)), "stepped down as a transient failure"
         assert await wait_until(lambda: _all_sent(pool)), "led again and published what was written meanwhile"
         assert not running.done(), "the relay kept running (nothing escalated to the supervisor)"
-        new_holder = await pool.fetchval("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        new_holder = await pool.fetchval(_SESSION_LOCK_HOLDERS)
         assert new_holder not in (None, holders[0]["pid"]), "the lock is held again, on a new connection"
     finally:
         relay.stop()

@@ -90,9 +90,11 @@ async def test_a_database_outage_is_retried_and_never_dead_lettered(settings, in
 
 
 async def test_sessions_ended_under_a_running_service_lose_no_event_and_dead_letter_none(settings):
-    """A failover or an operator ending sessions: every connection of the service (pool, relay
-    lock, timer listener) is terminated again and again while events flow. Each fault is the
-    connection's, never a record's: every event takes effect once, and each follow-up is sent."""
+    """A failover or an operator ending sessions: every connection of the service (its pool and
+    the relay's lock) is terminated again and again while events flow. Each fault is the
+    connection's, never a record's: every event takes effect once, and each follow-up is sent.
+    A guard of the whole path: whether a transaction is mid-flight when its session ends is
+    chance, so the classification itself is proven by the unit tests of `classify`."""
     import asyncio
 
     import asyncpg
@@ -105,7 +107,7 @@ async def test_sessions_ended_under_a_running_service_lose_no_event_and_dead_let
             publishing = asyncio.create_task(publish(settings, records))
             for _ in range(40):  # ~2 s of sessions ended every 50 ms
                 terminated += await admin.fetchval(
-                    """SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                    """SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
                        WHERE datname = current_database() AND pid <> pg_backend_pid()
                          AND backend_type = 'client backend'""")
                 await asyncio.sleep(0.05)
@@ -115,7 +117,7 @@ async def test_sessions_ended_under_a_running_service_lose_no_event_and_dead_let
     finally:
         await admin.close()
 
-    assert terminated > 40, "sessions were ended while the service ran"
+    assert terminated >= 10, "sessions were ended while the service ran"
     assert await fetchval(settings.database_url, "SELECT count(DISTINCT event_id) FROM effects") == 300
     assert await fetchval(settings.database_url, "SELECT count(*) FROM dead_letters") == 0
     follow_ups = await collect(settings, settings.topic("porting.port-alert-raised.v1"), expect=300, settle=0.5)

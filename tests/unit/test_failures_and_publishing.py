@@ -44,12 +44,18 @@ def test_a_fault_of_the_deployment_holds_the_work_until_an_operator_fixes_it(err
 
 @pytest.mark.parametrize("error", [
     asyncpg.InternalClientError("cannot switch to state 15; another operation (2) is in progress"),
-    asyncpg.exceptions.ProtocolError("unexpected message"),
     asyncpg.exceptions.TargetServerAttributeNotMatched("not a primary"),
-    asyncpg.exceptions.OutdatedSchemaCacheError("cached statement plan is invalid"),
 ])
-def test_a_connection_the_database_client_itself_lost_track_of_is_a_failure_that_can_pass(error):
+def test_a_connection_whose_session_ended_under_it_or_a_server_mid_failover_is_a_failure_that_can_pass(error):
     assert classify(error) == "transient"
+
+
+@pytest.mark.parametrize("error", [
+    asyncpg.InternalClientError("no decoder for OID 16385"),
+    asyncpg.exceptions.ProtocolError("malformed array literal"),
+])
+def test_the_database_clients_other_internal_errors_stay_of_unknown_cause(error):
+    assert classify(error) == "unknown"
 
 
 def test_backoff_grows_and_stays_capped():
