@@ -58,6 +58,7 @@ class OutboxRelay:
         self._stop = asyncio.Event()
         self.is_leader = False
         self._backlog_measured_at = float("-inf")
+        self._relead_backoff = Backoff(maximum=5.0)
 
     def stop(self) -> None:
         self._stop.set()
@@ -66,7 +67,7 @@ class OutboxRelay:
     async def run(self) -> None:
         """Lead, or stand by; a transient failure (database or broker away) retries here,
         anything else goes to the supervisor, which logs it and restarts the relay."""
-        backoff = Backoff(maximum=5.0)
+        backoff = self._relead_backoff
         while not self._stop.is_set():
             try:
                 await self._lead()
@@ -88,6 +89,8 @@ class OutboxRelay:
                 if await self._sleep(self.poll_interval):
                     return
             self.is_leader = True
+            # Led again: the next step-down waits the first delay, not one grown by past ones.
+            self._relead_backoff.reset()
             await connection.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
             producer = self.producer_factory()
             await producer.start()

@@ -20,6 +20,7 @@ import asyncpg
 
 from . import metrics
 from .consumer import UnitOptions
+from .database import connect
 from .failures import EventRejected, classify, describe
 from .health import ProgressBoard
 from .logs import get_logger, timer_context
@@ -59,7 +60,7 @@ class TimerLoop:
         self._wake.set()
 
     async def run(self) -> None:
-        listener = await asyncpg.connect(self.database_url)
+        listener = await connect(self.database_url)
         try:
             await listener.add_listener(NOTIFY_CHANNEL, self._timer_scheduled)
             while not self._stop.is_set():

@@ -18,9 +18,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-import asyncpg
-
 from porting_runtime import BackgroundContext
+from porting_runtime.database import connect
 from porting_runtime.failures import Backoff, describe, is_transient
 from porting_runtime.logs import get_logger
 from schemas import AlertKind, PortAlertRaised
@@ -108,7 +107,7 @@ class _SenderRun:
         self.polled_at = time.monotonic()
 
     async def loop(self) -> None:
-        listener = await asyncpg.connect(self.settings.database_url)
+        listener = await connect(self.settings.database_url)
         recorder = asyncio.create_task(self.record_outcomes(), name="notifier-outcomes")
         try:
             await listener.add_listener(store.DUE_CHANNEL, self._notified)
