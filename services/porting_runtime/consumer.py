@@ -268,7 +268,8 @@ class EventConsumer:
                     try:
                         await unit.flush()
                     except Exception as error:
-                        # The runtime's own writes: only a fault of the data belongs to the record.
+                        # One statement for the handler's state, follow-ups and timers: a fault of
+                        # the data belongs to the record; any other is not this event's (hold).
                         if classify(error) != "record":
                             raise _RuntimeFault from error
                         raise

@@ -9,6 +9,8 @@ import asyncpg
 
 from schemas import KafkaRecord
 
+from .statement import Writes, write_all
+
 NOTIFY_CHANNEL = "outbox_written"
 
 # Writers of the same key take that key's transaction-scoped advisory lock first (in sorted order,
@@ -16,7 +18,8 @@ NOTIFY_CHANNEL = "outbox_written"
 # of the key gets its ids only after the earlier one committed. Id order is commit order per key,
 # the order the relay publishes in.
 #
-# Two ways in, the same rows. A small batch goes in one statement, one round trip: the lock
+# Two ways in, the same rows. A small batch goes in one statement (a unit of work's other writes
+# join it: statement.py), one round trip: the lock
 # subquery in WHERE runs once, before the first row is made, and each row's headers are a slice
 # of two flat arrays (a row's own header arrays cannot be unnested: SQL arrays are rectangular).
 # But PostgreSQL walks a variable-length array from its start to reach a slice, so that cost
@@ -24,8 +27,8 @@ NOTIFY_CHANNEL = "outbox_written"
 # COPY writes the rows (ids follow its order): 400 rows of 1.3 KB took 25 instead of 45 µs a row,
 # while 5 rows took 100 instead of 80 (two more round trips).
 COPY_FROM_ROWS = 100
-_INSERT = """
-WITH written AS (
+_WRITTEN = """
+written AS (
     INSERT INTO outbox (topic, key, value, header_names, header_values, sealed)
     SELECT r.topic, r.key, r.value, ($4::text[])[r.first:r.last], ($5::bytea[])[r.first:r.last], r.sealed
     FROM unnest($1::text[], $2::bytea[], $3::bytea[], $6::int[], $7::int[], $8::boolean[])
@@ -34,7 +37,6 @@ WITH written AS (
            FROM (SELECT DISTINCT k FROM unnest($9::text[]) AS k ORDER BY k) AS keys) >= 0
     ORDER BY r.n
     RETURNING 1)
-SELECT pg_notify($10, '')
 """
 # The relay's wake-up is sent by PostgreSQL when the transaction commits.
 _LOCK_KEYS = """
@@ -65,22 +67,32 @@ async def insert_outbox_rows(connection: asyncpg.Connection, rows: Sequence[Outb
     """Append rows to the outbox in order, and wake the relay when the transaction commits."""
     if not rows:
         return
-    keys = [ordering_key(r.key) for r in rows]
-    if len(rows) >= COPY_FROM_ROWS:
-        await connection.execute(_LOCK_KEYS, keys, NOTIFY_CHANNEL)
-        try:
-            await connection.copy_records_to_table(
-                "outbox", columns=_COLUMNS,
-                records=[(r.topic, r.key, r.value, list(r.header_names), list(r.header_values), r.sealed)
-                         for r in rows],
-            )
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError):
-            raise  # the connection's or the database's: classified as such, not blamed on the rows
-        except Exception as error:
-            # A value asyncpg cannot encode: the statement path says DataError for it (the rows'
-            # fault), COPY lets the encoder's own error through; the same verdict either way.
-            raise asyncpg.DataError(f"invalid input for the outbox's COPY: {error!r}") from error
+    if fits_one_statement(rows):
+        await write_all(connection, [outbox_writes(rows)])
         return
+    await connection.execute(_LOCK_KEYS, [ordering_key(r.key) for r in rows], NOTIFY_CHANNEL)
+    try:
+        await connection.copy_records_to_table(
+            "outbox", columns=_COLUMNS,
+            records=[(r.topic, r.key, r.value, list(r.header_names), list(r.header_values), r.sealed)
+                     for r in rows],
+        )
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError):
+        raise  # the connection's or the database's: classified as such, not blamed on the rows
+    except Exception as error:
+        # A value asyncpg cannot encode: the statement path says DataError for it (the rows'
+        # fault), COPY lets the encoder's own error through; the same verdict either way.
+        raise asyncpg.DataError(f"invalid input for the outbox's COPY: {error!r}") from error
+
+
+def fits_one_statement(rows: Sequence[OutboxRow]) -> bool:
+    """Fewer than COPY_FROM_ROWS: written by `outbox_writes` rather than COPY."""
+    return len(rows) < COPY_FROM_ROWS
+
+
+def outbox_writes(rows: Sequence[OutboxRow]) -> Writes:
+    """Fewer than COPY_FROM_ROWS rows as one part of a statement (`statement.one_statement`),
+    with the relay's wake-up."""
     names: list[str] = []
     values: list[bytes | None] = []
     firsts, lasts = [], []
@@ -89,10 +101,10 @@ async def insert_outbox_rows(connection: asyncpg.Connection, rows: Sequence[Outb
         names.extend(row.header_names)
         values.extend(row.header_values)
         lasts.append(len(names))
-    await connection.execute(
-        _INSERT, [r.topic for r in rows], [r.key for r in rows], [r.value for r in rows], names, values,
-        firsts, lasts, [r.sealed for r in rows], keys, NOTIFY_CHANNEL,
-    )
+    return Writes(_WRITTEN, [
+        [r.topic for r in rows], [r.key for r in rows], [r.value for r in rows], names, values,
+        firsts, lasts, [r.sealed for r in rows], [ordering_key(r.key) for r in rows], NOTIFY_CHANNEL,
+    ], result="pg_notify($10, '')")
 
 
 async def write_outbox(connection: asyncpg.Connection, records: Sequence[KafkaRecord]) -> None:

@@ -17,6 +17,8 @@ import asyncpg
 from schemas import EventAttributes
 from schemas.tracing import new_traceparent
 
+from .statement import Writes, write_all
+
 if TYPE_CHECKING:
     from .unit_of_work import UnitOfWork
 
@@ -69,32 +71,43 @@ class TimerChanges:
         return bool(self._final)
 
 
-async def write_timer_changes(connection: asyncpg.Connection, changes: TimerChanges) -> None:
-    """The cancels, the schedules and the wake-up in one statement (one round trip), whatever their
-    number. A (kind, key) is either cancelled or scheduled here, never both (TimerChanges keeps the
-    final word), so the two parts never touch the same row."""
+_CHANGES = """
+cancelled AS (
+    DELETE FROM timers t USING unnest($1::text[], $2::text[]) AS c(kind, key)
+    WHERE t.kind = c.kind AND t.key = c.key AND t.failed_at IS NULL),
+scheduled AS (
+    INSERT INTO timers (kind, key, due_at, data, traceparent)
+    SELECT * FROM unnest($3::text[], $4::text[], $5::timestamptz[], $6::jsonb[], $7::text[])
+    ON CONFLICT (kind, key) WHERE failed_at IS NULL
+    DO UPDATE SET due_at = EXCLUDED.due_at, data = EXCLUDED.data,
+                  traceparent = EXCLUDED.traceparent, scheduled_at = now()
+    RETURNING due_at)
+"""
+# Names the earliest new due time (epoch seconds): a timer loop sleeping past it wakes, the
+# others sleep on (a request's SLA timers are days away; see timer_loop.py).
+_WAKE_UP = "(SELECT pg_notify($8, extract(epoch FROM min(due_at))::text) FROM scheduled HAVING count(*) > 0)"
+
+
+def timer_writes(changes: TimerChanges) -> Writes | None:
+    """The cancels, the schedules and the wake-up as one part of a statement
+    (`statement.one_statement`), whatever their number; None when there are none. A (kind, key)
+    is either cancelled or scheduled here, never both (TimerChanges keeps the final word), so
+    the two parts never touch the same row."""
     if not changes:
-        return
+        return None
     cancels = [(kind, key) for (kind, key), value in changes._final.items() if value is None]  # noqa: SLF001
     schedules = [(kind, key, *value) for (kind, key), value in changes._final.items() if value is not None]  # noqa: SLF001
-    await connection.execute(
-        """WITH cancelled AS (
-               DELETE FROM timers t USING unnest($1::text[], $2::text[]) AS c(kind, key)
-               WHERE t.kind = c.kind AND t.key = c.key AND t.failed_at IS NULL),
-           scheduled AS (
-               INSERT INTO timers (kind, key, due_at, data, traceparent)
-               SELECT * FROM unnest($3::text[], $4::text[], $5::timestamptz[], $6::jsonb[], $7::text[])
-               ON CONFLICT (kind, key) WHERE failed_at IS NULL
-               DO UPDATE SET due_at = EXCLUDED.due_at, data = EXCLUDED.data,
-                             traceparent = EXCLUDED.traceparent, scheduled_at = now()
-               RETURNING due_at)
-           -- Names the earliest new due time (epoch seconds): a timer loop sleeping past it wakes,
-           -- the others sleep on (a request's SLA timers are days away; see timer_loop.py).
-           SELECT pg_notify($8, extract(epoch FROM min(due_at))::text) FROM scheduled HAVING count(*) > 0""",
+    return Writes(_CHANGES, [
         [k for k, _ in cancels], [k for _, k in cancels],
         [s[0] for s in schedules], [s[1] for s in schedules], [s[2] for s in schedules],
         [json.dumps(s[3], default=str) for s in schedules], [s[4] for s in schedules], NOTIFY_CHANNEL,
-    )
+    ], result=_WAKE_UP)
+
+
+async def write_timer_changes(connection: asyncpg.Connection, changes: TimerChanges) -> None:
+    """The changes in one statement (one round trip) of their own."""
+    if (writes := timer_writes(changes)) is not None:
+        await write_all(connection, [writes])
 
 
 async def pending_timers(connection: asyncpg.Connection, *, kind: str | None = None, key: str | None = None,

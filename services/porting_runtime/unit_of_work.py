@@ -20,10 +20,11 @@ from .clock import WALL_CLOCK, Clock
 from .dead_letter_writer import DeadLetterWriter
 from .dead_letters import RawRecord
 from .failures import FollowUpRefused
-from .outbox import insert_outbox_rows, outbox_row
+from .outbox import fits_one_statement, insert_outbox_rows, outbox_row, outbox_writes
 from .sealed_outbox import SealedMessage, sealed_row
 from .sealing import Sealer
-from .timers import TimerChanges, write_timer_changes
+from .statement import Writes, write_all
+from .timers import TimerChanges, timer_writes
 
 # Kafka's per-record overhead beyond key, value and headers (offsets, lengths, batch header share).
 RECORD_OVERHEAD_BYTES = 512
@@ -52,6 +53,7 @@ class UnitOfWork:
     _follow_ups: list[tuple[KafkaRecord, bool]] = field(default_factory=list)
     _timers: TimerChanges = field(default_factory=TimerChanges)
     _rejected: dict[int, str] = field(default_factory=dict)
+    _writes: list[Writes] = field(default_factory=list)
 
     def publish(self, event: PortingEvent, cause: CloudEvent[Any] | EventAttributes | None = None, *,
                 sealed: bool = False) -> None:
@@ -110,17 +112,30 @@ class UnitOfWork:
         follow_ups, self._follow_ups = self._follow_ups, []
         return follow_ups
 
+    def write(self, writes: Writes) -> None:
+        """The handler's own writes, sent at flush in one statement with the follow-ups and the
+        timer changes: one round trip for a batch's state, timers and outbox."""
+        self._writes.append(writes)
+
     async def flush(self) -> None:
-        """Write what was queued (follow-ups in one statement, in publish order; timer changes) in
-        the open transaction."""
-        await insert_outbox_rows(self.connection, [
+        """Write what was queued in the open transaction: the handler's writes, the follow-ups
+        (in publish order) and the timer changes, in one statement; a batch of COPY_FROM_ROWS
+        follow-ups or more goes by COPY after it."""
+        rows = [
             sealed_row(SealedMessage(r.topic, r.key, r.value, [(n.encode(), v) for n, v in r.headers]),
                        self.sealer) if sealed  # type: ignore[arg-type]
             else outbox_row(r)
             for r, sealed in self.take_follow_ups()
-        ])
+        ]
+        parts, self._writes = self._writes, []
+        copied = [] if fits_one_statement(rows) else rows
+        if rows and not copied:
+            parts.append(outbox_writes(rows))
         changes, self._timers = self._timers, TimerChanges()
-        await write_timer_changes(self.connection, changes)
+        if (timers := timer_writes(changes)) is not None:
+            parts.append(timers)
+        await write_all(self.connection, parts)
+        await insert_outbox_rows(self.connection, copied)
 
 
 @contextlib.asynccontextmanager

@@ -1,8 +1,8 @@
 """The workflow's store: requests, numbers, history, fees and parked events, set-based.
 
 A batch takes the per-request locks (one statement), loads every request it names with its
-numbers and parked events (one statement), and writes everything it decided back (one
-statement of data-modifying CTEs). PIN and account number are sealed (Fernet) in their own
+numbers and parked events (one statement), and writes everything it decided back as
+data-modifying CTEs that its unit of work sends with the timers and follow-ups, in one statement. PIN and account number are sealed (Fernet) in their own
 column and never in the JSON state; the column is emptied when the request ends.
 
 What a request costs per event is kept small (issue 8, `porting bench --scenario workflow`):
@@ -27,6 +27,7 @@ from typing import Any
 import asyncpg
 
 from porting_runtime.sealing import Sealer
+from porting_runtime.statement import Writes
 from schemas import CloudEvent, EventAttributes, PortRequested
 from schemas.topics import event_for_type
 from workflow.domain import Decisions, FeeRecorded, HistoryEntry, PortInRequest
@@ -136,9 +137,11 @@ class WorkflowRepository:
         self._stored[sid] = _Stored(opened, secrets, {n.phone_number: dict(n.__dict__) for n in request.numbers.values()})
         return request
 
-    async def save(self, changes: Changes) -> None:
+    def writes(self, changes: Changes) -> Writes | None:
+        """Everything the batch decided, as the part of its unit of work's one write statement
+        (`unit.write`) that goes to this service's tables; None when nothing changed."""
         if not changes:
-            return
+            return None
         requests = _Columns(7)
         numbers = _Columns(8)
         for sid, request in changes.requests.items():
@@ -162,10 +165,8 @@ class WorkflowRepository:
             parked.add(e.data.port_in_request_sid, e.attributes.type, e.attributes.id, e.attributes.source,
                        e.attributes.time, e.attributes.traceparent, e.data.model_dump_json(), reason,
                        sealed_original(e, self.sealer))
-        await self.connection.execute(
-            _SAVE, changes.now, self.consumer, changes.unparked,
-            *requests.arrays, *numbers.arrays, *history.arrays, *fees.arrays, *parked.arrays,
-        )
+        return Writes(_SAVE, [changes.now, self.consumer, changes.unparked,
+                              *requests.arrays, *numbers.arrays, *history.arrays, *fees.arrays, *parked.arrays])
 
     def _sealed_secrets(self, request: PortInRequest, stored: _Stored | None) -> bytes | None:
         """The request's PIN and account number, sealed. Sealed again only when they differ from
@@ -265,7 +266,7 @@ SELECT s.sid, r.state, r.secrets,
 # each table's columns as arrays. Upserts, not UPDATE ... FROM: the arbiter index finds each row
 # whatever the planner's estimates of the arrays.
 _SAVE = """
-WITH requests AS (
+requests AS (
     INSERT INTO port_in_requests (port_in_request_sid, account_sid, status, revision, received_at, updated_at,
                                   state, secrets)
     SELECT sid, account_sid, status, revision, received_at, $1, state, secrets
@@ -308,5 +309,4 @@ WITH requests AS (
 ), unparked AS (
     DELETE FROM parked_events WHERE id = ANY($3::bigint[])
 )
-SELECT 1
 """

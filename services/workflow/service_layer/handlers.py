@@ -1,9 +1,9 @@
 """Set-based handlers: a batch of events (or due timers) is locked, loaded, decided and written at once.
 
 Per batch: one statement takes the requests' locks, one loads them (with their numbers and
-parked events), the domain decides event by event in arrival order, one statement writes the
-result, and the follow-ups, timers and the sealed PortSubmitted orders go out through the unit
-of work in the same transaction.
+parked events), the domain decides event by event in arrival order, and one statement writes
+the result with the follow-ups, the timers and the sealed PortSubmitted orders (the unit of
+work's flush), in the same transaction.
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ class Workflow:
         batch = _Batch(unit, Changes(now=unit.now()), loaded)
         for event in events:
             batch.apply(event)
-        if batch.dead_letters:  # read before the save deletes their parked rows
+        if batch.dead_letters:  # read before the flush deletes their parked rows
             records = await parked_records(unit.connection, list(batch.dead_letters), self.sealer, unit.topic_prefix)
             for parked_id, reason in batch.dead_letters.items():
                 await unit.dead_letter(records[parked_id], f"parked until its request arrived, then refused: {reason}")
-        await repository.save(batch.changes)
+        _record(unit, repository, batch.changes)
 
     async def handle_timers(self, timers: Sequence[DueTimer], unit: UnitOfWork) -> None:
         repository = WorkflowRepository(unit.connection, self.sealer)
@@ -65,7 +65,13 @@ class Workflow:
             decisions = request.timer_fired(TimerKind(timer.kind), timer.data, due_at=timer.due_at,
                                             cause_id=f"timer:{timer.id}", now=batch.changes.now)
             batch.record(request, decisions, timer.cause(unit.source))
-        await repository.save(batch.changes)
+        _record(unit, repository, batch.changes)
+
+
+def _record(unit: UnitOfWork, repository: WorkflowRepository, changes: Changes) -> None:
+    """The batch's state goes out with its timers and follow-ups, in one statement at flush."""
+    if (writes := repository.writes(changes)) is not None:
+        unit.write(writes)
 
 
 class _Batch:
