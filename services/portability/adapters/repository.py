@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from porting_runtime.statement import Writes, write_all
+
 from schemas import NumberPortability, is_e164
 
 from ..domain.accounts import AccountHierarchy
@@ -72,26 +74,9 @@ class PortabilityRepository:
         return holdings, AccountHierarchy(parents), blocks
 
     async def record_checks(self, checks: Sequence[RecordedCheck]) -> None:
-        """All of them in one statement."""
-        if not checks:
-            return
-        await self.db.execute(
-            """INSERT INTO portability_checks (port_in_request_sid, requested_by, target_account_sid, phone_number,
-                                               phone_number_given, portable, reason_code, result)
-               SELECT c.request, c.requested_by, c.target, c.number, c.given, c.portable, c.reason_code, c.result::jsonb
-               FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::boolean[],
-                           $7::integer[], $8::text[])
-                    AS c(request, requested_by, target, number, given, portable, reason_code, result)""",
-            [c.port_in_request_sid for c in checks],
-            [c.requested_by for c in checks],
-            [c.target_account_sid for c in checks],
-            [c.result.phone_number if is_e164(c.result.phone_number) else None for c in checks],
-            [as_given(c.result.phone_number) for c in checks],
-            [c.result.portable for c in checks],
-            [c.result.not_portable_reason_code for c in checks],
-            # The number is in its own columns; a NUL in it would make jsonb refuse the whole row.
-            [c.result.model_dump_json(exclude={"phone_number"}) for c in checks],
-        )
+        """All of them in one statement of their own (the HTTP API's checks)."""
+        if (writes := checks_written(checks)) is not None:
+            await write_all(self.db, [writes])
 
     async def token_hash(self, account_sid: str) -> str | None:
         return await self.db.fetchval("SELECT auth_token_hash FROM accounts WHERE account_sid = $1", account_sid)
@@ -156,3 +141,31 @@ class PortabilityRepository:
                    carrier_id = EXCLUDED.carrier_id, wireless = EXCLUDED.wireless, rate_center = EXCLUDED.rate_center""",
             [(b.prefix, b.carrier_name, b.carrier_id, b.wireless, b.rate_center) for b in blocks],
         )
+
+
+_CHECKS = """
+checks AS (
+    INSERT INTO portability_checks (port_in_request_sid, requested_by, target_account_sid, phone_number,
+                                    phone_number_given, portable, reason_code, result)
+    SELECT c.request, c.requested_by, c.target, c.number, c.given, c.portable, c.reason_code, c.result::jsonb
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::boolean[], $7::integer[], $8::text[])
+         AS c(request, requested_by, target, number, given, portable, reason_code, result))
+"""
+
+
+def checks_written(checks: Sequence[RecordedCheck]) -> Writes | None:
+    """Every check as one part of a statement: a consumer's batch sends it with its
+    PortabilityChecked follow-ups (`unit.write`); None when there is none."""
+    if not checks:
+        return None
+    return Writes(_CHECKS, [
+        [c.port_in_request_sid for c in checks],
+        [c.requested_by for c in checks],
+        [c.target_account_sid for c in checks],
+        [c.result.phone_number if is_e164(c.result.phone_number) else None for c in checks],
+        [as_given(c.result.phone_number) for c in checks],
+        [c.result.portable for c in checks],
+        [c.result.not_portable_reason_code for c in checks],
+        # The number is in its own columns; a NUL in it would make jsonb refuse the whole row.
+        [c.result.model_dump_json(exclude={"phone_number"}) for c in checks],
+    ])

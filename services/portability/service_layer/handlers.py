@@ -10,7 +10,7 @@ from porting_runtime.failures import FollowUpRefused
 from schemas import CloudEvent, PortabilityChecked, PortRequested, PortStatusChanged
 
 from ..adapters.coverage_file import CoverageFile
-from ..adapters.repository import PortabilityRepository, RecordedCheck
+from ..adapters.repository import PortabilityRepository, RecordedCheck, checks_written
 from ..domain.inventory import plan_inventory
 from ..domain.portability import ProvidedDetails
 from .checks import CheckRequest, check_requests
@@ -52,7 +52,8 @@ class PortRequestChecker:
                 continue
             kept += [RecordedCheck(r, request.account_sid, event.attributes.id, request.port_in_request_sid)
                      for r in results]
-        await repository.record_checks(kept)
+        if (writes := checks_written(kept)) is not None:
+            unit.write(writes)  # with the PortabilityChecked follow-ups, in one statement
 
 
 async def follow_port_status(events: Sequence[CloudEvent[PortStatusChanged]], unit: UnitOfWork) -> None:
