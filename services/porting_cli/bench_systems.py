@@ -146,7 +146,7 @@ def _naive_handler(consumer: str, route: Any, pool: asyncpg.Pool, broker: Any, o
                 await route.handler(event, unit)
             # Every follow-up, the sealed PortSubmitted too, is produced directly: no outbox.
             follow_ups = [record for record, _ in unit.take_follow_ups()]
-            await unit.flush()  # timers, if the handler scheduled any
+            await unit.flush()  # the handler's writes, follow-ups and timers, in one statement
             for follow_up in follow_ups:
                 await broker.publish(follow_up.value, topic=follow_up.topic, key=follow_up.key,
                                      headers={name: value.decode() for name, value in follow_up.headers})

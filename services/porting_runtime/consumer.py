@@ -265,11 +265,11 @@ class EventConsumer:
                             await route.handler(item, unit)  # type: ignore[arg-type]
                     if (reason := unit.rejection_of(item)) is not None:
                         raise EventRejected(reason)
+                    await unit.write_own_now()  # the handler's: any fault of it is this event's
                     try:
                         await unit.flush()
                     except Exception as error:
-                        # One statement for the handler's state, follow-ups and timers: a fault of
-                        # the data belongs to the record; any other is not this event's (hold).
+                        # The runtime's own writes: only a fault of the data belongs to the record.
                         if classify(error) != "record":
                             raise _RuntimeFault from error
                         raise

@@ -6,7 +6,9 @@ waits for a core (2-11 ms each at half the peak rate in `make bench`), and a wor
 three write statements of its own. Each writer gives its data-modifying CTEs with parameters
 numbered from $1; `one_statement` renumbers them after each other and joins them under one
 WITH. PostgreSQL runs every data-modifying CTE to completion, referenced or not, all on one
-snapshot: the parts must write different tables (they do: the handler's own, `timers`, `outbox`).
+snapshot and in an order it does not promise: the parts write different tables (the handler's
+own, `timers`, `outbox`) and none may depend on another's effects or order; the only locks a
+part takes are the outbox's per-key ones, in sorted order.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 import asyncpg
 
 _PARAMETER = re.compile(r"\$(\d+)")
+# A CTE's name: at the start of a part, or after the `),` that ends the one before it.
+_CTE_NAME = re.compile(r"(?:\A|\)\s*,)\s*([A-Za-z_][A-Za-z0-9_]*)\s+AS\s*\(", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -38,16 +42,27 @@ def _shifted(sql: str, offset: int) -> str:
 
 
 def one_statement(parts: Sequence[Writes]) -> tuple[str, list[Any]]:
-    """The statement and its arguments that run every part at once."""
+    """The statement and its arguments that run every part at once. A part whose parameters and
+    arguments disagree, or two parts naming a CTE alike, is a bug of the code composing them:
+    ValueError, rather than arguments bound to the next part's parameters."""
     ctes: list[str] = []
     results: list[str] = []
     arguments: list[Any] = []
+    names: set[str] = set()
     for part in parts:
+        used = {int(n) for n in _PARAMETER.findall(part.ctes + part.result)}
+        if used != set(range(1, len(part.arguments) + 1)):
+            raise ValueError(f"a part uses parameters up to ${max(used, default=0)} for {len(part.arguments)} arguments")
+        for name in _CTE_NAME.findall(part.ctes.strip()):
+            if name.lower() in names:
+                raise ValueError(f"two parts of one statement name a CTE {name!r}")
+            names.add(name.lower())
         ctes.append(_shifted(part.ctes.strip(), len(arguments)))
         if part.result:
             results.append(_shifted(part.result.strip(), len(arguments)))
         arguments.extend(part.arguments)
-    return f"WITH {', '.join(ctes)}\nSELECT {', '.join(results) or 'NULL'}", arguments
+    # Joined on a new line each: a part ending in a `--` comment cannot swallow the next.
+    return "WITH " + ",\n".join(ctes) + f"\nSELECT {', '.join(results) or 'NULL'}", arguments
 
 
 async def write_all(connection: asyncpg.Connection, parts: Sequence[Writes]) -> None:

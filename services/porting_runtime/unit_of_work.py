@@ -117,6 +117,12 @@ class UnitOfWork:
         timer changes: one round trip for a batch's state, timers and outbox."""
         self._writes.append(writes)
 
+    async def write_own_now(self) -> None:
+        """The handler's own writes alone, now (an event handled alone: a fault of its own writes
+        is then told from one of the follow-ups' and timers')."""
+        parts, self._writes = self._writes, []
+        await write_all(self.connection, parts)
+
     async def flush(self) -> None:
         """Write what was queued in the open transaction: the handler's writes, the follow-ups
         (in publish order) and the timer changes, in one statement; a batch of COPY_FROM_ROWS

@@ -10,11 +10,15 @@ from typing import Any
 import asyncpg
 import pytest
 
-from porting_runtime import outbox, timers
+from porting_runtime import Route, ServiceDefinition, outbox, timers
 from porting_runtime.database import apply_migrations, create_pool
 from porting_runtime.statement import Writes
 from porting_runtime.unit_of_work import UnitOfWork
-from schemas import AlertKind, PortAlertRaised
+from schemas import AlertKind, PortAlertRaised, PortRequested
+
+from ..factories import port_requested
+from ..handler_support import handler_harness
+from .ledger import LEDGER
 
 
 class _CountingConnection:
@@ -117,3 +121,40 @@ async def test_many_follow_ups_go_by_copy_after_the_one_statement(pool):
     assert await pool.fetchval("SELECT count(*) FROM timers") == 1
     keys = [r["key"] for r in await pool.fetch("SELECT key FROM outbox ORDER BY id")]
     assert keys == [_sid(f"PX{n:04d}").encode() for n in range(outbox.COPY_FROM_ROWS + 5)]
+
+
+async def _record_all(events, unit) -> None:
+    """A batch handler whose own write refuses one marked request (a PL/pgSQL RAISE: a failure
+    of unknown cause, not the data's class)."""
+    unit.write(Writes(
+        """effects_written AS (
+               INSERT INTO effects (request_sid, event_id, worker_pid)
+               SELECT s, i, refuse_if_marked(s) FROM unnest($1::text[], $2::text[]) AS e(s, i))""",
+        [[e.data.subject for e in events], [e.attributes.id for e in events]]))
+    for event in events:
+        unit.publish(_alert_for(event.data.subject), cause=event)
+
+
+def _alert_for(sid: str) -> PortAlertRaised:
+    return PortAlertRaised(port_in_request_sid=sid, alert=AlertKind.CARRIER_SLA_BREACHED, message="m",
+                           raised_at=datetime.now(UTC))
+
+
+async def test_an_event_whose_own_write_fails_alone_is_dead_lettered_and_the_others_of_its_batch_take_effect(settings):
+    definition = ServiceDefinition(name="ledger", migrations=LEDGER.migrations, publishes=LEDGER.publishes,
+                                   routes=lambda pool, settings: [Route(PortRequested, _record_all, batch=True)])
+    events = [port_requested() for _ in range(4)]
+    marked = events[2].subject
+    async with handler_harness(definition, settings) as harness:
+        await harness.pool.execute(f"""
+            CREATE FUNCTION refuse_if_marked(sid text) RETURNS integer LANGUAGE plpgsql AS $$
+            BEGIN IF sid = '{marked}' THEN RAISE EXCEPTION 'refused by the database'; END IF; RETURN 0; END $$""")
+        # Held for ever (a timeout here) if the event's own write failing alone were taken for
+        # a fault of the runtime's writes.
+        await asyncio.wait_for(harness.handle(*events), timeout=60)
+
+        effects = {r["request_sid"] for r in await harness.pool.fetch("SELECT request_sid FROM effects")}
+        assert effects == {e.subject for e in events} - {marked}
+        dead = await harness.dead_letters()
+        assert len(dead) == 1 and "refused by the database" in dead[0]["error"]
+        assert len(await harness.follow_ups(PortAlertRaised.event_type)) == 3
