@@ -30,6 +30,9 @@ class ServiceSettings(BaseSettings):
     # How long a fetch waits for records. The embedded broker answers a waiting fetch on a
     # fixed cycle, so a low wait keeps latency low; the cost is a few more empty fetches.
     consumer_fetch_max_wait_ms: int = Field(default=20, ge=0, le=5_000)
+    # A poll of fewer than 100 records waits this long once for more before it is handled:
+    # fewer, larger batches below the peak rate (see consume_loop.ConsumeLoop._poll). 0: never.
+    consumer_linger_ms: int = Field(default=10, ge=0, le=1_000)
     # The broker's largest accepted record (Kafka's message.max.bytes, 1 MiB by default).
     # Follow-ups larger than this are refused when published, so their cause is dead-lettered.
     max_message_bytes: int = Field(default=1_000_000, ge=10_000)
