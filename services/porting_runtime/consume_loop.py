@@ -159,7 +159,14 @@ class ConsumeLoop:
         if not fetched or not self.settings.consumer_linger_ms or count >= min(SMALL_POLL, batch_size):
             return fetched
         await asyncio.sleep(self.settings.consumer_linger_ms / 1000)
-        more = await consumer.getmany(timeout_ms=0, max_records=batch_size - count)
+        try:
+            more = await consumer.getmany(timeout_ms=0, max_records=batch_size - count)
+        except BaseException:
+            # The first look's records are not handled: the next poll reads them again, whatever
+            # the caller does with this failure (retry, or step past an undecodable record).
+            for tp, records in fetched.items():
+                consumer.seek(tp, records[0].offset)
+            raise
         for tp, records in more.items():
             fetched.setdefault(tp, []).extend(records)
         return fetched

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 
 from porting_runtime.consume_loop import ConsumeLoop
@@ -17,12 +18,18 @@ def _records(tp: TopicPartition, offsets: range) -> list[ConsumerRecord]:
 class _Polls:
     """A consumer whose getmany answers from a script, recording how it was asked."""
 
-    def __init__(self, *answers: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        self.answers, self.calls = list(answers), []
+    def __init__(self, *answers: dict[TopicPartition, list[ConsumerRecord]] | Exception) -> None:
+        self.answers, self.calls, self.seeks = list(answers), [], []
 
     async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[ConsumerRecord]]:
         self.calls.append((timeout_ms, max_records))
-        return self.answers.pop(0) if self.answers else {}
+        answer = self.answers.pop(0) if self.answers else {}
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append((tp, offset))
 
 
 def _loop(**settings: object) -> ConsumeLoop:
@@ -50,3 +57,12 @@ async def test_a_full_poll_an_empty_one_or_a_linger_of_zero_is_handled_as_it_cam
     never = _Polls({A: _records(A, range(0, 2))}, {A: _records(A, range(2, 3))})
     assert [r.offset for r in (await _loop(consumer_linger_ms=0)._poll(never))[A]] == [0, 1]  # type: ignore[arg-type]
     assert len(never.calls) == 1
+
+
+async def test_when_the_second_look_fails_the_first_looks_records_are_read_again_by_the_next_poll():
+    polls = _Polls({A: _records(A, range(5, 7)), B: _records(B, range(3, 4))}, UnicodeDecodeError("utf-8", b"", 0, 1, "x"))
+
+    with pytest.raises(UnicodeDecodeError):
+        await _loop(consumer_linger_ms=1)._poll(polls)  # type: ignore[arg-type]
+
+    assert sorted(polls.seeks) == [(A, 5), (B, 3)]
