@@ -13,6 +13,7 @@ part takes are the outbox's per-key ones, in sorted order.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,24 +46,32 @@ def one_statement(parts: Sequence[Writes]) -> tuple[str, list[Any]]:
     """The statement and its arguments that run every part at once. A part whose parameters and
     arguments disagree, or two parts naming a CTE alike, is a bug of the code composing them:
     ValueError, rather than arguments bound to the next part's parameters."""
+    sql = _composed(tuple((part.ctes, part.result, len(part.arguments)) for part in parts))
+    return sql, [argument for part in parts for argument in part.arguments]
+
+
+@functools.lru_cache(maxsize=128)
+def _composed(shape: tuple[tuple[str, str, int], ...]) -> str:
+    """The statement for parts of this SQL and these argument counts: checked and renumbered
+    once per shape (the SQL is the services' constants; only the parts present vary)."""
     ctes: list[str] = []
     results: list[str] = []
-    arguments: list[Any] = []
     names: set[str] = set()
-    for part in parts:
-        used = {int(n) for n in _PARAMETER.findall(part.ctes + part.result)}
-        if used != set(range(1, len(part.arguments) + 1)):
-            raise ValueError(f"a part uses parameters up to ${max(used, default=0)} for {len(part.arguments)} arguments")
-        for name in _CTE_NAME.findall(part.ctes.strip()):
+    offset = 0
+    for part_ctes, result, count in shape:
+        used = {int(n) for n in _PARAMETER.findall(part_ctes + result)}
+        if used != set(range(1, count + 1)):
+            raise ValueError(f"a part uses parameters up to ${max(used, default=0)} for {count} arguments")
+        for name in _CTE_NAME.findall(part_ctes.strip()):
             if name.lower() in names:
                 raise ValueError(f"two parts of one statement name a CTE {name!r}")
             names.add(name.lower())
-        ctes.append(_shifted(part.ctes.strip(), len(arguments)))
-        if part.result:
-            results.append(_shifted(part.result.strip(), len(arguments)))
-        arguments.extend(part.arguments)
+        ctes.append(_shifted(part_ctes.strip(), offset))
+        if result:
+            results.append(_shifted(result.strip(), offset))
+        offset += count
     # Joined on a new line each: a part ending in a `--` comment cannot swallow the next.
-    return "WITH " + ",\n".join(ctes) + f"\nSELECT {', '.join(results) or 'NULL'}", arguments
+    return "WITH " + ",\n".join(ctes) + f"\nSELECT {', '.join(results) or 'NULL'}"
 
 
 async def write_all(connection: asyncpg.Connection, parts: Sequence[Writes]) -> None:

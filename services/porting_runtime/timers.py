@@ -17,7 +17,7 @@ import asyncpg
 from schemas import EventAttributes
 from schemas.tracing import new_traceparent
 
-from .statement import Writes, write_all
+from .statement import Writes
 
 if TYPE_CHECKING:
     from .unit_of_work import UnitOfWork
@@ -102,12 +102,6 @@ def timer_writes(changes: TimerChanges) -> Writes | None:
         [s[0] for s in schedules], [s[1] for s in schedules], [s[2] for s in schedules],
         [json.dumps(s[3], default=str) for s in schedules], [s[4] for s in schedules], NOTIFY_CHANNEL,
     ], result=_WAKE_UP)
-
-
-async def write_timer_changes(connection: asyncpg.Connection, changes: TimerChanges) -> None:
-    """The changes in one statement (one round trip) of their own."""
-    if (writes := timer_writes(changes)) is not None:
-        await write_all(connection, [writes])
 
 
 async def pending_timers(connection: asyncpg.Connection, *, kind: str | None = None, key: str | None = None,

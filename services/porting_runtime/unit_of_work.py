@@ -112,10 +112,11 @@ class UnitOfWork:
         follow_ups, self._follow_ups = self._follow_ups, []
         return follow_ups
 
-    def write(self, writes: Writes) -> None:
+    def write(self, writes: Writes | None) -> None:
         """The handler's own writes, sent at flush in one statement with the follow-ups and the
-        timer changes: one round trip for a batch's state, timers and outbox."""
-        self._writes.append(writes)
+        timer changes: one round trip for a batch's state, timers and outbox. None: nothing."""
+        if writes is not None:
+            self._writes.append(writes)
 
     async def write_own_now(self) -> None:
         """The handler's own writes alone, now (an event handled alone: a fault of its own writes

@@ -11,7 +11,8 @@ from porting_runtime.consumer import UnitOptions
 from porting_runtime.database import apply_migrations, create_pool
 from porting_runtime.health import ProgressBoard
 from porting_runtime.timer_loop import TimerLoop
-from porting_runtime.timers import TimerChanges, TimerRoute, write_timer_changes
+from porting_runtime.statement import write_all
+from porting_runtime.timers import TimerChanges, TimerRoute, timer_writes
 from schemas import PortAlertRaised
 
 from ..factories import port_requested
@@ -151,7 +152,7 @@ class _SleepyLoop:
         async with self.pool.acquire() as connection, connection.transaction():
             changes = TimerChanges()
             changes.schedule("sla", key, due, {}, None)
-            await write_timer_changes(connection, changes)
+            await write_all(connection, [timer_writes(changes)])
 
     async def fired_keys(self, *keys: str) -> bool:
         return [key for key, _ in self.fired] == list(keys)
@@ -185,13 +186,13 @@ async def test_cancelling_removes_only_the_named_pending_timers_and_keeps_one_th
             changes = TimerChanges()
             for key in ("a", "b", "c"):
                 changes.schedule("sla", key, due, {"key": key}, None)
-            await write_timer_changes(connection, changes)
+            await write_all(connection, [timer_writes(changes)])
         await pool.execute("UPDATE timers SET failed_at = now(), error = 'x' WHERE key = 'c'")
         async with pool.acquire() as connection, connection.transaction():
             changes = TimerChanges()
             changes.cancel("sla", ["a", "c"])
             changes.schedule("sla", "d", due, {}, None)
-            await write_timer_changes(connection, changes)
+            await write_all(connection, [timer_writes(changes)])
         rows = await pool.fetch("SELECT key, failed_at IS NOT NULL AS failed FROM timers ORDER BY key")
     finally:
         await pool.close()

@@ -52,8 +52,7 @@ class PortRequestChecker:
                 continue
             kept += [RecordedCheck(r, request.account_sid, event.attributes.id, request.port_in_request_sid)
                      for r in results]
-        if (writes := checks_written(kept)) is not None:
-            unit.write(writes)  # with the PortabilityChecked follow-ups, in one statement
+        unit.write(checks_written(kept))  # with the PortabilityChecked follow-ups, in one statement
 
 
 async def follow_port_status(events: Sequence[CloudEvent[PortStatusChanged]], unit: UnitOfWork) -> None:

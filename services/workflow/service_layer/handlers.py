@@ -42,7 +42,7 @@ class Workflow:
             records = await parked_records(unit.connection, list(batch.dead_letters), self.sealer, unit.topic_prefix)
             for parked_id, reason in batch.dead_letters.items():
                 await unit.dead_letter(records[parked_id], f"parked until its request arrived, then refused: {reason}")
-        _record(unit, repository, batch.changes)
+        unit.write(repository.writes(batch.changes))  # sent with the follow-ups and timers at flush
 
     async def handle_timers(self, timers: Sequence[DueTimer], unit: UnitOfWork) -> None:
         repository = WorkflowRepository(unit.connection, self.sealer)
@@ -65,13 +65,7 @@ class Workflow:
             decisions = request.timer_fired(TimerKind(timer.kind), timer.data, due_at=timer.due_at,
                                             cause_id=f"timer:{timer.id}", now=batch.changes.now)
             batch.record(request, decisions, timer.cause(unit.source))
-        _record(unit, repository, batch.changes)
-
-
-def _record(unit: UnitOfWork, repository: WorkflowRepository, changes: Changes) -> None:
-    """The batch's state goes out with its timers and follow-ups, in one statement at flush."""
-    if (writes := repository.writes(changes)) is not None:
-        unit.write(writes)
+        unit.write(repository.writes(batch.changes))  # sent with the follow-ups and timers at flush
 
 
 class _Batch:
