@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
+
 from schemas import (
     AlertKind,
     CancellationDenied,
@@ -24,6 +26,7 @@ from .test_workflow_support import (
     answered,
     cancel,
     checked,
+    documents,
     port_requested,
     record,
     rejected,
@@ -74,17 +77,38 @@ async def test_pin_and_account_number_are_sealed_at_rest_even_in_the_outbox(sett
     assert order.phone_numbers[0].pin == PIN, "the relay opens the sealed order to send it"
 
 
-async def test_a_canadian_request_with_a_french_po_box_is_rejected_with_the_reason(settings):
-    request = port_requested(CA_NUMBER, country="CA")  # its address is "C.P. 1234"
+# A Canadian service address that is not a PO box, for the cases that fail on their documents.
+MONTREAL = {"street": "1000 Rue Sherbrooke O", "city": "Montréal", "state": "QC", "zip": "H3A 3R2", "country": "CA"}
+
+
+@pytest.mark.parametrize(("code", "overrides"), [
+    ("PO_BOX_ADDRESS", {"documents": documents("CA")}),  # its address is "C.P. 1234"
+    ("BILL_TOO_OLD", {"address": MONTREAL, "documents": documents("CA", bill_dated=date(2026, 12, 1))}),
+    ("CSR_MISSING", {"address": MONTREAL, "documents": documents("CA", csr=False)}),
+], ids=["french_po_box", "stale_bill", "missing_csr"])
+async def test_a_canadian_request_with_a_french_po_box_a_stale_bill_or_no_csr_is_rejected_with_the_reason(
+        settings, code, overrides):
+    request = port_requested(CA_NUMBER, country="CA", **overrides)
     async with workflow_handlers(settings) as workflow:
         await workflow.feed(request, checked(request))
         status = await workflow.status(request.port_in_request_sid)
         change = (await workflow.published(PortStatusChanged))[-1]
         submitted = await workflow.published(PortSubmitted)
     assert status == ("rejected", {CA_NUMBER: "port_rejected"})
-    assert (change.status_to.value, change.phone_numbers[0].reason_code) == ("rejected", "PO_BOX_ADDRESS")
-    assert "physical address" in change.phone_numbers[0].reason
+    assert (change.status_to.value, change.phone_numbers[0].reason_code) == ("rejected", code)
+    assert change.phone_numbers[0].reason, "a sentence telling the customer how to fix it"
     assert submitted == []
+
+
+async def test_a_canadian_request_with_a_street_address_a_recent_bill_and_a_csr_is_submitted(settings):
+    """The cases above fail on what they change alone: the same request with all of it in order passes."""
+    request = port_requested(CA_NUMBER, country="CA", address=MONTREAL, documents=documents("CA"))
+    async with workflow_handlers(settings) as workflow:
+        await workflow.feed(request, checked(request))
+        status = await workflow.status(request.port_in_request_sid)
+        [order] = await workflow.published(PortSubmitted)
+    assert status == ("in_progress", {CA_NUMBER: "port_submitted"})
+    assert [n.phone_number for n in order.phone_numbers] == [CA_NUMBER]
 
 
 async def test_a_carrier_rejection_asks_for_action_and_a_higher_revision_resubmits_only_the_rejected_number(settings):

@@ -65,8 +65,8 @@ def port_requested(*numbers: str, sid: str | None = None, account: str = "AC" + 
     numbers = numbers or (US_NUMBER,)
     return builders.port_requested(
         *numbers, country=country, sid=sid, account=account, revision=revision,
-        pins=dict.fromkeys(numbers, pin), account_number=ACCOUNT_NUMBER, target=None, address=ADDRESSES[country],
-        documents=documents(), **overrides)
+        pins=dict.fromkeys(numbers, pin), account_number=ACCOUNT_NUMBER, target=None,
+        **{"address": ADDRESSES[country], "documents": documents(), **overrides})
 
 
 def checked(request: PortRequested, *, revision: int | None = None,
