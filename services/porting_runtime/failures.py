@@ -46,6 +46,11 @@ _TRANSIENT = (
     asyncpg.OperatorInterventionError,  # admin shutdown, crash shutdown
     asyncpg.InsufficientResourcesError,  # disk full, out of memory: an operator fixes it
     asyncpg.exceptions.TargetServerAttributeNotMatched,  # a server of the wrong role during a failover
+    # A connection's prepared statements outlived a migration that changed a table's or type's
+    # shape (a rolling deploy): asyncpg drops the connection's statement cache as it raises, and
+    # re-prepares on the retry. Inside a transaction it cannot retry itself.
+    asyncpg.exceptions.InvalidCachedStatementError,
+    asyncpg.exceptions.OutdatedSchemaCacheError,
     # Class 42 (a table missing, a privilege revoked) and a missing database or schema: a fault
     # of the deployment that every event would hit. Hold and let an operator fix it; dead-lettering
     # would throw every event away.

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 
+import asyncpg
+import pytest
+
+from porting_runtime.failures import classify
 from porting_runtime.kafka import ensure_topics
 from schemas import KafkaRecord, dead_letter_topic
 
@@ -139,6 +143,29 @@ def _host_port(url: str) -> tuple[str, int]:
     location = url.split("@", 1)[1].split("/", 1)[0]
     host, _, port = location.partition(":")
     return host, int(port or 5432)
+
+
+async def test_a_statement_prepared_before_a_migration_changed_its_result_fails_once_as_transient_then_passes(
+        database_url):
+    """A rolling deploy migrates a table while a service holds statements prepared on the old shape:
+    PostgreSQL refuses the stale plan inside the transaction, and the retry (what a transient
+    failure gets) prepares it again."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute("CREATE TABLE claims (event_id text PRIMARY KEY)")
+        claim = "INSERT INTO claims VALUES ($1) RETURNING event_id"
+        await connection.fetch(claim, "before")  # prepared and cached on this connection
+        await connection.execute("ALTER TABLE claims ALTER COLUMN event_id TYPE varchar(256)")
+        with pytest.raises(Exception) as raised:
+            async with connection.transaction():
+                await connection.fetch(claim, "during")
+        async with connection.transaction():
+            retried = await connection.fetch(claim, "during")
+    finally:
+        await connection.close()
+    assert type(raised.value).__name__ == "InvalidCachedStatementError"
+    assert classify(raised.value) == "transient"
+    assert [r["event_id"] for r in retried] == ["during"]
 
 
 async def test_topics_are_created_once_and_creating_them_again_is_harmless(settings):

@@ -51,6 +51,14 @@ def test_a_connection_whose_session_ended_under_it_or_a_server_mid_failover_is_a
 
 
 @pytest.mark.parametrize("error", [
+    asyncpg.exceptions.InvalidCachedStatementError("cached plan must not change result type"),
+    asyncpg.exceptions.OutdatedSchemaCacheError("type 'public.address' was changed"),
+])
+def test_prepared_statements_a_migration_made_stale_are_a_failure_that_can_pass(error):
+    assert classify(error) == "transient"
+
+
+@pytest.mark.parametrize("error", [
     asyncpg.InternalClientError("no decoder for OID 16385"),
     asyncpg.exceptions.ProtocolError("malformed array literal"),
 ])
