@@ -3,8 +3,9 @@
 The contract keeps PINs and account numbers in their own fields (only PortSubmitted carries
 them), but free text from carriers and people may still quote them ("PIN 4412 does not match
 account ACC-991"). Two masks, used where such text enters a service: the values a service
-knows (a request's own PINs and account number), also written with spaces or punctuation
-between their characters ("44 12", "ACC/991") or in full-width forms; and any value quoted
+knows (a request's own PINs and account number, in any script), also written with spaces or
+punctuation between their characters ("44 12", "ACC/991") or in full-width forms, or exactly as
+given when they are mostly punctuation ("#!*&^%"); and any value quoted
 after a word that names a secret.
 
 Every pattern here runs in time linear in the text: the text is hostile and as long as the
@@ -29,8 +30,10 @@ _SECRET_AFTER_WORD = re.compile(
     r"(?P<value>(?=[A-Za-z0-9-]*\d)[A-Za-z0-9][A-Za-z0-9-]{2,})",
     re.IGNORECASE,
 )
+# A letter or a digit of any script ("пароль" is a PIN too), and anything else.
+_ALNUM, _NOT_ALNUM = r"[^\W_]", r"[\W_]"
 # Between a known value's characters: up to three of anything but a letter or a digit.
-_BETWEEN = r"[^A-Za-z0-9]{0,3}"
+_BETWEEN = _NOT_ALNUM + "{0,3}"
 # A known value shorter than this (in letters and digits) is masked only as a token of its own:
 # shorter ones are everyday words and numbers too.
 _SHORT = 4
@@ -62,12 +65,15 @@ def _known_values(known: frozenset[str]) -> re.Pattern[str] | None:
 
 
 def _known(value: str) -> str | None:
-    characters = [c for c in unicodedata.normalize("NFKC", value) if c.isascii() and c.isalnum()]
-    if len(characters) < 2:  # one character cannot be told from the text around it
-        return None
+    normal = unicodedata.normalize("NFKC", value)
+    characters = [c for c in normal if c.isalnum()]
+    if len(characters) < 2:
+        # Too few letters and digits to match loosely ("#!*&^%", "a!!" are valid PINs): the value
+        # exactly as given. One character alone cannot be told from the text around it.
+        return re.escape(normal) if len(normal) >= 2 else None
     body = _BETWEEN.join(re.escape(c) for c in characters)
     if len(characters) < _SHORT:
-        return rf"(?<![A-Za-z0-9]){body}(?![A-Za-z0-9])"
+        return rf"(?<!{_ALNUM}){body}(?!{_ALNUM})"
     before = r"(?<!\d)" if characters[0].isdigit() else ""
     after = r"(?!\d)" if characters[-1].isdigit() else ""
     return f"{before}{body}{after}"
