@@ -15,19 +15,24 @@ from typing import Any
 
 import asyncpg
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from porting_runtime.dead_letters import DeadLetter, get_dead_letter, list_dead_letters, redrive
-from porting_runtime.operator_cli import data_encryption_keys, database_url_for, refuse, run_with_database
+from porting_runtime.operator_cli import (
+    data_encryption_keys,
+    database_url_for,
+    operator_console,
+    refuse,
+    run_with_database,
+)
 from porting_runtime.record_text import safe_bytes_text, safe_text
 from porting_runtime.sealing import SealedDataUnreadable, Sealer, SealingKeyMissing
 
 from schemas.secrets_in_text import REDACTED
 
 app = typer.Typer(help="Messages a service could not handle: list, inspect, redrive.", no_args_is_help=True)
-console = Console()
+console = operator_console()
 DatabaseOption = typer.Option(None, "--database-url",
                               help="The service's database (default: <SERVICE>_DATABASE_URL, else the local stack's).")
 

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from porting_runtime import operator_cli
@@ -55,7 +54,7 @@ app.add_typer(runtime_tables.outbox_app, name="outbox")
 _register_service_commands(app)
 app.command("bench")(bench.bench)
 app.command("replay")(replay)
-console = Console()
+console = operator_cli.operator_console()
 
 
 @app.command()
@@ -97,9 +96,9 @@ def up(
         while not stopping:
             looked = stack.supervise()
             for name, code in looked.restarted:
-                console.print(f"[yellow]{name} exited ({code}); started it again; see {stack.logs}[/yellow]")
+                console.print(f"{name} exited ({code}); started it again; see {stack.logs}", style="yellow")
             if looked.fatal:
-                console.print(f"[red]stopped unexpectedly: {', '.join(looked.fatal)}; see {stack.logs}[/red]")
+                console.print(f"stopped unexpectedly: {', '.join(looked.fatal)}; see {stack.logs}", style="red")
                 raise typer.Exit(1)
             time.sleep(0.2)
     finally:
@@ -120,7 +119,7 @@ def publish(
     try:
         record = envelope(topic, payload, event_id=event_id, validate=validate, topic_prefix=settings.topic_prefix)
     except PublishError as error:
-        console.print(f"[red]{error}[/red]")
+        console.print(str(error), style="red")
         raise typer.Exit(2) from None
     partition, offset = operator_cli.run_with_broker(lambda s: publish_record(s, record), settings=settings)
     ce_id = dict(record.headers)["ce_id"].decode()
@@ -139,6 +138,6 @@ def schemas_show(topic: str) -> None:
     """Print one event's JSON Schema."""
     files = {p.stem: text for p, text in export.json_schemas().items()}
     if topic not in files:
-        console.print(f"[red]unknown topic {topic!r}[/red]")
+        console.print(f"unknown topic {topic!r}", style="red")
         raise typer.Exit(2)
     console.print_json(files[topic])

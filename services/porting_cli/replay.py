@@ -24,13 +24,13 @@ from porting_runtime.operator_cli import (
     database_env,
     database_url_for,
     kafka_settings,
+    operator_console,
     redact,
     refuse,
     run_with_broker,
 )
 from porting_runtime.sealing import SealingKeyMissing
 from pydantic import ValidationError
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -52,9 +52,9 @@ from .replay_engine import (
 from .replay_service import UnknownService, service_definition
 from .stack import SERVICES
 
-console = Console()
+console = operator_console()
 _COUNTS = ("read", "replayed", "applied", "already_seen", "dead_lettered")  # the table's columns after the offsets
-_progress_console = Console(stderr=True)
+_progress_console = operator_console(stderr=True)
 
 
 def _moment(option: str, text: str | None) -> datetime | None:

@@ -6,13 +6,12 @@ from datetime import UTC, datetime
 
 import asyncpg
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from porting_runtime.operator_cli import database_url_for, run_with_database
+from porting_runtime.operator_cli import database_url_for, operator_console, run_with_database
 from porting_runtime.timers import pending_timers
 
-console = Console()
+console = operator_console()
 DatabaseOption = typer.Option(None, "--database-url", help="The service's database (default: the running stack's).")
 timers_app = typer.Typer(help="A service's durable timers: what is due, what failed.", no_args_is_help=True)
 outbox_app = typer.Typer(help="A service's outbox: rows the broker refused and that were set aside.", no_args_is_help=True)

@@ -42,7 +42,17 @@ S = TypeVar("S", bound=ServiceSettings)
 DATA_DIR_ENV = "PORTING_DATA_DIR"
 KAFKA_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 
-_errors = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def operator_console(*, stderr: bool = False) -> Console:
+    """The console every operator command prints with. Never markup: what it prints (sids, phone
+    numbers, carriers' reasons, e-mail addresses, timer keys) came from outside, and rich would
+    read "[/]" in it as a tag and crash, or "[link=...]" as a live hyperlink in the operator's
+    terminal. Style goes by `style=` or `Text`, never by tags in the text."""
+    return Console(stderr=stderr, markup=False, emoji=False, highlight=False)
+
+
+_errors = Console(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
 _data_dir_flag: Path | None = None
 _verified: set[tuple[str, str, str]] = set()  # (server, its address, stack id) checked in this process
 

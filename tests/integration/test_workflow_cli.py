@@ -9,7 +9,7 @@ from datetime import date
 from typer.testing import CliRunner
 
 from porting_cli.main import app
-from schemas import CarrierNumberResponse, CarrierOutcome
+from schemas import CarrierNumberResponse, CarrierOutcome, PortabilityReason
 
 from .test_workflow_support import (
     ACCOUNT_NUMBER,
@@ -19,6 +19,7 @@ from .test_workflow_support import (
     cancel,
     checked,
     port_requested,
+    record,
     rejected,
     scheduled,
     workflow_handlers,
@@ -102,3 +103,23 @@ async def test_porting_status_of_a_request_not_received_shows_the_events_waiting
     assert [t["kind"] for t in view["timers"]] == ["parked_event_overdue"]
     assert [p["event_type"] for p in view["parked_events"]] == ["porting.cancel-requested.v1"]
     assert "not received yet" in human and "parked_event_overdue" in human
+
+
+async def test_text_from_outside_is_printed_as_it_is_never_read_as_markup_by_the_operators_commands(settings):
+    """A number as given "[/]" once crashed `porting status` (rich read it as a closing tag), and a
+    carrier's "[link=...]" showed as a live hyperlink in the operator's terminal."""
+    hostile_number, link = "[/]", "[link=https://evil.example/reset]Click here to reset[/link]"
+    request = port_requested(US_NUMBER, hostile_number)
+    sid = request.port_in_request_sid
+    async with workflow_handlers(settings) as workflow:
+        await workflow.feed(request, checked(request, not_portable={hostile_number: PortabilityReason.INVALID_PHONE_NUMBER}),
+                            answered(sid, rejected(US_NUMBER, text=f"PIN check [/red] {link}")))
+        # A parked event's watch timer is keyed by the event's own source and id.
+        await workflow.feed_batch([record(settings, cancel("KW" + "0" * 31 + "1"), event_id="[/][blink]id[/blink]")])
+        status = await porting("status", sid, "--database-url", settings.database_url)
+        listed = await porting("requests", "list", "--status", "[/x]", "--database-url", settings.database_url)
+        timers = await porting("timers", "list", "workflow", "--database-url", settings.database_url)
+    assert status[0] == 0, status[1]
+    assert hostile_number in status[1] and "[/red]" in status[1] and "[link=https://evil.example/reset]" in status[1]
+    assert listed[0] == 2 and "unknown status '[/x]'" in listed[1]
+    assert timers[0] == 0 and "[/][blink]id[/blink]" in timers[1]

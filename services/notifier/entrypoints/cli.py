@@ -9,8 +9,8 @@ from typing import Any
 
 import asyncpg
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from porting_runtime import operator_cli
 
@@ -20,7 +20,7 @@ from ..adapters.store import notifications_of
 REQUEST_SID = re.compile(r"KW[0-9a-fA-F]{32}")
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
-console = Console()
+console = operator_cli.operator_console()
 mail_app = typer.Typer(help="E-mail kept by the local SMTP catcher that `porting up` runs.", no_args_is_help=True)
 MaildirOption = typer.Option(None, "--maildir", envvar="PORTING_MAILDIR",
                              help="The catcher's Maildir; by default mail/ in the stack's data directory.")
@@ -61,10 +61,10 @@ def mail_show(
     where = _maildir(maildir)
     mail = find_mail(where, mail_id)
     if mail is None:
-        console.print(f"[red]no single message matches {mail_id!r} in {where}[/red]")
+        console.print(f"no single message matches {mail_id!r} in {where}", style="red")
         raise typer.Exit(2)
     for header in ("From", "To", "Subject", "Date", "Message-ID", "X-Port-In-Request-Sid"):
-        console.print(f"[bold]{header}:[/bold] {mail.message.get(header, '')}", highlight=False)
+        console.print(Text.assemble((f"{header}:", "bold"), f" {mail.message.get(header, '')}"))
     console.print()
     console.print(mail.html if html else mail.text, markup=False, highlight=False)
 
@@ -76,7 +76,7 @@ def notifications(
 ) -> None:
     """A request's notifications (e-mail and webhooks) with every delivery attempt."""
     if not REQUEST_SID.fullmatch(port_in_request_sid):
-        console.print(f"[red]{port_in_request_sid!r} is not a port-in request sid (KW and 32 hex digits)[/red]")
+        console.print(f"{port_in_request_sid!r} is not a port-in request sid (KW and 32 hex digits)", style="red")
         raise typer.Exit(2)
     url = operator_cli.database_url_for("notifier", database_url)
 

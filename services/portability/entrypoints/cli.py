@@ -11,10 +11,9 @@ from typing import Any
 
 import asyncpg
 import typer
-from rich.console import Console
 from rich.progress import Progress
 
-from porting_runtime.operator_cli import database_url_for, run_with_database
+from porting_runtime.operator_cli import database_url_for, operator_console, run_with_database
 
 from ..adapters.coverage_file import CoverageFile
 from ..adapters.credentials import hash_token, is_plausible_token
@@ -26,7 +25,7 @@ from ..service_layer.checks import check_numbers
 ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 CHUNK = 1000
 
-console = Console()
+console = operator_console()
 DatabaseOption = typer.Option(
     None, "--database-url",
     help="The portability service's database (default: PORTABILITY_DATABASE_URL, else the running local stack's).",
@@ -46,7 +45,7 @@ def _run(database_url: str | None, work: Callable[[PortabilityRepository], Await
 
 
 def _fail(message: str) -> None:
-    console.print(f"[red]{message}[/red]")
+    console.print(message, style="red")
     raise typer.Exit(2)
 
 

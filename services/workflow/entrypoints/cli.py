@@ -9,17 +9,17 @@ from typing import Any
 
 import asyncpg
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from porting_runtime.operator_cli import database_url_for, run_with_database
+from porting_runtime.operator_cli import database_url_for, operator_console, run_with_database
 from schemas import RequestStatus
 
 from ..adapters.repository import WorkflowRepository
 from ..service import WORKFLOW
 
 SID = re.compile(r"KW[0-9a-fA-F]{32}")
-console = Console()
+console = operator_console()
 DatabaseOption = typer.Option(
     None, "--database-url",
     help="The workflow service's database (default: WORKFLOW_DATABASE_URL, else the running local stack's).",
@@ -68,20 +68,20 @@ def status(
 ) -> None:
     """Show a port-in request: its numbers, its full history, its pending timers."""
     if not SID.fullmatch(sid):
-        console.print(f"[red]{sid!r} is not a port-in request sid (KW followed by 32 hex digits)[/red]")
+        console.print(f"{sid!r} is not a port-in request sid (KW followed by 32 hex digits)", style="red")
         raise typer.Exit(2)
     view = _run(database_url, lambda connection: request_view(connection, sid))
     if view is None:
-        console.print(f"[red]no port-in request {sid}[/red]")
+        console.print(f"no port-in request {sid}", style="red")
         raise typer.Exit(1)
     if as_json:
         typer.echo(json.dumps(view, indent=2))
         return
     if view["status"] is None:
-        console.print(f"[bold]{sid}[/bold]  not received yet: events wait for it")
+        console.print(Text.assemble((sid, "bold"), "  not received yet: events wait for it"))
     else:
-        console.print(f"[bold]{sid}[/bold]  {view['status']}  (account {view['account_sid']}, "
-                      f"revision {view['revision']})")
+        console.print(Text.assemble((sid, "bold"), f"  {view['status']}  (account {view['account_sid']}, "
+                                                   f"revision {view['revision']})"))
     numbers = Table("phone number", "status", "reason", "port date", title="numbers")
     for n in view["phone_numbers"]:
         reason = " ".join(part for part in (n["reason_code"], n["reason"]) if part)
@@ -100,7 +100,7 @@ def status(
     if view["parked_events"]:
         console.print(f"{len(view['parked_events'])} event(s) parked until the request (or revision) arrives:")
         for p in view["parked_events"]:
-            console.print(f"  {p['event_type']} {p['event_id']} since {p['parked_at']}", markup=False)
+            console.print(f"  {p['event_type']} {p['event_id']} since {p['parked_at']}")
 
 
 def _port_date_shown(number: dict[str, Any]) -> str:
@@ -120,8 +120,8 @@ def list_requests(
 ) -> None:
     """The latest port-in requests, newest change first."""
     if status_filter is not None and status_filter not in {s.value for s in RequestStatus}:
-        console.print(f"[red]unknown status {status_filter!r}; one of: "
-                      f"{', '.join(s.value for s in RequestStatus)}[/red]")
+        console.print(f"unknown status {status_filter!r}; one of: "
+                      f"{', '.join(s.value for s in RequestStatus)}", style="red")
         raise typer.Exit(2)
 
     async def fetch(connection: asyncpg.Connection) -> list[asyncpg.Record]:
