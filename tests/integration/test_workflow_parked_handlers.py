@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from porting_runtime.dead_letters import get_dead_letter
 from schemas import AlertKind, CarrierOutcome, PortAlertRaised, PortStatusChanged, decode
+from workflow.domain.parking import MAX_PARKED_PER_REQUEST
 
 from .portability_support import consumer_records
 from .test_workflow_support import CA_NUMBER, US_NUMBER, answered, cancel, port_requested, record, workflow_handlers
@@ -98,3 +99,42 @@ async def test_an_event_parked_before_originals_were_kept_is_dead_lettered_re_en
     assert kept is not None and kept.key == sid.encode()
     redelivered = decode([(n.decode(), v) for n, v in kept.headers], kept.value)
     assert (redelivered.attributes.id, redelivered.data) == ("answer-old", stray)
+
+
+async def test_events_beyond_the_limit_for_one_unseen_request_are_dead_lettered_and_those_kept_apply_when_it_comes(
+        settings):
+    request = port_requested(US_NUMBER)
+    sid = request.port_in_request_sid
+    # A flood of answers for one request not seen yet, in two batches (the count carries over).
+    answers = [record(settings, answered(sid, (US_NUMBER, CarrierOutcome.ACCEPTED)), event_id=f"answer-{i}")
+               for i in range(MAX_PARKED_PER_REQUEST + 3)]
+    async with workflow_handlers(settings) as workflow:
+        await workflow.feed_batch(answers[:60])
+        await workflow.feed_batch(answers[60:])
+        parked = await workflow.pool.fetchval("SELECT count(*) FROM parked_events")
+        refused = await workflow.pool.fetch("SELECT event_id, error FROM dead_letters ORDER BY id")
+        await workflow.feed(request)
+        left = await workflow.pool.fetchval("SELECT count(*) FROM parked_events")
+        ignored = await workflow.pool.fetchval("SELECT count(*) FROM transitions WHERE kind = 'ignored' "
+                                               "AND port_in_request_sid = $1", sid)
+    assert parked == MAX_PARKED_PER_REQUEST
+    assert [r["event_id"] for r in refused] == [f"answer-{i}" for i in range(MAX_PARKED_PER_REQUEST, len(answers))]
+    assert f"{MAX_PARKED_PER_REQUEST} events already wait for request {sid}" in refused[0]["error"]
+    assert "redrive" in refused[0]["error"]
+    # Settled once the request came: answers for a number not yet submitted are recorded as ignored.
+    assert (left, ignored) == (0, MAX_PARKED_PER_REQUEST)
+
+
+async def test_parking_one_more_event_for_a_request_reads_none_of_the_events_parked_before_it(settings):
+    """Parked events are read only when they may settle: their request arriving, or their watch
+    firing. Shown by spoiling the stored one, which a read would fail on."""
+    request = port_requested(US_NUMBER)
+    sid = request.port_in_request_sid
+    async with workflow_handlers(settings) as workflow:
+        await workflow.feed(cancel(sid))
+        await workflow.pool.execute("UPDATE parked_events SET data = '{}'::jsonb")
+        await workflow.feed_batch([record(settings, answered(sid, (US_NUMBER, CarrierOutcome.ACCEPTED)),
+                                          event_id="answer-after")])
+        parked = await workflow.pool.fetch("SELECT event_id FROM parked_events ORDER BY id")
+        dead = await workflow.pool.fetchval("SELECT count(*) FROM dead_letters")
+    assert [r["event_id"] for r in parked][1:] == ["answer-after"] and dead == 0

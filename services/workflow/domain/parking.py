@@ -30,6 +30,21 @@ if TYPE_CHECKING:
 # hears of it the next working day, well within the review SLA the customer expects.
 PARKED_EVENT_ALERT_AFTER = timedelta(hours=24)
 
+# A request is overtaken by a handful of its events (a cancel, a carrier answer, a schedule, a
+# check of its next revision). Far more for one request not seen yet is a flood from a broken or
+# hostile upstream: parked, every one would be settled in the one transaction its request comes
+# in. Beyond this many, they are dead-lettered with the reason instead (nothing is lost: a
+# redrive once the request is there applies them).
+MAX_PARKED_PER_REQUEST = 100
+
+
+def parking_refused(sid: str, already_parked: int) -> str | None:
+    """Why one more event may not be parked for `sid`; None when it may."""
+    if already_parked < MAX_PARKED_PER_REQUEST:
+        return None
+    return (f"{already_parked} events already wait for request {sid}, which has not arrived; at most "
+            f"{MAX_PARKED_PER_REQUEST} are kept parked: redrive this one once the request is there")
+
 
 def watch_key(event: CloudEvent[Any]) -> str:
     """One timer per parked event: (source, id) is the event's identity (DESIGN 3)."""

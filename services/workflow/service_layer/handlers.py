@@ -34,7 +34,9 @@ class Workflow:
         repository = WorkflowRepository(unit.connection, self.sealer, consumer=unit.source)
         sids = {e.data.port_in_request_sid for e in events}
         await repository.lock(sids)
-        loaded = await repository.load(sids)
+        # Parked events settle only when their request (or revision) arrives.
+        arriving = {e.data.port_in_request_sid for e in events if isinstance(e.data, PortRequested)}
+        loaded = await repository.load(sids, with_parked=arriving)
         batch = _Batch(unit, Changes(now=unit.now()), loaded)
         for event in events:
             batch.apply(event)
@@ -48,7 +50,8 @@ class Workflow:
         repository = WorkflowRepository(unit.connection, self.sealer)
         sids = {t.data["port_in_request_sid"] for t in timers}
         await repository.lock(sids)
-        loaded = await repository.load(sids)
+        watched = {t.data["port_in_request_sid"] for t in timers if t.kind == TimerKind.PARKED_EVENT_OVERDUE.value}
+        loaded = await repository.load(sids, with_parked=watched)
         batch = _Batch(unit, Changes(now=unit.now()), loaded)
         for timer in timers:
             sid = timer.data["port_in_request_sid"]
@@ -84,6 +87,10 @@ class _Batch:
             self.unit.reject(event, decisions.rejected)
             return
         if decisions.parked:
+            if refused := parking.parking_refused(sid, self.loaded.parked_counts.get(sid, 0)):
+                self.unit.reject(event, refused)
+                return
+            self.loaded.parked_counts[sid] = self.loaded.parked_counts.get(sid, 0) + 1
             log.info("event parked until its request arrives", port_in_request_sid=sid,
                      event_id=event.attributes.id, event_type=event.attributes.type)
             self.changes.park(event, decisions.parked)

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from schemas import AlertKind, CarrierOutcome, PortAlertRaised, RequestStatus
 from workflow.domain import CancelTimer, HistoryKind, PortInRequest, ScheduleTimer, TimerKind, decide
+from workflow.domain import parking
 from workflow.domain.parking import PARKED_EVENT_ALERT_AFTER, parked_event_overdue, settle, watch
 
 from .builders import CA_NUMBER, NOW, US_NUMBER, cancel, carrier, checked, cloud, port_requested, scheduled
@@ -112,3 +113,11 @@ def test_a_parked_check_of_a_revision_already_replaced_is_recorded_as_ignored():
     settled = settle(_received(second), cloud(checked(first)), NOW)
     assert settled.dead_letter is None
     assert [h.reason_code for h in settled.decisions.ignored()] == ["CHECK_SUPERSEDED"]
+
+
+def test_events_for_one_unseen_request_are_parked_up_to_a_limit_and_refused_beyond_it_with_a_reason():
+    sid = "KW" + "a" * 32
+    assert parking.parking_refused(sid, 0) is None
+    assert parking.parking_refused(sid, parking.MAX_PARKED_PER_REQUEST - 1) is None
+    refused = parking.parking_refused(sid, parking.MAX_PARKED_PER_REQUEST)
+    assert refused is not None and sid in refused and "redrive" in refused
