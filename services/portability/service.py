@@ -21,7 +21,9 @@ def _routes(pool: asyncpg.Pool, settings: ServiceSettings) -> list[Route]:
 
 
 def _http_app(pool: asyncpg.Pool, settings: ServiceSettings) -> FastAPI:
-    app = FastAPI(title="Portability API", version="1.0.0",
+    # No redirect for a trailing slash: Starlette's answered 307 with no body (not the public error
+    # shape), before authentication, to a Location built from the caller's Host header.
+    app = FastAPI(title="Portability API", version="1.0.0", redirect_slashes=False,
                   description="Can this number be ported into this account, and if not, why.")
     add_portability_api(app, lambda: service_unit(pool, PORTABILITY, settings), CoverageFile())
     return app

@@ -190,7 +190,7 @@ class RunningService:
 
     async def _serve_http(self) -> None:
         definition, settings = self.definition, self.settings
-        app = definition.http_app(self.pool, settings) if definition.http_app else FastAPI(title=definition.name)
+        app = definition.http_app(self.pool, settings) if definition.http_app else FastAPI(title=definition.name, redirect_slashes=False)
 
         async def components() -> dict[str, object]:
             return {"outbox_relay": "leader" if self.relay.is_leader else "standby",

@@ -194,6 +194,13 @@ def test_a_port_schedule_needs_a_known_time_zone_and_an_ordered_window():
         PortScheduled.model_validate({**base, "port_time_range_end": "08:00:00"})
 
 
+@pytest.mark.parametrize("zone", ["localtime", "right/UTC", "posix/America/Toronto", "Factory", "america/toronto"])
+def test_a_time_zone_whose_meaning_depends_on_the_host_is_refused(zone):
+    # ZoneInfo opens these where the host has them: "localtime" is whatever zone the machine is set to.
+    with pytest.raises(ValidationError, match="unknown time zone"):
+        PortScheduled.model_validate({**SCHEDULE, "time_zone": zone})
+
+
 SCHEDULE = {"port_in_request_sid": "KW" + "a" * 32, "phone_numbers": ["+14155550100"], "port_date": "2027-01-05",
             "port_time_range_start": "09:00:00", "port_time_range_end": "12:00:00", "time_zone": "America/Toronto"}
 
