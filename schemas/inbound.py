@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from datetime import UTC, datetime
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -10,6 +11,8 @@ from pydantic import AnyHttpUrl, Field, StringConstraints, field_validator, mode
 
 from .base import ContractModel, PortingEvent
 from .types import (
+    FIRST_DAY,
+    LAST_DAY,
     AccountSid,
     CarrierOutcome,
     CarrierRejectionReason,
@@ -148,6 +151,23 @@ class PortScheduled(PortingEvent):
     def _window_is_ordered(self) -> PortScheduled:
         if self.port_time_range_start >= self.port_time_range_end:
             raise ValueError("port_time_range_start must be before port_time_range_end")
+        return self
+
+    @model_validator(mode="after")
+    def _window_is_within_the_calendar_everywhere(self) -> PortScheduled:
+        # 2000-01-01 00:00 in Etc/GMT-14 is 1999 in UTC: the overdue alert the workflow raises at the
+        # window's end could not be written in the contract, and the event was dead-lettered with
+        # that alert's validation error rather than its own reason.
+        zone = ZoneInfo(self.time_zone)
+        for name in ("port_time_range_start", "port_time_range_end"):
+            local = datetime.combine(self.port_date, getattr(self, name), zone)
+            try:
+                within = FIRST_DAY <= local.astimezone(UTC).date() <= LAST_DAY
+            except OverflowError:
+                within = False
+            if not within:
+                raise ValueError(f"{name} on port_date in {self.time_zone} must lie in years "
+                                 f"{FIRST_DAY.year}-{LAST_DAY.year} in UTC too")
         return self
 
 

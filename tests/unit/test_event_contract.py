@@ -194,6 +194,16 @@ def test_a_port_schedule_needs_a_known_time_zone_and_an_ordered_window():
         PortScheduled.model_validate({**base, "port_time_range_end": "08:00:00"})
 
 
+@pytest.mark.parametrize(("day", "start", "end", "zone"), [
+    ("2000-01-01", "00:00:00", "00:01:00", "Etc/GMT-14"), ("2999-12-31", "23:00:00", "23:59:00", "Etc/GMT+12")])
+def test_a_port_window_that_lies_outside_the_calendar_in_utc_is_refused_with_its_own_reason(day, start, end, zone):
+    with pytest.raises(ValidationError, match="must lie in years 2000-2999 in UTC too"):
+        PortScheduled.model_validate({**SCHEDULE, "port_date": day, "port_time_range_start": start,
+                                      "port_time_range_end": end, "time_zone": zone})
+    assert PortScheduled.model_validate({**SCHEDULE, "port_date": day, "port_time_range_start": start,
+                                         "port_time_range_end": end, "time_zone": "UTC"}).time_zone == "UTC"
+
+
 @pytest.mark.parametrize("zone", ["localtime", "right/UTC", "posix/America/Toronto", "Factory", "america/toronto"])
 def test_a_time_zone_whose_meaning_depends_on_the_host_is_refused(zone):
     # ZoneInfo opens these where the host has them: "localtime" is whatever zone the machine is set to.
