@@ -47,9 +47,13 @@ def parking_refused(sid: str, already_parked: int) -> str | None:
 
 
 def watch_key(event: CloudEvent[Any]) -> str:
-    """One timer per parked event: (source, id) is the event's identity (DESIGN 3)."""
+    """One timer per parked event: (source, id) is the event's identity (DESIGN 3). The source's
+    ":" and "%" are percent-encoded, so no two identities share a key: ("a:b", "c") and ("a", "b:c")
+    once did, and the second event's watch replaced the first's. A watch keyed the old way still
+    fires once, harmlessly, when its event was settled meanwhile."""
     attributes = event.attributes
-    return timer_key(event.data.port_in_request_sid, f"parked:{attributes.source}:{attributes.id}")
+    source = attributes.source.replace("%", "%25").replace(":", "%3A")
+    return timer_key(event.data.port_in_request_sid, f"parked:{source}:{attributes.id}")
 
 
 def watch(event: CloudEvent[Any], now: datetime) -> ScheduleTimer:

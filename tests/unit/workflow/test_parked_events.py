@@ -3,12 +3,13 @@ comes, each one applied, recorded as ignored (superseded), or dead-lettered (inv
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from schemas import AlertKind, CarrierOutcome, PortAlertRaised, RequestStatus
 from workflow.domain import CancelTimer, HistoryKind, PortInRequest, ScheduleTimer, TimerKind, decide
 from workflow.domain import parking
-from workflow.domain.parking import PARKED_EVENT_ALERT_AFTER, parked_event_overdue, settle, watch
+from workflow.domain.parking import PARKED_EVENT_ALERT_AFTER, parked_event_overdue, settle, watch, watch_key
 
 from .builders import CA_NUMBER, NOW, US_NUMBER, cancel, carrier, checked, cloud, port_requested, scheduled
 
@@ -121,3 +122,12 @@ def test_events_for_one_unseen_request_are_parked_up_to_a_limit_and_refused_beyo
     assert parking.parking_refused(sid, parking.MAX_PARKED_PER_REQUEST - 1) is None
     refused = parking.parking_refused(sid, parking.MAX_PARKED_PER_REQUEST)
     assert refused is not None and sid in refused and "redrive" in refused
+
+
+def test_two_parked_events_whose_source_and_id_split_alike_are_watched_by_timers_of_their_own():
+    def parked(source: str, event_id: str) -> str:
+        event = cloud(cancel(port_requested(US_NUMBER)), event_id)
+        event = type(event)(attributes=replace(event.attributes, source=source), data=event.data)
+        return watch_key(event).split(":", 1)[1]
+    assert parked("a:b", "c") != parked("a", "b:c")
+    assert parked("a%3Ab", "c") != parked("a:b", "c")
