@@ -3,14 +3,23 @@ alert when their request never comes, and the dead letter when it comes and find
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from porting_runtime.dead_letters import get_dead_letter
 from schemas import AlertKind, CarrierOutcome, PortAlertRaised, PortStatusChanged, decode
 from workflow.domain.parking import MAX_PARKED_PER_REQUEST
 
 from .portability_support import consumer_records
-from .test_workflow_support import CA_NUMBER, US_NUMBER, answered, cancel, port_requested, record, workflow_handlers
+from .test_workflow_support import (
+    CA_NUMBER,
+    US_NUMBER,
+    answered,
+    cancel,
+    port_requested,
+    record,
+    scheduled,
+    workflow_handlers,
+)
 
 
 async def test_a_parked_event_whose_request_never_comes_raises_one_alert_and_still_applies_if_it_comes(settings):
@@ -138,3 +147,23 @@ async def test_parking_one_more_event_for_a_request_reads_none_of_the_events_par
         parked = await workflow.pool.fetch("SELECT event_id FROM parked_events ORDER BY id")
         dead = await workflow.pool.fetchval("SELECT count(*) FROM dead_letters")
     assert [r["event_id"] for r in parked][1:] == ["answer-after"] and dead == 0
+
+
+async def test_a_parked_event_the_contract_has_since_come_to_refuse_is_dead_lettered_and_its_request_goes_on(settings):
+    """The contract tightens (a time zone the host decides, refused since): an event parked before
+    must not fail its request's arrival."""
+    request = port_requested(US_NUMBER)
+    sid = request.port_in_request_sid
+    async with workflow_handlers(settings) as workflow:
+        await workflow.feed(scheduled(sid, US_NUMBER, on=date(2027, 3, 2)))
+        parked_id = await workflow.pool.fetchval("SELECT event_id FROM parked_events")
+        await workflow.pool.execute("""UPDATE parked_events SET data = jsonb_set(data, '{time_zone}', '"localtime"')""")
+        await workflow.feed(request)
+        dead = await workflow.pool.fetch("SELECT event_id, error FROM dead_letters")
+        left = await workflow.pool.fetchval("SELECT count(*) FROM parked_events")
+        status = await workflow.status(sid)
+    assert status == ("in_review", {US_NUMBER: "in_review"})
+    [(event_id, error)] = [tuple(d) for d in dead]
+    assert event_id == parked_id
+    assert "no longer passes the contract" in error and "unknown time zone 'localtime'" in error
+    assert left == 0

@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 
+from porting_runtime.failures import describe
 from porting_runtime.sealing import Sealer
 from porting_runtime.statement import Writes
 from schemas import CloudEvent, EventAttributes, PortRequested
@@ -62,6 +63,9 @@ class Loaded:
     parked: dict[str, list[ParkedEvent]]
     # ... and how many are parked for each sid loaded (what parking one more is checked against).
     parked_counts: dict[str, int] = field(default_factory=dict)
+    # Parked events whose stored copy the contract now refuses (it was tightened since they were
+    # parked): (parked row id, why), dead-lettered when their request comes instead of failing it.
+    unreadable: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -126,8 +130,11 @@ class WorkflowRepository:
         for row in rows:
             if row["state"] is not None:
                 loaded.requests[row["sid"]] = self._request(row["sid"], row["state"], row["numbers"], row["secrets"])
-            if row["parked"] is not None:
-                loaded.parked[row["sid"]] = [_parked(p) for p in json.loads(row["parked"])]
+            for fields in json.loads(row["parked"]) if row["parked"] is not None else ():
+                try:
+                    loaded.parked.setdefault(row["sid"], []).append(_parked(fields))
+                except (ValueError, KeyError, TypeError) as error:  # ValidationError is a ValueError
+                    loaded.unreadable.setdefault(row["sid"], []).append((fields["id"], describe(error)[:500]))
             loaded.parked_counts[row["sid"]] = row["parked_count"]
         return loaded
 

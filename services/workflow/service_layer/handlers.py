@@ -104,6 +104,9 @@ class _Batch:
     def _unpark(self, request: PortInRequest) -> None:
         """The events that waited for this request (or revision), in the order they arrived."""
         sid = request.port_in_request_sid
+        for parked_id, reason in self.loaded.unreadable.pop(sid, []):
+            self.changes.unparked.append(parked_id)
+            self.dead_letters[parked_id] = f"its stored copy no longer passes the contract: {reason}"
         still_early = []
         for parked in self.loaded.parked.get(sid, []):
             settled = parking.settle(request, parked.event, self.changes.now)
