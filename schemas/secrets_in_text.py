@@ -69,8 +69,18 @@ def _known(value: str) -> str | None:
     characters = [c for c in normal if c.isalnum()]
     if len(characters) < 2:
         # Too few letters and digits to match loosely ("#!*&^%", "a!!" are valid PINs): the value
-        # exactly as given. One character alone cannot be told from the text around it.
-        return re.escape(normal) if len(normal) >= 2 else None
+        # exactly as given, never inside a number or a word, and a short one only as a token of
+        # its own ("1-" must not cut 1-800-555-0100, nor ".." "2..3"). One character alone, or
+        # blanks, cannot be told from the text around them.
+        literal = normal.strip()
+        if len(literal) < 2:
+            return None
+        body = re.escape(literal)
+        if len(literal) < _SHORT:
+            return rf"(?<!\S){body}(?!\S)"
+        before = rf"(?<!{_ALNUM})" if literal[0].isalnum() else ""
+        after = rf"(?!{_ALNUM})" if literal[-1].isalnum() else ""
+        return f"{before}{body}{after}"
     body = _BETWEEN.join(re.escape(c) for c in characters)
     if len(characters) < _SHORT:
         return rf"(?<!{_ALNUM}){body}(?!{_ALNUM})"

@@ -57,6 +57,16 @@ def test_a_pin_and_account_number_of_other_scripts_or_mostly_punctuation_are_mas
     assert masked.count("[redacted]") == 3 and masked.startswith("PIN [redacted] does not match")
 
 
+@pytest.mark.parametrize("value", ["1-", "1 ", "1.", "  ", "..", "a!", "-9"])
+def test_a_known_value_of_mostly_punctuation_never_cuts_a_number_a_date_or_a_word(value):
+    text = "Call 1-800-555-0100 ext. 12 on 2027.03.02, p. 2..3, Ha!! -99 done.  Ref: 10 11 21 31."
+    assert redact_secrets(text, [value]) == text
+
+
+def test_a_short_known_value_of_mostly_punctuation_is_masked_as_a_token_of_its_own():
+    assert redact_secrets("PIN -- is wrong, see a--b", ["--"]) == "PIN [redacted] is wrong, see a--b"
+
+
 def test_a_short_known_value_of_another_script_is_masked_only_as_a_word_of_its_own():
     assert redact_secrets("пин жук, жуки", ["жук"]) == "пин [redacted], жуки"
 
