@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 from porting_runtime.dead_letters import get_dead_letter
 from schemas import AlertKind, CarrierOutcome, PortAlertRaised, PortStatusChanged, decode
+from workflow.adapters import repository as repository_module
 from workflow.domain.parking import MAX_PARKED_PER_REQUEST
 
 from .portability_support import consumer_records
@@ -134,19 +135,23 @@ async def test_events_beyond_the_limit_for_one_unseen_request_are_dead_lettered_
     assert (left, ignored) == (0, MAX_PARKED_PER_REQUEST)
 
 
-async def test_parking_one_more_event_for_a_request_reads_none_of_the_events_parked_before_it(settings):
+async def test_parking_one_more_event_for_a_request_reads_none_of_the_events_parked_before_it(settings, monkeypatch):
     """Parked events are read only when they may settle: their request arriving, or their watch
-    firing. Shown by spoiling the stored one, which a read would fail on."""
+    firing. Every read of one is counted here."""
     request = port_requested(US_NUMBER)
     sid = request.port_in_request_sid
+    reads = []
+    read = repository_module._parked
+    monkeypatch.setattr(repository_module, "_parked", lambda fields: reads.append(fields["event_id"]) or read(fields))
     async with workflow_handlers(settings) as workflow:
         await workflow.feed(cancel(sid))
-        await workflow.pool.execute("UPDATE parked_events SET data = '{}'::jsonb")
         await workflow.feed_batch([record(settings, answered(sid, (US_NUMBER, CarrierOutcome.ACCEPTED)),
                                           event_id="answer-after")])
-        parked = await workflow.pool.fetch("SELECT event_id FROM parked_events ORDER BY id")
-        dead = await workflow.pool.fetchval("SELECT count(*) FROM dead_letters")
-    assert [r["event_id"] for r in parked][1:] == ["answer-after"] and dead == 0
+        parking_reads = list(reads)
+        await workflow.feed(request)
+        parked = await workflow.pool.fetchval("SELECT count(*) FROM parked_events")
+    assert parking_reads == [], "parking the second read none"
+    assert len(reads) == 2 and reads[1] == "answer-after" and parked == 0, "its request read both, once"
 
 
 async def test_a_parked_event_the_contract_has_since_come_to_refuse_is_dead_lettered_and_its_request_goes_on(settings):
@@ -162,8 +167,27 @@ async def test_a_parked_event_the_contract_has_since_come_to_refuse_is_dead_lett
         dead = await workflow.pool.fetch("SELECT event_id, error FROM dead_letters")
         left = await workflow.pool.fetchval("SELECT count(*) FROM parked_events")
         status = await workflow.status(sid)
+        notes = await workflow.pool.fetch("SELECT reason_code FROM transitions WHERE kind = 'note'")
+        watches = await workflow.pool.fetchval("SELECT count(*) FROM timers WHERE kind = 'parked_event_overdue'")
     assert status == ("in_review", {US_NUMBER: "in_review"})
     [(event_id, error)] = [tuple(d) for d in dead]
     assert event_id == parked_id
     assert "no longer passes the contract" in error and "unknown time zone 'localtime'" in error
-    assert left == 0
+    assert (left, watches) == (0, 0), "its watch stopped with it"
+    assert [n["reason_code"] for n in notes] == ["PARKED_EVENT_DEAD_LETTERED"]
+
+
+async def test_a_parked_event_the_contract_has_since_come_to_refuse_is_dead_lettered_when_its_watch_fires(settings):
+    """Its request never came: it can never apply, so the watch dead-letters it (where the ops desk
+    sees it and can redrive it) rather than finding nothing waiting and saying nothing."""
+    sid = port_requested(US_NUMBER).port_in_request_sid
+    async with workflow_handlers(settings) as workflow:
+        await workflow.feed(scheduled(sid, US_NUMBER, on=date(2027, 3, 2)))
+        await workflow.pool.execute("""UPDATE parked_events SET data = jsonb_set(data, '{time_zone}', '"localtime"')""")
+        workflow.clock.advance(timedelta(hours=25))
+        fired = await workflow.fire_due_timers()
+        dead = await workflow.pool.fetch("SELECT error FROM dead_letters")
+        left = await workflow.pool.fetchval("SELECT count(*) FROM parked_events")
+        failed = await workflow.pool.fetchval("SELECT count(*) FROM timers WHERE failed_at IS NOT NULL")
+    assert fired == 1 and (left, failed) == (0, 0)
+    assert [("unknown time zone 'localtime'" in d["error"]) for d in dead] == [True]

@@ -56,6 +56,17 @@ class ParkedEvent:
     reason: str
 
 
+@dataclass(frozen=True)
+class RefusedCopy:
+    """A parked event whose stored copy the contract now refuses: its row, identity and why."""
+
+    id: int
+    event_type: str
+    event_id: str
+    source: str
+    reason: str
+
+
 @dataclass
 class Loaded:
     requests: dict[str, PortInRequest]
@@ -65,7 +76,7 @@ class Loaded:
     parked_counts: dict[str, int] = field(default_factory=dict)
     # Parked events whose stored copy the contract now refuses (it was tightened since they were
     # parked): (parked row id, why), dead-lettered when their request comes instead of failing it.
-    unreadable: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    unreadable: dict[str, list[RefusedCopy]] = field(default_factory=dict)
 
 
 @dataclass
@@ -134,7 +145,9 @@ class WorkflowRepository:
                 try:
                     loaded.parked.setdefault(row["sid"], []).append(_parked(fields))
                 except (ValueError, KeyError, TypeError) as error:  # ValidationError is a ValueError
-                    loaded.unreadable.setdefault(row["sid"], []).append((fields["id"], describe(error)[:500]))
+                    loaded.unreadable.setdefault(row["sid"], []).append(RefusedCopy(
+                        fields["id"], fields["type"], fields["event_id"], fields["source"],
+                        f"its stored copy no longer passes the contract: {describe(error)}"[:500]))
             loaded.parked_counts[row["sid"]] = row["parked_count"]
         return loaded
 

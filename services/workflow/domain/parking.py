@@ -42,18 +42,21 @@ def parking_refused(sid: str, already_parked: int) -> str | None:
     """Why one more event may not be parked for `sid`; None when it may."""
     if already_parked < MAX_PARKED_PER_REQUEST:
         return None
-    return (f"{already_parked} events already wait for request {sid}, which has not arrived; at most "
-            f"{MAX_PARKED_PER_REQUEST} are kept parked: redrive this one once the request is there")
+    return (f"{already_parked} events already wait for request {sid} (or its next revision); at most "
+            f"{MAX_PARKED_PER_REQUEST} are kept parked: redrive this one once it is there")
 
 
 def watch_key(event: CloudEvent[Any]) -> str:
+    return watch_key_of(event.data.port_in_request_sid, event.attributes.source, event.attributes.id)
+
+
+def watch_key_of(sid: str, source: str, event_id: str) -> str:
     """One timer per parked event: (source, id) is the event's identity (DESIGN 3). The source's
     ":" and "%" are percent-encoded, so no two identities share a key: ("a:b", "c") and ("a", "b:c")
     once did, and the second event's watch replaced the first's. A watch keyed the old way still
     fires once, harmlessly, when its event was settled meanwhile."""
-    attributes = event.attributes
-    source = attributes.source.replace("%", "%25").replace(":", "%3A")
-    return timer_key(event.data.port_in_request_sid, f"parked:{source}:{attributes.id}")
+    quoted = source.replace("%", "%25").replace(":", "%3A")
+    return timer_key(sid, f"parked:{quoted}:{event_id}")
 
 
 def watch(event: CloudEvent[Any], now: datetime) -> ScheduleTimer:
@@ -100,6 +103,19 @@ def settle(request: PortInRequest, event: CloudEvent[Any], now: datetime) -> Set
         return Settled(Decisions(history=[note], timers=[stop]), dead_letter=decided.rejected)
     decided.timers.append(stop)
     return Settled(decided)
+
+
+def settle_refused_copy(request: PortInRequest | None, sid: str, named: str, source: str, event_id: str,
+                        reason: str, now: datetime) -> Settled:
+    """A parked event whose stored copy the contract has since come to refuse (tightened after it
+    was parked): it can never apply. Dead-lettered as an invalid one is, when its request comes or
+    its watch fires, with its watch stopped and a note in the history."""
+    status = request.status.value if request is not None else None
+    note = HistoryEntry(at=now, cause_event_id=event_id, phone_number=None, status_from=status, status_to=status,
+                        reason_code="PARKED_EVENT_DEAD_LETTERED",
+                        reason=f"{named} parked for this request was dead-lettered: {reason}", kind=HistoryKind.NOTE)
+    stop = CancelTimer(TimerKind.PARKED_EVENT_OVERDUE, watch_key_of(sid, source, event_id))
+    return Settled(Decisions(history=[note], timers=[stop]), dead_letter=reason)
 
 
 def parked_event_overdue(request: PortInRequest | None, parked: list[CloudEvent[Any]], data: dict[str, Any], *,

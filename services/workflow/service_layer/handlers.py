@@ -40,11 +40,16 @@ class Workflow:
         batch = _Batch(unit, Changes(now=unit.now()), loaded)
         for event in events:
             batch.apply(event)
-        if batch.dead_letters:  # read before the flush deletes their parked rows
-            records = await parked_records(unit.connection, list(batch.dead_letters), self.sealer, unit.topic_prefix)
-            for parked_id, reason in batch.dead_letters.items():
-                await unit.dead_letter(records[parked_id], f"parked until its request arrived, then refused: {reason}")
+        await self._dead_letter_refused(batch, unit)
         unit.write(repository.writes(batch.changes))  # sent with the follow-ups and timers at flush
+
+    async def _dead_letter_refused(self, batch: _Batch, unit: UnitOfWork) -> None:
+        """The parked events the batch refused, as they came: read before the flush deletes their rows."""
+        if not batch.dead_letters:
+            return
+        records = await parked_records(unit.connection, list(batch.dead_letters), self.sealer, unit.topic_prefix)
+        for parked_id, reason in batch.dead_letters.items():
+            await unit.dead_letter(records[parked_id], f"parked until its request arrived, then refused: {reason}")
 
     async def handle_timers(self, timers: Sequence[DueTimer], unit: UnitOfWork) -> None:
         repository = WorkflowRepository(unit.connection, self.sealer)
@@ -57,6 +62,7 @@ class Workflow:
             sid = timer.data["port_in_request_sid"]
             request = batch.request(sid)
             if timer.kind == TimerKind.PARKED_EVENT_OVERDUE.value:  # the one kind without a request
+                batch.settle_refused_copies(sid, request, timer.cause(unit.source))  # they can never apply
                 parked = [p.event for p in loaded.parked.get(sid, [])]
                 decisions = parking.parked_event_overdue(request, parked, timer.data, due_at=timer.due_at,
                                                          cause_id=f"timer:{timer.id}", now=batch.changes.now)
@@ -68,6 +74,7 @@ class Workflow:
             decisions = request.timer_fired(TimerKind(timer.kind), timer.data, due_at=timer.due_at,
                                             cause_id=f"timer:{timer.id}", now=batch.changes.now)
             batch.record(request, decisions, timer.cause(unit.source))
+        await self._dead_letter_refused(batch, unit)
         unit.write(repository.writes(batch.changes))  # sent with the follow-ups and timers at flush
 
 
@@ -99,14 +106,20 @@ class _Batch:
         assert request is not None
         self.record(request, decisions, event.attributes)
         if isinstance(event.data, PortRequested):
-            self._unpark(request)
+            self._unpark(request, event.attributes)
 
-    def _unpark(self, request: PortInRequest) -> None:
+    def settle_refused_copies(self, sid: str, request: PortInRequest | None, cause: EventAttributes) -> None:
+        for refused in self.loaded.unreadable.pop(sid, []):
+            settled = parking.settle_refused_copy(request, sid, f"{refused.event_type} {refused.event_id}",
+                                                  refused.source, refused.event_id, refused.reason, self.changes.now)
+            self.changes.unparked.append(refused.id)
+            self.dead_letters[refused.id] = refused.reason
+            self.record_for(sid, request, settled.decisions, cause)
+
+    def _unpark(self, request: PortInRequest, cause: EventAttributes) -> None:
         """The events that waited for this request (or revision), in the order they arrived."""
         sid = request.port_in_request_sid
-        for parked_id, reason in self.loaded.unreadable.pop(sid, []):
-            self.changes.unparked.append(parked_id)
-            self.dead_letters[parked_id] = f"its stored copy no longer passes the contract: {reason}"
+        self.settle_refused_copies(sid, request, cause)
         still_early = []
         for parked in self.loaded.parked.get(sid, []):
             settled = parking.settle(request, parked.event, self.changes.now)
