@@ -29,6 +29,7 @@ from typing import Any
 import typer
 from porting_runtime import event_loop
 from porting_runtime.kafka import DEFAULT_PARTITIONS
+from rich.text import Text
 
 from .bench_load import now
 from .bench_phases import Bench
@@ -72,7 +73,7 @@ async def _until_stopped(benches: Sequence[Bench]) -> dict[str, Any]:
     try:
         reports = []
         for bench in benches:
-            err.print(f"[bold]scenario {bench.scenario.name}[/bold]: {bench.scenario.description}")
+            err.print(Text.assemble((f"scenario {bench.scenario.name}", "bold"), f": {bench.scenario.description}"))
             reports.append(await bench.run())
         return combined(reports, now() - started)
     finally:
@@ -114,7 +115,7 @@ def bench(
     try:
         report = run(options)
     except (KeyError, ValueError) as error:
-        err.print(f"[red]{error}[/red]")
+        err.print(str(error), style="red")
         raise typer.Exit(2) from None
     except (KeyboardInterrupt, asyncio.CancelledError):
         err.print("stopped before the end; the embedded broker and PostgreSQL are stopped too")

@@ -84,7 +84,7 @@ class Bench:
             except (RuntimeError, TimeoutError) as error:
                 # A baseline that cannot be measured (it did not start or warm up in time) leaves its
                 # ratio unmeasured; the report says why, and what was measured stands.
-                err.print(f"[red]naive worker: {error}[/red]")
+                err.print(f"naive worker: {error}", style="red")
                 report["naive"] = {"what": what(NAIVE), "error": str(error)}
         if self.results.get("warnings"):
             report["warnings"] = self.results["warnings"]
@@ -212,7 +212,7 @@ class Bench:
             missing = sum(1 for key in workload.keys if key not in collector.later)
             warning = f"{phase}: {missing} of {count} warm-up submission e-mails did not come in 60 s"
             self.results.setdefault("warnings", []).append(warning)
-            err.print(f"[red]{warning}[/red]")
+            err.print(warning, style="red")
         err.print(f"{phase}: warmed up ({count} events, {now() - began:.1f} s)")
 
     async def _throughput(self, collector: Collector, producer: Any, workload: Workload,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from porting_runtime.kafka import DEFAULT_PARTITIONS
-from rich.console import Console
+from porting_runtime.operator_cli import operator_console
 
 from . import bench_host
 from .bench_scenarios import ALL, Scenario
@@ -21,7 +21,7 @@ from .embedded import EmbeddedKafka, EmbeddedPostgres, free_port
 
 PHASES = ("raw", "pipeline", "latency", "naive")
 
-err = Console(stderr=True, soft_wrap=True)
+err = operator_console(stderr=True, soft_wrap=True)
 
 
 @dataclass

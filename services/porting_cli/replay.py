@@ -102,7 +102,7 @@ def replay(
     except ValidationError as error:
         refuse(f"{service}'s settings from the environment are not valid: {_first_error(error)}")
     report = ReplayReport(service=service, topic=topic, selection=selection)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    progress = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=_progress_console, disable=as_json)
     tasks: dict[int, TaskID] = {}
 

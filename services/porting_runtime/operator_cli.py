@@ -44,15 +44,15 @@ KAFKA_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 
 
 
-def operator_console(*, stderr: bool = False) -> Console:
+def operator_console(*, stderr: bool = False, soft_wrap: bool = False) -> Console:
     """The console every operator command prints with. Never markup: what it prints (sids, phone
     numbers, carriers' reasons, e-mail addresses, timer keys) came from outside, and rich would
     read "[/]" in it as a tag and crash, or "[link=...]" as a live hyperlink in the operator's
     terminal. Style goes by `style=` or `Text`, never by tags in the text."""
-    return Console(stderr=stderr, markup=False, emoji=False, highlight=False)
+    return Console(stderr=stderr, soft_wrap=soft_wrap, markup=False, emoji=False, highlight=False)
 
 
-_errors = Console(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
+_errors = operator_console(stderr=True, soft_wrap=True)
 _data_dir_flag: Path | None = None
 _verified: set[tuple[str, str, str]] = set()  # (server, its address, stack id) checked in this process
 
