@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 from datetime import UTC, datetime
 from functools import cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from importlib import resources
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AnyHttpUrl, Field, StringConstraints, field_validator, model_validator
 
@@ -119,11 +120,13 @@ class CarrierResponded(PortingEvent):
 
 @cache
 def _iana_time_zones() -> frozenset[str]:
-    """The IANA zone names, without those whose meaning is the host's: "localtime" (whatever zone
-    the machine is set to) and "Factory". ZoneInfo alone also opens "right/UTC" and "posix/..."
-    where the host has those trees (leap seconds counted, or not): a port window must mean the
-    same hour on every machine that reads it. Read once, on first use (~80 ms)."""
-    return frozenset(available_timezones() - {"localtime", "Factory"})
+    """The IANA zone names of the pinned `tzdata` package, without "Factory": the same list on
+    every host, where the host's own zoneinfo has "localtime" (whatever zone the machine is set
+    to), may have "right/..." and "posix/..." trees (leap seconds counted, or not), and has or
+    lacks legacy links ("US/Eastern") by distribution. A port window must mean the same hour on
+    every machine that reads it, and one service must not accept what another refuses."""
+    names = resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split()
+    return frozenset(names) - {"Factory"}
 
 
 class PortScheduled(PortingEvent):
