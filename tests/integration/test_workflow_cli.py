@@ -123,3 +123,18 @@ async def test_text_from_outside_is_printed_as_it_is_never_read_as_markup_by_the
     assert hostile_number in status[1] and "[/red]" in status[1] and "[link=https://evil.example/reset]" in status[1]
     assert listed[0] == 2 and "unknown status '[/x]'" in listed[1]
     assert timers[0] == 0 and "[/][blink]id[/blink]" in timers[1]
+
+
+async def test_porting_status_shows_the_latest_history_entries_when_asked_and_says_how_many_it_left_out(settings):
+    request = port_requested(US_NUMBER)
+    sid = request.port_in_request_sid
+    async with workflow_handlers(settings) as workflow:
+        await workflow.feed(request, checked(request), answered(sid, (US_NUMBER, CarrierOutcome.ACCEPTED)))
+        _, everything = await porting("status", sid, "--json", "--database-url", settings.database_url)
+        latest_code, latest = await porting("status", sid, "--history", "2", "--database-url", settings.database_url)
+        all_code, shown_all = await porting("status", sid, "--history", "0", "--database-url", settings.database_url)
+    history = json.loads(everything)["history"]
+    assert len(history) > 2 and (latest_code, all_code) == (0, 0)
+    assert f"the latest 2 of {len(history)} entries" in latest
+    assert history[-1]["cause_event_id"] in latest and history[0]["cause_event_id"] not in latest
+    assert history[0]["cause_event_id"] in shown_all and "the latest" not in shown_all
