@@ -158,7 +158,7 @@ def _described(letter: DeadLetter, reveal: bool) -> list[str]:
 
 def _print(lines: list[str]) -> None:
     for line in lines:
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        console.print(line, soft_wrap=True)
 
 
 @app.command("redrive")

@@ -65,10 +65,10 @@ def ordering_key(key: bytes | None) -> str:
 
 async def insert_outbox_rows(connection: asyncpg.Connection, rows: Sequence[OutboxRow]) -> None:
     """Append rows to the outbox in order, and wake the relay when the transaction commits."""
-    if not rows:
+    if (part := outbox_part(rows)) is not None:
+        await write_all(connection, [part])
         return
-    if fits_one_statement(rows):
-        await write_all(connection, [outbox_writes(rows)])
+    if not rows:
         return
     await connection.execute(_LOCK_KEYS, [ordering_key(r.key) for r in rows], NOTIFY_CHANNEL)
     try:
@@ -85,9 +85,10 @@ async def insert_outbox_rows(connection: asyncpg.Connection, rows: Sequence[Outb
         raise asyncpg.DataError(f"invalid input for the outbox's COPY: {error!r}") from error
 
 
-def fits_one_statement(rows: Sequence[OutboxRow]) -> bool:
-    """Fewer than COPY_FROM_ROWS: written by `outbox_writes` rather than COPY."""
-    return len(rows) < COPY_FROM_ROWS
+def outbox_part(rows: Sequence[OutboxRow]) -> Writes | None:
+    """The rows as one part of a statement (`outbox_writes`); None when there are none, or
+    COPY_FROM_ROWS or more, which `insert_outbox_rows` sends by COPY."""
+    return outbox_writes(rows) if 0 < len(rows) < COPY_FROM_ROWS else None
 
 
 def outbox_writes(rows: Sequence[OutboxRow]) -> Writes:

@@ -20,7 +20,7 @@ from .clock import WALL_CLOCK, Clock
 from .dead_letter_writer import DeadLetterWriter
 from .dead_letters import RawRecord
 from .failures import FollowUpRefused
-from .outbox import fits_one_statement, insert_outbox_rows, outbox_row, outbox_writes
+from .outbox import insert_outbox_rows, outbox_part, outbox_row
 from .sealed_outbox import SealedMessage, sealed_row
 from .sealing import Sealer
 from .statement import Writes, write_all
@@ -135,14 +135,14 @@ class UnitOfWork:
             for r, sealed in self.take_follow_ups()
         ]
         parts, self._writes = self._writes, []
-        copied = [] if fits_one_statement(rows) else rows
-        if rows and not copied:
-            parts.append(outbox_writes(rows))
+        if (outbox := outbox_part(rows)) is not None:
+            parts.append(outbox)
         changes, self._timers = self._timers, TimerChanges()
         if (timers := timer_writes(changes)) is not None:
             parts.append(timers)
         await write_all(self.connection, parts)
-        await insert_outbox_rows(self.connection, copied)
+        if outbox is None:  # none, or enough to go by COPY
+            await insert_outbox_rows(self.connection, rows)
 
 
 @contextlib.asynccontextmanager

@@ -66,7 +66,7 @@ def mail_show(
     for header in ("From", "To", "Subject", "Date", "Message-ID", "X-Port-In-Request-Sid"):
         console.print(Text.assemble((f"{header}:", "bold"), f" {mail.message.get(header, '')}"))
     console.print()
-    console.print(mail.html if html else mail.text, markup=False, highlight=False)
+    console.print(mail.html if html else mail.text)
 
 
 def notifications(

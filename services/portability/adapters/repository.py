@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from porting_runtime.statement import Writes, write_all
+from porting_runtime.statement import Writes
 
 from schemas import NumberPortability, is_e164
 
@@ -72,11 +72,6 @@ class PortabilityRepository:
                 blocks[row["a"]] = NumberBlock(prefix=row["a"], carrier_name=row["b"], carrier_id=row["c"],
                                                wireless=row["wireless"], rate_center=row["d"])
         return holdings, AccountHierarchy(parents), blocks
-
-    async def record_checks(self, checks: Sequence[RecordedCheck]) -> None:
-        """All of them in one statement of their own (the HTTP API's checks)."""
-        if (writes := checks_written(checks)) is not None:
-            await write_all(self.db, [writes])
 
     async def token_hash(self, account_sid: str) -> str | None:
         return await self.db.fetchval("SELECT auth_token_hash FROM accounts WHERE account_sid = $1", account_sid)

@@ -20,7 +20,7 @@ from schemas import NumberType, PortabilityReason
 
 from ..adapters.coverage_file import CoverageFile
 from ..adapters.credentials import is_plausible_token, token_matches
-from ..adapters.repository import PortabilityRepository, RecordedCheck
+from ..adapters.repository import PortabilityRepository, RecordedCheck, checks_written
 from ..domain.numbers import parse_e164
 from ..domain.portability import ProvidedDetails
 from ..service_layer.checks import check_numbers
@@ -141,7 +141,7 @@ def add_portability_api(app: FastAPI, unit_of_work: Callable[[], AbstractAsyncCo
                     repository, coverage_file, [(phone_number, ProvidedDetails(address=address_sid is not None))],
                     target_account_sid=target, caller_account_sid=credentials.username,
                 )
-                await repository.record_checks([RecordedCheck(result, target, requested_by=credentials.username)])
+                unit.write(checks_written([RecordedCheck(result, target, requested_by=credentials.username)]))
         except Exception as failure:  # the seed's answer for any failure to decide: 22135, try again
             if is_transient(failure):
                 log.warning("portability check unavailable", error=repr(failure))

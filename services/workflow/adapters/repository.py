@@ -75,7 +75,7 @@ class Loaded:
     # ... and how many are parked for each sid loaded (what parking one more is checked against).
     parked_counts: dict[str, int] = field(default_factory=dict)
     # Parked events whose stored copy the contract now refuses (it was tightened since they were
-    # parked): (parked row id, why), dead-lettered when their request comes instead of failing it.
+    # parked), dead-lettered when their request comes instead of failing it.
     unreadable: dict[str, list[RefusedCopy]] = field(default_factory=dict)
 
 
@@ -131,7 +131,7 @@ class WorkflowRepository:
         )
 
     async def load(self, sids: Iterable[str], *, with_parked: Iterable[str] = ()) -> Loaded:
-        """Call after `lock`: under the locks, what is loaded is what the save will find.
+        """Call after `lock`: under the locks, what is loaded is what `writes` will find.
         Parked events are read (unsealed, validated) only for the sids `with_parked`, those whose
         events may settle now: for every sid, a batch parking one more event for a request not
         seen yet read all before it, and a flood of events for one sid cost time with the square

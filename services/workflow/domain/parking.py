@@ -93,28 +93,29 @@ def settle(request: PortInRequest, event: CloudEvent[Any], now: datetime) -> Set
     _, decided = decide(request, event, now)
     if decided.parked:
         return Settled(decided, still_early=True)
-    stop = CancelTimer(TimerKind.PARKED_EVENT_OVERDUE, watch_key(event))
     if decided.rejected:
-        note = HistoryEntry(at=now, cause_event_id=event.attributes.id, phone_number=None,
-                            status_from=request.status.value, status_to=request.status.value,
-                            reason_code="PARKED_EVENT_DEAD_LETTERED",
-                            reason=f"{_name(event)} parked for this request was dead-lettered: {decided.rejected}",
-                            kind=HistoryKind.NOTE)
-        return Settled(Decisions(history=[note], timers=[stop]), dead_letter=decided.rejected)
-    decided.timers.append(stop)
+        return _dead_lettered(request, event.attributes.id, _name(event), decided.rejected, watch_key(event), now)
+    decided.timers.append(CancelTimer(TimerKind.PARKED_EVENT_OVERDUE, watch_key(event)))
     return Settled(decided)
 
 
-def settle_refused_copy(request: PortInRequest | None, sid: str, named: str, source: str, event_id: str,
+def settle_refused_copy(request: PortInRequest | None, sid: str, event_type: str, source: str, event_id: str,
                         reason: str, now: datetime) -> Settled:
     """A parked event whose stored copy the contract has since come to refuse (tightened after it
     was parked): it can never apply. Dead-lettered as an invalid one is, when its request comes or
     its watch fires, with its watch stopped and a note in the history."""
+    return _dead_lettered(request, event_id, f"{event_type} {event_id}", reason,
+                          watch_key_of(sid, source, event_id), now)
+
+
+def _dead_lettered(request: PortInRequest | None, cause_event_id: str, named: str, reason: str, watch: str,
+                   now: datetime) -> Settled:
+    """A parked event that can never apply: dead-lettered, its watch stopped, the history noting it."""
     status = request.status.value if request is not None else None
-    note = HistoryEntry(at=now, cause_event_id=event_id, phone_number=None, status_from=status, status_to=status,
-                        reason_code="PARKED_EVENT_DEAD_LETTERED",
+    note = HistoryEntry(at=now, cause_event_id=cause_event_id, phone_number=None, status_from=status,
+                        status_to=status, reason_code="PARKED_EVENT_DEAD_LETTERED",
                         reason=f"{named} parked for this request was dead-lettered: {reason}", kind=HistoryKind.NOTE)
-    stop = CancelTimer(TimerKind.PARKED_EVENT_OVERDUE, watch_key_of(sid, source, event_id))
+    stop = CancelTimer(TimerKind.PARKED_EVENT_OVERDUE, watch)
     return Settled(Decisions(history=[note], timers=[stop]), dead_letter=reason)
 
 

@@ -94,10 +94,11 @@ class _Batch:
             self.unit.reject(event, decisions.rejected)
             return
         if decisions.parked:
-            if refused := parking.parking_refused(sid, self.loaded.parked_counts.get(sid, 0)):
+            already = self.loaded.parked_counts.get(sid, 0)
+            if refused := parking.parking_refused(sid, already):
                 self.unit.reject(event, refused)
                 return
-            self.loaded.parked_counts[sid] = self.loaded.parked_counts.get(sid, 0) + 1
+            self.loaded.parked_counts[sid] = already + 1
             log.info("event parked until its request arrives", port_in_request_sid=sid,
                      event_id=event.attributes.id, event_type=event.attributes.type)
             self.changes.park(event, decisions.parked)
@@ -110,8 +111,8 @@ class _Batch:
 
     def settle_refused_copies(self, sid: str, request: PortInRequest | None, cause: EventAttributes) -> None:
         for refused in self.loaded.unreadable.pop(sid, []):
-            settled = parking.settle_refused_copy(request, sid, f"{refused.event_type} {refused.event_id}",
-                                                  refused.source, refused.event_id, refused.reason, self.changes.now)
+            settled = parking.settle_refused_copy(request, sid, refused.event_type, refused.source, refused.event_id,
+                                                  refused.reason, self.changes.now)
             self.changes.unparked.append(refused.id)
             self.dead_letters[refused.id] = refused.reason
             self.record_for(sid, request, settled.decisions, cause)
