@@ -7,13 +7,14 @@ import asyncio
 import contextlib
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 
 from porting_runtime import MovableClock
 from schemas import (
     AlertKind,
+    CancellationDenied,
     CarrierOutcome,
     PortAlertRaised,
     PortStatusChanged,
@@ -29,6 +30,7 @@ from ..kafka_support import collect, fetchval, publish, service_environment, wai
 from .portability_support import TARGET, portability_api
 from .test_workflow_support import (
     ACCOUNT_NUMBER,
+    GB_NUMBER,
     PIN,
     START,
     US_NUMBER,
@@ -111,6 +113,42 @@ async def test_a_cancel_published_before_its_request_is_applied_once_the_request
         await wait_until(lambda: _is(request_status(settings, sid), "canceled"), what="the request canceled")
         changes = await followups(settings, PortStatusChanged, sid, expect=2)
     assert [c.status_to.value for c in changes] == ["in_review", "canceled"]
+
+
+async def test_an_international_cancel_five_business_days_ahead_goes_canceling_then_canceled_and_two_days_ahead_is_denied(
+        settings):
+    early, late = (port_requested(GB_NUMBER, country="GB", fees_acknowledged=True) for _ in range(2))
+    port_dates = {early.port_in_request_sid: date(2027, 2, 8), late.port_in_request_sid: date(2027, 2, 3)}
+
+    async def step(make, status: str) -> None:
+        """Each topic is consumed on its own: a step is published once the one before it applied."""
+        await publish(settings, [record(settings, make(sid, on)) for sid, on in port_dates.items()])
+        for sid in port_dates:
+            await wait_until(lambda sid=sid: _is(number_status(settings, sid), status), what=f"{sid} {status}")
+
+    async with running_workflow(settings, MovableClock(START)):  # Monday 1 February 2027
+        await publish(settings, [record(settings, event) for r in (early, late) for event in (r, checked(r))])
+        for sid in port_dates:
+            await wait_until(lambda sid=sid: _is(number_status(settings, sid), "port_submitted"), what="submitted")
+        await step(lambda sid, _: answered(sid, (GB_NUMBER, CarrierOutcome.ACCEPTED)), "port_pending")
+        await step(lambda sid, on: scheduled(sid, GB_NUMBER, on=on, zone="Europe/London"), "scheduled")
+        await publish(settings, [record(settings, cancel(sid, accepts_fees_and_risk=True)) for sid in port_dates])
+        await wait_until(lambda: _is(number_status(settings, early.port_in_request_sid), "canceling"),
+                         what="the early cancel under way")
+        [denial] = await followups(settings, CancellationDenied, late.port_in_request_sid, expect=1)
+        await publish(settings, [record(settings, answered(early.port_in_request_sid,
+                                                           (GB_NUMBER, CarrierOutcome.CANCELED)))])
+        await wait_until(lambda: _is(request_status(settings, early.port_in_request_sid), "canceled"),
+                         what="the carrier's confirmation applied")
+        # Both requests' changes: the early one's six and the late one's four.
+        early_changes = await followups(settings, PortStatusChanged, early.port_in_request_sid, expect=10)
+        late_status = (await request_status(settings, late.port_in_request_sid),
+                       await number_status(settings, late.port_in_request_sid))
+    assert denial.reason_code == "CANCELLATION_TOO_LATE"
+    assert late_status == ("in_progress", "scheduled")
+    assert [(c.status_to.value, [n.status_to.value for n in c.phone_numbers]) for c in early_changes] == [
+        ("in_review", ["in_review"]), ("in_progress", ["port_submitted"]), ("in_progress", ["port_pending"]),
+        ("in_progress", ["scheduled"]), ("in_progress", ["canceling"]), ("canceled", ["canceled"])]
 
 
 async def test_timers_survive_a_restart_and_fire_once_with_two_instances(settings):
