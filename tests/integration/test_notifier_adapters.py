@@ -16,7 +16,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from typer.testing import CliRunner
 
 from notifier.adapters.mail_catcher import catching_mail, find_mail, read_mail
-from notifier.adapters.smtp import SmtpSender
+from notifier.adapters.smtp import OPENING_AT_ONCE, SmtpSender
 from notifier.adapters.templates import EmailTemplates, RenderedEmail, compose
 from notifier.adapters.webhook_client import WebhookClient
 from notifier.domain.attempts import Outcome
@@ -186,3 +186,54 @@ async def test_the_catcher_runs_as_the_module_porting_up_starts_and_stops_cleanl
         code = await asyncio.wait_for(process.wait(), timeout=20)
     assert code == 0
     assert [m.recipients for m in read_mail(tmp_path / "mail")] == ["ada@example.com"]
+
+
+async def test_a_burst_of_sends_opens_its_connections_a_few_at_a_time_and_every_one_is_delivered(tmp_path):
+    """Between the sender and the catcher, a relay that holds each new connection 50 ms before
+    its greeting counts the connections still waiting for one: never more than the sender opens
+    at once, where a burst opening all together overflowed a server's listen queue."""
+    waiting, most_waiting = 0, 0
+
+    async with catching_mail(tmp_path / "mail") as catcher_port:
+        async def relay(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+            nonlocal waiting, most_waiting
+            waiting += 1
+            most_waiting = max(most_waiting, waiting)
+            await asyncio.sleep(0.05)
+            server_reader, server_writer = await asyncio.open_connection("127.0.0.1", catcher_port)
+            greeting = await server_reader.readline()
+            waiting -= 1
+            client_writer.write(greeting)
+
+            async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+                writer.close()
+
+            await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer),
+                                 return_exceptions=True)
+
+        server = await asyncio.start_server(relay, "127.0.0.1", 0, backlog=1024)
+        sender = SmtpSender(host="127.0.0.1", port=server.sockets[0].getsockname()[1], connections=40,
+                            timeout_seconds=10)
+        results = await asyncio.gather(*(sender.send(message(f"ada{i}@example.com", f"msg_burst{i:03}"))
+                                         for i in range(40)))
+        await sender.close()
+        server.close()
+    assert [r.outcome for r in results] == [Outcome.DELIVERED] * 40, {r.detail for r in results}
+    assert most_waiting == OPENING_AT_ONCE < 40, most_waiting
+    assert len(read_mail(tmp_path / "mail")) == 40
+
+
+async def test_the_catcher_greets_a_burst_of_connections_larger_than_asyncios_default_listen_queue(tmp_path):
+    async def greeted(port: int) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            return await reader.readline()
+        finally:
+            writer.close()
+
+    async with catching_mail(tmp_path / "mail") as port:
+        greetings = await asyncio.wait_for(asyncio.gather(*(greeted(port) for _ in range(300))), timeout=20)
+    assert all(g.startswith(b"220 ") for g in greetings)

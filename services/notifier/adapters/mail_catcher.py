@@ -24,6 +24,10 @@ from typing import Any
 from aiosmtpd.smtp import SMTP
 
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+# Connections waiting to be accepted. asyncio's default, 100, is less than the notifier's
+# instances open together (64 each by default): the handshakes beyond it were retried by TCP
+# seconds later, and some timed out.
+LISTEN_BACKLOG = 1024
 
 
 class MaildirKeeper:
@@ -66,7 +70,7 @@ async def start_catcher(maildir: Path, host: str = "127.0.0.1", port: int = 1025
     return await loop.create_server(
         lambda: SMTP(handler, hostname="porting-mail-catcher", enable_SMTPUTF8=True,
                      data_size_limit=MAX_MESSAGE_BYTES, loop=loop),
-        host=host, port=port,
+        host=host, port=port, backlog=LISTEN_BACKLOG,
     )
 
 
