@@ -6,6 +6,11 @@ crash before the commit fires it again and a commit fires it never again. The lo
 until the nearest due time, and wakes early on NOTIFY when a timer was written due before it
 would have woken (the NOTIFY names the earliest new due time), or when a test moves the clock.
 A timer whose handler fails for good is set aside with its error.
+
+A timer whose subject (its request) a consumer's batch holds is left for the next pass, its row
+lock gone at the commit. Fired, its handler would wait for the subject while holding the timer's
+row, and the batch, cancelling or moving that timer, would wait for the row: PostgreSQL broke
+that cycle after deadlock_timeout (1 s) by failing one of the two, a whole batch at times.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from .database import connect
 from .failures import EventRejected, classify, describe
 from .health import ProgressBoard
 from .logs import get_logger, timer_context
+from .subject_locks import try_lock_subjects
 from .timers import NOTIFY_CHANNEL, DueTimer, TimerRoute
 
 log = get_logger(__name__)
@@ -88,7 +94,9 @@ class TimerLoop:
                 if not rows:
                     self.board.progressed("timers", waiting=0)
                     return 0
-                timers = [_due_timer(row) for row in rows]
+                timers = await self._subjects_free([_due_timer(row) for row in rows], connection)
+                if not timers:
+                    return 0  # all held: looked at again shortly (_sleep_until_next)
                 # Deleted first, so a handler that schedules the same kind and key again keeps the new one.
                 await connection.execute("DELETE FROM timers WHERE id = ANY($1::bigint[])", [t.id for t in timers])
                 failed = await self._handle(connection, timers)
@@ -108,7 +116,27 @@ class TimerLoop:
         for timer in timers:
             metrics.TIMERS_FIRED.labels(self.service, timer.kind).inc()
         self.board.progressed("timers", waiting=0)
-        return len(rows)
+        return len(timers)
+
+    async def _subjects_free(self, timers: list[DueTimer], connection: asyncpg.Connection) -> list[DueTimer]:
+        """The timers to fire now: those without a subject, and those whose subject's lock this
+        transaction could take at once (the handler takes it again, already held)."""
+        subjects = {timer.id: self._subject(timer) for timer in timers}
+        wanted = {subject for subject in subjects.values() if subject is not None}
+        if not wanted:
+            return timers
+        free = await try_lock_subjects(connection, wanted)
+        return [timer for timer in timers if subjects[timer.id] is None or subjects[timer.id] in free]
+
+    def _subject(self, timer: DueTimer) -> str | None:
+        route = self.routes.get(timer.kind)
+        if route is None or route.subject is None:
+            return None
+        try:
+            subject = route.subject(timer)
+        except Exception:  # data the handler cannot use either: it fails there, and is set aside
+            return None
+        return subject if isinstance(subject, str) else None
 
     async def measure_due(self) -> None:
         """Set the due-timer gauges: how many are due and not fired (nor failed), and how late the

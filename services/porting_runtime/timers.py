@@ -50,6 +50,9 @@ TimerHandler = Callable[[Sequence[DueTimer], "UnitOfWork"], Awaitable[None]]
 class TimerRoute:
     kind: str
     handler: TimerHandler
+    # The subject whose lock (subject_locks.py) the handler takes, when it takes one: the loop
+    # leaves a timer whose subject a consumer's batch holds for its next pass (timer_loop.py).
+    subject: Callable[[DueTimer], str | None] | None = None
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from porting_runtime import Route, ServiceDefinition, TimerRoute
+from porting_runtime import DueTimer, Route, ServiceDefinition, TimerRoute
 from porting_runtime.sealing import Sealer
 from schemas import (
     CancellationDenied,
@@ -35,7 +35,12 @@ def _routes(pool: asyncpg.Pool, settings: Any) -> list[Route]:
 
 def _timers(pool: asyncpg.Pool, settings: Any) -> list[TimerRoute]:
     workflow = Workflow(Sealer.from_settings(settings))
-    return [TimerRoute(kind.value, workflow.handle_timers) for kind in TimerKind]
+    return [TimerRoute(kind.value, workflow.handle_timers, subject=_request_of) for kind in TimerKind]
+
+
+def _request_of(timer: DueTimer) -> str | None:
+    """The request whose lock handle_timers takes (WorkflowRepository.lock)."""
+    return timer.data.get("port_in_request_sid")
 
 
 WORKFLOW = ServiceDefinition(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 
 import pytest
 
+from porting_runtime.statement import write_all
+from porting_runtime.timers import TimerChanges, timer_writes
 from schemas import (
     AlertKind,
     CancellationDenied,
@@ -14,6 +17,9 @@ from schemas import (
     PortStatusChanged,
     PortSubmitted,
 )
+from workflow.adapters.repository import WorkflowRepository
+from workflow.domain import TimerKind
+from workflow.domain.step import timer_key
 
 from .test_workflow_support import (
     ACCOUNT_NUMBER,
@@ -244,3 +250,41 @@ async def test_replaying_the_same_events_changes_nothing(settings):
         history = await workflow.pool.fetchval("SELECT count(*) FROM transitions")
     assert before == after == 3, "PortStatusChanged twice and one PortSubmitted"
     assert history == 4
+
+
+async def test_a_due_timer_whose_request_a_batch_holds_is_left_for_the_next_pass_and_fires_once_it_is_free(settings):
+    request = port_requested(US_NUMBER)
+    sid = request.port_in_request_sid
+    async with workflow_handlers(settings) as workflow:
+        await workflow.feed(request, checked(request))  # submitted: the carrier SLA runs
+        workflow.clock.advance(timedelta(days=8))
+        async with workflow.pool.acquire() as batch, batch.transaction():
+            await WorkflowRepository(batch).lock([sid])  # a consumer's batch on the same request
+            fired_while_held = await asyncio.wait_for(workflow.fire_due_timers(), timeout=10)
+        fired_after = await workflow.fire_due_timers()
+        alerts = await workflow.published(PortAlertRaised, sid)
+    assert (fired_while_held, fired_after) == (0, 1)
+    assert [a.alert for a in alerts] == [AlertKind.CARRIER_SLA_BREACHED]
+
+
+async def test_a_batch_cancelling_a_due_timer_of_its_request_while_the_loop_looks_at_it_neither_deadlocks_nor_fires_it(
+        settings):
+    """The carrier answers as the carrier SLA falls due: the batch holding the request cancels the
+    timer the loop has just looked at. The loop used to wait for the request while holding the
+    timer's row, which the batch then waited for: PostgreSQL failed one of them after a second."""
+    request = port_requested(US_NUMBER)
+    sid = request.port_in_request_sid
+    async with workflow_handlers(settings) as workflow:
+        await workflow.feed(request, checked(request))
+        workflow.clock.advance(timedelta(days=8))
+        async with workflow.pool.acquire() as batch, batch.transaction():
+            await WorkflowRepository(batch).lock([sid])
+            looked = await asyncio.wait_for(workflow.fire_due_timers(), timeout=10)
+            changes = TimerChanges()
+            changes.cancel(TimerKind.CARRIER_SLA.value, [timer_key(sid, request.revision)])
+            await asyncio.wait_for(write_all(batch, [timer_writes(changes)]), timeout=10)
+        fired = (looked, await workflow.fire_due_timers())
+        alerts = await workflow.published(PortAlertRaised, sid)
+        left = await workflow.pool.fetchval("SELECT count(*) FROM timers WHERE kind = 'carrier_sla'")
+    assert fired == (0, 0)
+    assert (alerts, left) == ([], 0)

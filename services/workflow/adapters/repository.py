@@ -29,14 +29,12 @@ import asyncpg
 from porting_runtime.failures import describe
 from porting_runtime.sealing import Sealer
 from porting_runtime.statement import Writes
+from porting_runtime.subject_locks import lock_subjects
 from schemas import CloudEvent, EventAttributes, PortRequested
 from schemas.topics import event_for_type
 from workflow.domain import Decisions, FeeRecorded, HistoryEntry, PortInRequest
 
 from .parked_events import sealed_original
-
-# Namespace of the per-request advisory locks (the outbox's per-key locks use 42).
-REQUEST_LOCK_SEED = 8
 
 # What of the aggregate goes into port_in_requests.state: not its numbers (rows of their own),
 # never PIN or account number (sealed in `secrets`).
@@ -125,10 +123,7 @@ class WorkflowRepository:
     async def lock(self, sids: Iterable[str]) -> None:
         """Serialize work on each request across partitions and instances, so an event parked
         for a request can never miss that request's arrival. Sorted: two batches cannot deadlock."""
-        await self.connection.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(s, $2)) FROM unnest($1::text[]) AS s ORDER BY s",
-            sorted(set(sids)), REQUEST_LOCK_SEED,
-        )
+        await lock_subjects(self.connection, sids)
 
     async def load(self, sids: Iterable[str], *, with_parked: Iterable[str] = ()) -> Loaded:
         """Call after `lock`: under the locks, what is loaded is what `writes` will find.
