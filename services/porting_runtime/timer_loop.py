@@ -7,10 +7,12 @@ until the nearest due time, and wakes early on NOTIFY when a timer was written d
 would have woken (the NOTIFY names the earliest new due time), or when a test moves the clock.
 A timer whose handler fails for good is set aside with its error.
 
-A timer whose subject (its request) a consumer's batch holds is left for the next pass, its row
-lock gone at the commit. Fired, its handler would wait for the subject while holding the timer's
-row, and the batch, cancelling or moving that timer, would wait for the row: PostgreSQL broke
-that cycle after deadlock_timeout (1 s) by failing one of the two, a whole batch at times.
+A timer with a subject (its request) is fired only by a pass that could take the subject's lock
+at once, before the timer's row: the order a consumer's batch takes them in (the request, then
+the timers it cancels or moves). One whose subject another transaction holds is left for a
+later pass. Rows first, a pass waited for the subject while holding the timer's row, and a batch
+cancelling that timer waited for the row (as did another instance's handler): PostgreSQL broke
+the cycle after deadlock_timeout (1 s) by failing one of them, a whole batch at times.
 """
 
 from __future__ import annotations
@@ -72,31 +74,41 @@ class TimerLoop:
             while not self._stop.is_set():
                 self._wake.clear()
                 self._planned_wake = None
-                fired = await self.fire_due()
+                due, fired = await self._pass()
                 await self._measure_due_now_and_then()
-                if fired < self.batch_size:
+                if due < self.batch_size or not fired:  # none fired: all held elsewhere, look again shortly
                     await self._sleep_until_next()
         finally:
             with contextlib.suppress(Exception):
                 await listener.close()
 
     async def fire_due(self) -> int:
-        """Fire one batch of due timers; returns how many were claimed."""
+        """Fire one batch of due timers; returns how many were fired (or set aside)."""
+        return (await self._pass())[1]
+
+    async def _pass(self) -> tuple[int, int]:
+        """One batch: how many were due (up to the batch size) and how many of them were fired."""
         now = self._claimed_up_to = self.clock.now()
         try:
             async with self.pool.acquire() as connection, connection.transaction():
-                rows = await connection.fetch(
+                due = [_due_timer(row) for row in await connection.fetch(
                     """SELECT id, kind, key, due_at, data, traceparent FROM timers
-                       WHERE due_at <= $1 AND failed_at IS NULL
-                       ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED""",
-                    now, self.batch_size,
-                )
-                if not rows:
+                       WHERE due_at <= $1 AND failed_at IS NULL ORDER BY due_at, id LIMIT $2""",
+                    now, self.batch_size)]
+                if not due:
                     self.board.progressed("timers", waiting=0)
-                    return 0
-                timers = await self._subjects_free([_due_timer(row) for row in rows], connection)
+                    return 0, 0
+                # The subjects first, then the rows: the order a consumer's batch takes them in.
+                free = await self._subjects_free(due, connection)
+                claimed = {row["id"] for row in await connection.fetch(
+                    """SELECT id FROM timers WHERE id = ANY($1::bigint[]) AND due_at <= $2 AND failed_at IS NULL
+                       FOR UPDATE SKIP LOCKED""",
+                    [t.id for t in free], now)} if free else set()
+                # A timer moved or cancelled since it was read is not fired; one another instance is
+                # firing is skipped. What is left is looked at again shortly (_sleep_until_next).
+                timers = [t for t in free if t.id in claimed]
                 if not timers:
-                    return 0  # all held: looked at again shortly (_sleep_until_next)
+                    return len(due), 0
                 # Deleted first, so a handler that schedules the same kind and key again keeps the new one.
                 await connection.execute("DELETE FROM timers WHERE id = ANY($1::bigint[])", [t.id for t in timers])
                 failed = await self._handle(connection, timers)
@@ -112,11 +124,11 @@ class TimerLoop:
                 raise
             self.board.failing("timers", describe(error))
             log.warning("firing timers failed; retrying", error=describe(error))
-            return 0
+            return 0, 0
         for timer in timers:
             metrics.TIMERS_FIRED.labels(self.service, timer.kind).inc()
         self.board.progressed("timers", waiting=0)
-        return len(timers)
+        return len(due), len(timers)
 
     async def _subjects_free(self, timers: list[DueTimer], connection: asyncpg.Connection) -> list[DueTimer]:
         """The timers to fire now: those without a subject, and those whose subject's lock this

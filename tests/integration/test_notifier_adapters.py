@@ -234,6 +234,34 @@ async def test_the_catcher_greets_a_burst_of_connections_larger_than_asyncios_de
         finally:
             writer.close()
 
+    # The kernel caps a listen queue at net.core.somaxconn (128 on older kernels): above 100 it shows.
+    with open("/proc/sys/net/core/somaxconn") as limit:
+        burst = min(300, int(limit.read()))
+    if burst <= 100:
+        pytest.skip(f"net.core.somaxconn is {burst}: no queue longer than asyncio's default can be had")
     async with catching_mail(tmp_path / "mail") as port:
-        greetings = await asyncio.wait_for(asyncio.gather(*(greeted(port) for _ in range(300))), timeout=20)
+        greetings = await asyncio.wait_for(asyncio.gather(*(greeted(port) for _ in range(burst))), timeout=20)
     assert all(g.startswith(b"220 ") for g in greetings)
+
+
+async def test_sends_to_a_relay_that_never_greets_each_fail_within_their_timeout_however_many_wait_to_connect():
+    """Connections open a few at a time, and waiting for a turn counts against the send's
+    timeout: 40 sends queued behind handshakes that never finish all fail (to be retried) within
+    about one timeout, not one timeout per turn (5 here), which could outlast a notification's lease."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def never_greet(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(never_greet, "127.0.0.1", 0, backlog=1024)
+    sender = SmtpSender(host="127.0.0.1", port=server.sockets[0].getsockname()[1], connections=40,
+                        timeout_seconds=1.0)
+    started = asyncio.get_running_loop().time()
+    results = await asyncio.gather(*(sender.send(message(f"ada{i}@example.com", f"msg_hole{i:03}")) for i in range(40)))
+    took = asyncio.get_running_loop().time() - started
+    await sender.close()
+    for writer in held:
+        writer.close()
+    server.close()
+    assert {r.outcome for r in results} == {Outcome.RETRYABLE}
+    assert took < 3.0, f"the last send failed after {took:.1f} s"

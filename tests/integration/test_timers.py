@@ -12,6 +12,7 @@ from porting_runtime.database import apply_migrations, create_pool
 from porting_runtime.health import ProgressBoard
 from porting_runtime.timer_loop import TimerLoop
 from porting_runtime.statement import write_all
+from porting_runtime.subject_locks import lock_subjects
 from porting_runtime.timers import TimerChanges, TimerRoute, timer_writes
 from schemas import PortAlertRaised
 
@@ -129,13 +130,13 @@ class _SleepyLoop:
         self.loop = TimerLoop(service="ledger", pool=self.pool, database_url=self.settings.database_url,
                               routes=[TimerRoute("sla", fire)], unit_options=UnitOptions(source="tests"),
                               board=ProgressBoard(), poll_interval=3600)
-        fire_due = self.loop.fire_due
+        one_pass = self.loop._pass  # noqa: SLF001
 
-        async def counted() -> int:
+        async def counted() -> tuple[int, int]:
             self.passes += 1
-            return await fire_due()
+            return await one_pass()
 
-        self.loop.fire_due = counted  # type: ignore[method-assign]
+        self.loop._pass = counted  # type: ignore[method-assign]  # noqa: SLF001
         self.running = asyncio.create_task(self.loop.run())
         await wait_until(lambda: self._asleep(), timeout=10)
         return self
@@ -197,3 +198,55 @@ async def test_cancelling_removes_only_the_named_pending_timers_and_keeps_one_th
     finally:
         await pool.close()
     assert [(r["key"], r["failed"]) for r in rows] == [("b", False), ("c", True), ("d", False)]
+
+
+async def test_two_instances_firing_timers_of_requests_a_batch_holds_neither_deadlock_nor_fire_a_timer_twice(settings):
+    """Each instance's handler takes its request's lock and cancels that request's other timers.
+    Instance B fires one request's timer (S2) while a batch holds the other request (S1), and
+    waits inside its handler; A then fires S1's timers. Rows first and requests second, each
+    instance held a row of the other's request and waited for it: PostgreSQL failed one."""
+    pool = await create_pool(settings.database_url, max_size=6)
+    await apply_migrations(pool, LEDGER.name, LEDGER.migrations)
+    fired: list[str] = []
+    b_in_handler, b_may_go = asyncio.Event(), asyncio.Event()
+
+    def cancelling_the_rest_of_its_request(name: str):
+        async def handler(timers, unit) -> None:
+            await lock_subjects(unit.connection, {t.data["s"] for t in timers})
+            fired.extend(t.key for t in timers)
+            if name == "B":
+                b_in_handler.set()
+                await b_may_go.wait()
+            for timer in timers:
+                await unit.connection.execute("DELETE FROM timers WHERE data->>'s' = $1 AND id <> $2",
+                                              timer.data["s"], timer.id)
+        return handler
+
+    def instance(name: str, batch_size: int) -> TimerLoop:
+        route = TimerRoute("expiry", cancelling_the_rest_of_its_request(name), subject=lambda t: t.data["s"])
+        return TimerLoop(service=LEDGER.name, pool=pool, database_url=settings.database_url, routes=[route],
+                         unit_options=UnitOptions(source="tests"), board=ProgressBoard(), batch_size=batch_size)
+
+    due = datetime.now(UTC) - timedelta(minutes=5)
+    try:
+        for key, subject, minutes in (("T2", "S1", 0), ("T3", "S2", 1), ("T1", "S1", 2), ("T4", "S2", 3)):
+            await pool.execute("INSERT INTO timers (kind, key, due_at, data) VALUES ('expiry', $1, $2, $3::jsonb)",
+                               key, due + timedelta(minutes=minutes), json.dumps({"s": subject}))
+        a, b = instance("A", 500), instance("B", 2)
+        async with pool.acquire() as batch:
+            transaction = batch.transaction()
+            await transaction.start()
+            await lock_subjects(batch, ["S1"])  # a consumer's batch on request S1
+            b_pass = asyncio.ensure_future(b.fire_due())  # looks at T2 (S1, held) and T3 (S2)
+            await asyncio.wait_for(b_in_handler.wait(), timeout=10)
+            await transaction.commit()
+        a_fired = await asyncio.wait_for(a.fire_due(), timeout=10)  # S1's T2 and T1; S2 is B's
+        b_may_go.set()
+        b_fired = await asyncio.wait_for(b_pass, timeout=10)
+        left = await pool.fetchval("SELECT count(*) FROM timers")
+    finally:
+        b_may_go.set()
+        pool.terminate()  # a pass stuck in a deadlock must not hold the test's end
+    assert (a_fired, b_fired) == (2, 1)
+    assert sorted(fired) == ["T1", "T2", "T3"], "each fired once; T4 cancelled by T3's handler"
+    assert left == 0

@@ -267,11 +267,11 @@ async def test_a_due_timer_whose_request_a_batch_holds_is_left_for_the_next_pass
     assert [a.alert for a in alerts] == [AlertKind.CARRIER_SLA_BREACHED]
 
 
-async def test_a_batch_cancelling_a_due_timer_of_its_request_while_the_loop_looks_at_it_neither_deadlocks_nor_fires_it(
+async def test_a_due_timer_whose_request_a_batch_holds_is_passed_over_so_the_batch_can_cancel_it_and_it_never_fires(
         settings):
-    """The carrier answers as the carrier SLA falls due: the batch holding the request cancels the
-    timer the loop has just looked at. The loop used to wait for the request while holding the
-    timer's row, which the batch then waited for: PostgreSQL failed one of them after a second."""
+    """The carrier answers as the carrier SLA falls due: the batch holding the request cancels
+    the timer. The loop takes a timer's request before its row, as a batch does, so it passes
+    over one whose request is held instead of holding the row the batch needs (which deadlocked)."""
     request = port_requested(US_NUMBER)
     sid = request.port_in_request_sid
     async with workflow_handlers(settings) as workflow:

@@ -24,9 +24,10 @@ from typing import Any
 from aiosmtpd.smtp import SMTP
 
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
-# Connections waiting to be accepted. asyncio's default, 100, is less than the notifier's
-# instances open together (64 each by default): the handshakes beyond it were retried by TCP
-# seconds later, and some timed out.
+# Connections waiting to be accepted. asyncio's default, 100, was less than the notifier's
+# instances opened together before they opened 8 at a time (smtp.py), and less than several
+# instances, or another client, may still open at once: the handshakes beyond it were retried
+# by TCP seconds later, and some timed out. The kernel caps it at net.core.somaxconn.
 LISTEN_BACKLOG = 1024
 
 

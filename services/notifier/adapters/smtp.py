@@ -20,7 +20,8 @@ IDLE_REUSE_SECONDS = 20.0
 # every connection together: 2 instances x 256 against the catcher overflowed its listen queue,
 # the refused handshakes were retried by TCP after 1, 3, 7, 15 and 31 s, and those past the
 # timeout failed and waited half a minute to be retried (make bench: 74 requests/s instead of 600).
-# A relay sees a ramp: 64 connections open in about 8 handshakes' time.
+# A relay sees a ramp: 64 connections open in about 8 handshakes' time. A send waiting for its
+# turn takes a connection that comes back meanwhile instead.
 OPENING_AT_ONCE = 8
 
 
@@ -31,7 +32,8 @@ class SmtpSender:
         self.starttls, self.timeout = starttls, timeout_seconds
         self._idle: asyncio.LifoQueue[tuple[aiosmtplib.SMTP, float]] = asyncio.LifoQueue()
         self._slots = asyncio.Semaphore(connections)
-        self._opening = asyncio.Semaphore(OPENING_AT_ONCE)
+        self._opening = 0  # connections being opened now
+        self._changed = asyncio.Event()  # set when a connection comes back idle or an opening ends
 
     async def send(self, message: ComposedEmail) -> AttemptResult:
         async with self._slots:
@@ -50,23 +52,38 @@ class SmtpSender:
                     await _discard(client)
                 return classify_failure(error)
             self._idle.put_nowait((client, time.monotonic()))
+            self._changed.set()
         if errors:  # some recipients refused but not all: with one recipient, cannot happen
             return AttemptResult(Outcome.FAILED, f"recipient refused: {errors}"[:500])
         return AttemptResult(Outcome.DELIVERED, f"accepted: {reply}"[:500])
 
     async def _connection(self) -> aiosmtplib.SMTP:
-        client = await self._idle_connection()
-        if client is not None:
-            return client
-        async with self._opening:
-            # A connection may have come back while this send waited for its turn to open one.
-            client = await self._idle_connection()
-            if client is not None:
-                return client
-            client = aiosmtplib.SMTP(hostname=self.host, port=self.port, timeout=self.timeout,
-                                     start_tls=self.starttls, username=self.username, password=self.password)
+        """An idle connection, or a new one when this send's turn to open one comes, whichever is
+        first. Waiting for the turn counts against the send's timeout, so a relay that never
+        answers fails each send within it (past it, the notification's lease could run out)."""
+        async with asyncio.timeout(self.timeout):
+            while True:
+                client = await self._idle_connection()
+                if client is not None:
+                    return client
+                if self._opening < OPENING_AT_ONCE:
+                    return await self._open()
+                self._changed.clear()
+                await self._changed.wait()  # a connection came back, or an opening ended
+
+    async def _open(self) -> aiosmtplib.SMTP:
+        self._opening += 1
+        client = aiosmtplib.SMTP(hostname=self.host, port=self.port, timeout=self.timeout,
+                                 start_tls=self.starttls, username=self.username, password=self.password)
+        try:
             await client.connect()
-            return client
+        except BaseException:
+            client.close()
+            raise
+        finally:
+            self._opening -= 1
+            self._changed.set()
+        return client
 
     async def _idle_connection(self) -> aiosmtplib.SMTP | None:
         while not self._idle.empty():
