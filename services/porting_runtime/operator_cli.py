@@ -29,10 +29,12 @@ import typer
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from pydantic import SecretStr
 from rich.console import Console
+from rich.segment import Segment
 from rich.text import Text
 
 from . import stack_record
 from .database import apply_migrations
+from .record_text import visible
 from .settings import ServiceSettings
 from .stack_record import StackRecord, StackUnavailable
 
@@ -48,8 +50,28 @@ def operator_console(*, stderr: bool = False, soft_wrap: bool = False) -> Consol
     """The console every operator command prints with. Never markup: what it prints (sids, phone
     numbers, carriers' reasons, e-mail addresses, timer keys) came from outside, and rich would
     read "[/]" in it as a tag and crash, or "[link=...]" as a live hyperlink in the operator's
-    terminal. Style goes by `style=` or `Text`, never by tags in the text."""
-    return Console(stderr=stderr, soft_wrap=soft_wrap, markup=False, emoji=False, highlight=False)
+    terminal. Style goes by `style=` or `Text`, never by tags in the text. Nor control
+    characters: see _OperatorConsole."""
+    return _OperatorConsole(stderr=stderr, soft_wrap=soft_wrap, markup=False, emoji=False, highlight=False)
+
+
+class _OperatorConsole(Console):
+    """Rich passes ESC and the other control characters through: a subject or a reason could
+    clear the operator's screen, retitle the terminal, plant a hyperlink or, with a direction
+    override, show a sentence other than the one stored. Every string and Text printed, in a
+    table or not, shows them as U+FFFD (record_text.visible), strings before they are measured;
+    Rich's own styling and cursor controls are untouched."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(visible(text), **kwargs)
+
+    def render(self, renderable: Any, options: Any = None) -> Any:
+        for segment in super().render(renderable, options):
+            if segment.control is None and segment.text:
+                shown = visible(segment.text)
+                if shown != segment.text:
+                    segment = Segment(shown, segment.style, segment.control)
+            yield segment
 
 
 _errors = operator_console(stderr=True, soft_wrap=True)

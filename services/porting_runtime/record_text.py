@@ -20,6 +20,12 @@ def safe_text(text: str, limit: int) -> str:
     return text
 
 
+def visible(text: str) -> str:
+    """The text with each of those characters shown as U+FFFD, one for one: for output whose
+    layout is already measured (a terminal table), where escaping would change the widths."""
+    return _UNSAFE.sub("\ufffd", text)
+
+
 def safe_bytes_text(data: bytes, limit: int) -> str:
     return safe_text(data.decode("utf-8", "backslashreplace"), limit)
 

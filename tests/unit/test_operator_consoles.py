@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.table import Table
+from rich.text import Text
+
 from porting_runtime.operator_cli import operator_console
 
 SERVICES = Path(__file__).resolve().parents[2] / "services"
@@ -22,3 +25,20 @@ def test_a_closing_tag_or_a_hyperlink_in_printed_text_comes_out_as_written():
     with console.capture() as captured:
         console.print("[/] [link=https://evil.example]reset[/link] :smile:", style="red")
     assert captured.get().strip() == "[/] [link=https://evil.example]reset[/link] :smile:"
+
+
+def test_control_characters_and_direction_overrides_in_printed_text_never_reach_the_terminal():
+    # From a caught e-mail's subject, a carrier's reason, an event's id: a screen clear, a title
+    # change, a hyperlink, a bell, a direction override.
+    hostile = "a\x1b[2J b\x1b]0;owned\x07 c\x1b]8;;https://evil.example\x1b\\link d\u202eesrever\u2066 e\x9b31m"
+    console = operator_console()
+    table = Table("subject")
+    table.add_row(hostile)
+    table.add_row(Text(hostile, style="bold"))
+    with console.capture() as captured:
+        console.print(hostile)
+        console.print(Text.assemble(("Subject:", "bold"), f" {hostile}"))
+        console.print(table)
+    shown = captured.get()
+    assert not set(shown) & {"\x1b", "\x07", "\x9b", "\u202e", "\u2066"}
+    assert shown.count("\ufffdesrever\ufffd") == 4, "each one shown, in its place"

@@ -53,6 +53,17 @@ class RenderedEmail:
     html: str
 
 
+# Unicode's direction embeddings, overrides and isolates. In text another carrier wrote (a
+# rejection reason), U+202E made "call 888-555-9900 to the original" display reversed in the
+# customer's e-mail ("Trojan Source"). Every value a template shows goes out without them; the
+# text keeps its logical order, which readers display correctly without them.
+_DIRECTION_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def _without_direction_controls(value: Any) -> Any:
+    return _DIRECTION_CONTROLS.sub("", value) if isinstance(value, str) else value
+
+
 class EmailTemplates:
     def __init__(self, directory: Path = TEMPLATES) -> None:
         self.directory = directory / "email"
@@ -68,6 +79,7 @@ class EmailTemplates:
             # four and more stat calls per message, for an edit ops make a few times a year.
             # Freshness is checked here instead, at most once every RECHECK_SECONDS.
             auto_reload=False,
+            finalize=_without_direction_controls,
         )
         self._checked_at = time.monotonic()
 

@@ -242,3 +242,16 @@ def test_a_receivers_control_characters_in_an_attempts_detail_are_shown_not_kept
 ])
 def test_a_sender_claims_to_keep_its_sends_busy_but_no_further_than_its_recorder_keeps_up(sending, unrecorded, room):
     assert claim_room(16, sending, unrecorded) == room
+
+
+def test_direction_overrides_in_a_carriers_reason_never_reach_the_customers_email():
+    """A reason written with U+202E displays reversed: "call the original" text spoofed."""
+    spoofed = "Account number mismatch \u202elanigiro eht ot 0099-555-888 llac\u2066 \u202c"
+    event = status_changed("in_progress", "action_required", phone_numbers=[
+        {"phone_number": US, "status_from": "port_submitted", "status_to": "port_rejected",
+         "reason_code": "ACCOUNT_NUMBER_MISMATCH", "reason": spoofed}])
+    [notification] = [n for n in announce(event, POLICY).notifications if n.channel is Channel.EMAIL]
+    rendered = TEMPLATES.render("action_required", notification.payload)
+    for part in (rendered.subject, rendered.text, rendered.html):
+        assert not {"\u202e", "\u2066", "\u202c"} & set(part)
+    assert "Account number mismatch lanigiro eht ot 0099-555-888 llac" in rendered.text
