@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from porting_runtime.dead_letters import DeadLetter, get_dead_letter, list_dead_letters, redrive
+from porting_runtime.message_size import DEFAULT_MAX_MESSAGE_BYTES
 from porting_runtime.operator_cli import (
     data_encryption_keys,
     database_url_for,
@@ -166,10 +167,24 @@ def redrive_command(
     service: str,
     dead_letter_ids: list[int] = typer.Argument(None, help="Which ones; all not yet redriven when absent."),
     database_url: str | None = DatabaseOption,
+    max_message_bytes: int = typer.Option(
+        DEFAULT_MAX_MESSAGE_BYTES, "--max-message-bytes", min=10_000, envvar="MAX_MESSAGE_BYTES",
+        help="The largest message the broker takes (the service's MAX_MESSAGE_BYTES): larger ones stay pending."),
 ) -> None:
-    """Send dead letters back to their source topic as they were (after a fix is deployed)."""
+    """Send dead letters back to their source topic as they were (after a fix is deployed).
+    Exits 1 when a dead letter asked for by id was not redriven (not pending, or too large)."""
     sealer = _sealer()
-    result = _with_connection(service, database_url, lambda c: redrive(c, dead_letter_ids or None, sealer))
+    result = _with_connection(service, database_url,
+                              lambda c: redrive(c, dead_letter_ids or None, sealer, max_message_bytes))
     console.print(f"redriven: {', '.join(map(str, result.ids)) or 'nothing'}")
     if result.without_bytes:
         console.print(f"not redrivable, their bytes are not available: {', '.join(map(str, result.without_bytes))}")
+    if result.too_large:
+        console.print("left pending, larger than the broker takes (at most "
+                      f"{max_message_bytes:,} bytes): " + ", ".join(f"{i} ({size:,} bytes)" for i, size in result.too_large))
+    accounted = {*result.ids, *result.without_bytes, *(i for i, _ in result.too_large)}
+    unknown = sorted(set(dead_letter_ids or ()) - accounted)
+    if unknown:
+        console.print(f"no dead letter pending with id {', '.join(map(str, unknown))} (see: porting dead-letters list --all)")
+    if unknown or (dead_letter_ids and (result.too_large or result.without_bytes)):
+        raise typer.Exit(1)

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .message_size import RECORD_OVERHEAD_BYTES
+
 RawHeaders = list[tuple[bytes, bytes | None]]
 
-# Kafka's per-record overhead beyond key, value and headers (offsets, lengths, batch header
-# share), and per header (two varint lengths).
-RECORD_OVERHEAD_BYTES = 512
+# Per header, beyond its name and value (two varint lengths).
 HEADER_OVERHEAD_BYTES = 10
 # Room for the dlt_id header, added once the row has its id.
 DLT_ID_RESERVE_BYTES = 40

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -27,6 +27,7 @@ from .dead_letter_shape import (
     undecodable_hash,
 )
 from .logs import get_logger
+from .message_size import DEFAULT_MAX_MESSAGE_BYTES, message_size
 from .record_text import name_bytes, safe_bytes_text, safe_text
 from .sealed_outbox import SealedMessage, write_sealed_outbox
 from .sealing import Sealer
@@ -244,33 +245,43 @@ class Redriven:
     ids: list[int]
     # Asked for (or pending) but never redrivable: the client library could not decode them.
     without_bytes: list[int]
+    # Left pending: larger than the broker takes, (id, bytes). Redriven, the relay would set the
+    # row aside and the letter would be marked redriven with its event never back on its topic.
+    too_large: list[tuple[int, int]] = field(default_factory=list)
 
 
-async def redrive(connection: asyncpg.Connection, dead_letter_ids: list[int] | None, sealer: Sealer) -> Redriven:
+async def redrive(connection: asyncpg.Connection, dead_letter_ids: list[int] | None, sealer: Sealer,
+                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Redriven:
     """Send dead letters back to their source topic with their original bytes, through the
     service's own outbox (sealed there too: they may hold PINs).
 
-    Marking them redriven and queueing them commit together, so a dead letter is redriven once.
-    Meant for after a fix is deployed: a dead-lettered event left no inbox row, so it is handled.
+    Marking them redriven and queueing them commit together, so a dead letter is redriven once
+    (a concurrent redrive waits for the rows, then finds them redriven). Meant for after a fix
+    is deployed: a dead-lettered event left no inbox row, so it is handled. One larger than
+    `max_message_bytes` (the service's MAX_MESSAGE_BYTES) stays pending, named in the result.
     """
     async with connection.transaction():
         rows = await connection.fetch(
-            """UPDATE dead_letters SET redriven_at = now()
-               WHERE redriven_at IS NULL AND original_kept
-                 AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))
-               RETURNING id, source_topic, key, value, header_names, header_values, sealed""",
+            """SELECT id, source_topic, key, value, header_names, header_values, sealed FROM dead_letters
+               WHERE redriven_at IS NULL AND original_kept AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))
+               ORDER BY id FOR UPDATE""",
             dead_letter_ids,
         )
-        rows = sorted(rows, key=lambda r: r["id"])
-        messages = []
+        messages, redriven, too_large = [], [], []
         for row in rows:
             value, headers = _opened(row, sealer)
+            size = message_size(row["key"], value, headers)
+            if size > max_message_bytes:
+                too_large.append((row["id"], size))
+                continue
             messages.append(SealedMessage(row["source_topic"], row["key"], value, headers))
+            redriven.append(row["id"])
+        await connection.execute("UPDATE dead_letters SET redriven_at = now() WHERE id = ANY($1::bigint[])", redriven)
         await write_sealed_outbox(connection, messages, sealer)
         without_bytes = await connection.fetch(
             """SELECT id FROM dead_letters WHERE redriven_at IS NULL AND NOT original_kept
                  AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[])) ORDER BY id""",
             dead_letter_ids,
         )
-    return Redriven([r["id"] for r in rows], [r["id"] for r in without_bytes])
+    return Redriven(redriven, [r["id"] for r in without_bytes], too_large)
 

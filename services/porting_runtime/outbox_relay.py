@@ -20,6 +20,7 @@ from .database import advisory_lock_id, connect
 from .failures import Backoff, classify, describe, is_transient
 from .health import ProgressBoard
 from .logs import get_logger
+from .message_size import message_size
 from .outbox import NOTIFY_CHANNEL
 from .sealed_outbox import open_outbox_row
 from .sealing import Sealer
@@ -28,7 +29,6 @@ log = get_logger(__name__)
 
 ProducerFactory = Callable[[], AIOKafkaProducer]
 BACKLOG_MEASURE_INTERVAL = 5.0  # seconds
-RECORD_OVERHEAD_BYTES = 512
 
 
 class OutboxRelay:
@@ -162,8 +162,7 @@ class OutboxRelay:
             except Exception as error:  # a row sealed under a key since removed, or damaged
                 refused.append((row["id"], f"cannot be opened: {describe(error)}"))
                 continue
-            size = len(message.key or b"") + len(message.value or b"") + RECORD_OVERHEAD_BYTES + sum(
-                len(n.encode()) + len(v or b"") for n, v in message.headers)
+            size = message_size(message.key, message.value, message.headers)
             if size > self.max_message_bytes:
                 refused.append((row["id"], f"{size} bytes; the broker takes at most {self.max_message_bytes}"))
                 continue

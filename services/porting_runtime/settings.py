@@ -9,6 +9,8 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .message_size import DEFAULT_MAX_MESSAGE_BYTES
+
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
@@ -35,7 +37,7 @@ class ServiceSettings(BaseSettings):
     consumer_linger_ms: int = Field(default=10, ge=0, le=1_000)
     # The broker's largest accepted record (Kafka's message.max.bytes, 1 MiB by default).
     # Follow-ups larger than this are refused when published, so their cause is dead-lettered.
-    max_message_bytes: int = Field(default=1_000_000, ge=10_000)
+    max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, ge=10_000)
     # Fernet keys (comma-separated, newest first) that seal stored copies of whole events
     # (dead letters and their outbox rows), which may hold PINs and account numbers.
     # `porting up` makes one under its data directory; production sets its own.

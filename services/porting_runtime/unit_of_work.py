@@ -20,19 +20,16 @@ from .clock import WALL_CLOCK, Clock
 from .dead_letter_writer import DeadLetterWriter
 from .dead_letters import RawRecord
 from .failures import FollowUpRefused
+from .message_size import message_size
 from .outbox import insert_outbox_rows, outbox_part, outbox_row
 from .sealed_outbox import SealedMessage, sealed_row
 from .sealing import Sealer
 from .statement import Writes, write_all
 from .timers import TimerChanges, timer_writes
 
-# Kafka's per-record overhead beyond key, value and headers (offsets, lengths, batch header share).
-RECORD_OVERHEAD_BYTES = 512
-
 
 def record_size(record: KafkaRecord) -> int:
-    headers = sum(len(n.encode()) + len(v or b"") for n, v in record.headers)
-    return len(record.key or b"") + len(record.value or b"") + headers + RECORD_OVERHEAD_BYTES
+    return message_size(record.key, record.value, record.headers)
 
 
 @dataclass

@@ -36,6 +36,8 @@ async def test_a_dead_letter_redriven_after_a_fix_is_handled_once_and_cannot_be_
     assert REJECTED_CUSTOMER in shown.stdout and "ce_id" in shown.stdout
     assert "redriven: 1" in (await asyncio.to_thread(porting, "dead-letters", "redrive", "ledger", *db)).stdout
     assert "redriven: nothing" in (await asyncio.to_thread(porting, "dead-letters", "redrive", "ledger", *db)).stdout
+    again = await asyncio.to_thread(porting, "dead-letters", "redrive", "ledger", "1", "999", *db)
+    assert again.exit_code == 1 and "no dead letter pending with id 1, 999" in again.stdout
 
     async with running(settings, FIXED_LEDGER):
         assert await wait_until(lambda: rows_are(settings, "effects", 1))

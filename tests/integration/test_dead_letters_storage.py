@@ -155,3 +155,15 @@ async def test_a_redrive_sends_the_original_bytes_and_headers_back_to_the_source
     assert resent.headers == [("ce_id", b"e3"), ("ce\x00odd", None)]
     row = await connection.fetchrow("SELECT value, sealed FROM outbox ORDER BY id DESC LIMIT 1")
     assert row["sealed"] and PIN.encode() not in row["value"]
+
+
+async def test_a_dead_letter_larger_than_the_broker_takes_stays_pending_instead_of_being_marked_redriven(
+        connection, sealer):
+    await keep(connection, sealer, (record(4, b'{"x": "' + b"y" * 30_000 + b'"}'), "too large for the broker"))
+
+    refused = await redrive(connection, [1], sealer, max_message_bytes=20_000)
+    still = await connection.fetchval("SELECT redriven_at IS NULL FROM dead_letters WHERE id = 1")
+    taken = await redrive(connection, [1], sealer, max_message_bytes=100_000)
+    assert (refused.ids, [i for i, _ in refused.too_large], still) == ([], [1], True)
+    assert refused.too_large[0][1] > 30_000
+    assert (taken.ids, taken.too_large) == ([1], [])
