@@ -34,6 +34,7 @@ from schemas.secrets_in_text import REDACTED
 
 app = typer.Typer(help="Messages a service could not handle: list, inspect, redrive.", no_args_is_help=True)
 console = operator_console()
+BIGINT_MAX = 2**63 - 1  # a dead letter's id is a PostgreSQL bigint
 DatabaseOption = typer.Option(None, "--database-url",
                               help="The service's database (default: <SERVICE>_DATABASE_URL, else the local stack's).")
 
@@ -93,7 +94,7 @@ def redacted_body(value: bytes | None) -> str:
 def list_command(
     service: str,
     all_: bool = typer.Option(False, "--all", help="Include those already redriven."),
-    limit: int = typer.Option(100),
+    limit: int = typer.Option(100, min=1, max=BIGINT_MAX),
     database_url: str | None = DatabaseOption,
 ) -> None:
     """The service's dead letters, oldest first."""
@@ -114,7 +115,7 @@ def list_command(
 @app.command("show")
 def show_command(
     service: str,
-    dead_letter_id: int,
+    dead_letter_id: int = typer.Argument(..., min=1, max=BIGINT_MAX),
     reveal: bool = typer.Option(False, "--reveal", help="Print PINs, account numbers and non-JSON bodies."),
     database_url: str | None = DatabaseOption,
 ) -> None:
@@ -165,7 +166,8 @@ def _print(lines: list[str]) -> None:
 @app.command("redrive")
 def redrive_command(
     service: str,
-    dead_letter_ids: list[int] = typer.Argument(None, help="Which ones; all not yet redriven when absent."),
+    dead_letter_ids: list[int] = typer.Argument(None, min=1, max=BIGINT_MAX,
+                                                help="Which ones; all not yet redriven when absent."),
     database_url: str | None = DatabaseOption,
     max_message_bytes: int = typer.Option(
         DEFAULT_MAX_MESSAGE_BYTES, "--max-message-bytes", min=10_000, envvar="MAX_MESSAGE_BYTES",

@@ -71,7 +71,7 @@ def replay(
     service: str = typer.Argument(..., help="The one service to feed: portability, workflow, notifier."),
     topic: str = typer.Argument(..., help="A topic the service consumes, e.g. porting.port-requested.v1."),
     from_offset: int | None = typer.Option(
-        None, "--from-offset", min=0, help="Start at this offset in every partition read (default: the beginning)."),
+        None, "--from-offset", min=0, max=2**63 - 1, help="Start at this offset in every partition read (default: the beginning)."),
     from_time: str | None = typer.Option(
         None, "--from-time", help="Only records stamped at or after this ISO 8601 time (UTC unless it says)."),
     to_time: str | None = typer.Option(
