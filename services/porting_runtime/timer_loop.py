@@ -99,14 +99,17 @@ class TimerLoop:
                     self.board.progressed("timers", waiting=0)
                     return 0, 0
                 # The subjects first, then the rows: the order a consumer's batch takes them in.
-                free = await self._subjects_free(due, connection)
-                claimed = {row["id"] for row in await connection.fetch(
-                    """SELECT id FROM timers WHERE id = ANY($1::bigint[]) AND due_at <= $2 AND failed_at IS NULL
-                       FOR UPDATE SKIP LOCKED""",
-                    [t.id for t in free], now)} if free else set()
-                # A timer moved or cancelled since it was read is not fired; one another instance is
-                # firing is skipped. What is left is looked at again shortly (_sleep_until_next).
-                timers = [t for t in free if t.id in claimed]
+                free, held = await self._subjects_free(due, connection)
+                # Read again under their locks, as they are now: a timer moved later or cancelled
+                # since it was read is not fired, one another instance is firing is skipped, and
+                # one whose subject changed meanwhile waits too. What is left is looked at again
+                # shortly (_sleep_until_next).
+                timers = [timer for timer in (_due_timer(row) for row in await connection.fetch(
+                    """SELECT id, kind, key, due_at, data, traceparent FROM timers
+                       WHERE id = ANY($1::bigint[]) AND due_at <= $2 AND failed_at IS NULL
+                       ORDER BY due_at, id FOR UPDATE SKIP LOCKED""",
+                    [t.id for t in free], now))
+                    if (subject := self._subject(timer)) is None or subject in held] if free else []
                 if not timers:
                     return len(due), 0
                 # Deleted first, so a handler that schedules the same kind and key again keeps the new one.
@@ -130,15 +133,15 @@ class TimerLoop:
         self.board.progressed("timers", waiting=0)
         return len(due), len(timers)
 
-    async def _subjects_free(self, timers: list[DueTimer], connection: asyncpg.Connection) -> list[DueTimer]:
+    async def _subjects_free(self, timers: list[DueTimer],
+                             connection: asyncpg.Connection) -> tuple[list[DueTimer], set[str]]:
         """The timers to fire now: those without a subject, and those whose subject's lock this
-        transaction could take at once (the handler takes it again, already held)."""
+        transaction could take at once (the handler takes it again, already held); and the
+        subjects now held."""
         subjects = {timer.id: self._subject(timer) for timer in timers}
         wanted = {subject for subject in subjects.values() if subject is not None}
-        if not wanted:
-            return timers
-        free = await try_lock_subjects(connection, wanted)
-        return [timer for timer in timers if subjects[timer.id] is None or subjects[timer.id] in free]
+        held = await try_lock_subjects(connection, wanted) if wanted else set()
+        return [timer for timer in timers if subjects[timer.id] is None or subjects[timer.id] in held], held
 
     def _subject(self, timer: DueTimer) -> str | None:
         route = self.routes.get(timer.kind)
