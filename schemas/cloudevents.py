@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from .base import PortingEvent
 from .topics import event_for_type
 from .tracing import child_traceparent, is_valid_traceparent, new_traceparent
-from .types import CONTROL_CHARACTER, FIRST_DAY, LAST_DAY
+from .types import CONTROL_CHARACTER, FIRST_DAY, LAST_DAY, within_porting_calendar
 
 E = TypeVar("E", bound=PortingEvent)
 Headers = Sequence[tuple[str, bytes]]
@@ -165,11 +165,7 @@ def decode_attributes(headers: Iterable[tuple[str, bytes | None]]) -> EventAttri
             time = datetime.fromisoformat(values["ce_time"].upper())
         except ValueError:
             raise ContractViolation(f"ce_time {values['ce_time']!r} is not an RFC 3339 time") from None
-        try:
-            within = FIRST_DAY <= time.astimezone(UTC).date() <= LAST_DAY
-        except OverflowError:  # 9999-12-31T23:59:59-14:00 is past Python's calendar in UTC
-            within = False
-        if not within:
+        if not within_porting_calendar(time):
             raise ContractViolation(f"ce_time {values['ce_time']!r} must lie in years {FIRST_DAY.year}-{LAST_DAY.year}")
     traceparent = _lenient_traceparent(headers)
     return EventAttributes(

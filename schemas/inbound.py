@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
-from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -31,6 +31,7 @@ from .types import (
     RequestedPhoneNumber,
     Revision,
     ShortText,
+    within_porting_calendar,
 )
 
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)]
@@ -163,12 +164,7 @@ class PortScheduled(PortingEvent):
         # that alert's validation error rather than its own reason.
         zone = ZoneInfo(self.time_zone)
         for name in ("port_time_range_start", "port_time_range_end"):
-            local = datetime.combine(self.port_date, getattr(self, name), zone)
-            try:
-                within = FIRST_DAY <= local.astimezone(UTC).date() <= LAST_DAY
-            except OverflowError:
-                within = False
-            if not within:
+            if not within_porting_calendar(datetime.combine(self.port_date, getattr(self, name), zone)):
                 raise ValueError(f"{name} on port_date in {self.time_zone} must lie in years "
                                  f"{FIRST_DAY.year}-{LAST_DAY.year} in UTC too")
         return self

@@ -48,8 +48,17 @@ FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)
 PortingDate = Annotated[date, Field(ge=FIRST_DAY, le=LAST_DAY)]
 
 
+def within_porting_calendar(moment: datetime) -> bool:
+    """Whether the moment's day in UTC lies in years 2000-2999 (9999-12-31T23:59:59-14:00 is past
+    Python's calendar in UTC: not within, rather than an OverflowError)."""
+    try:
+        return FIRST_DAY <= moment.astimezone(UTC).date() <= LAST_DAY
+    except OverflowError:
+        return False
+
+
 def _within_the_porting_calendar(value: datetime) -> datetime:
-    if not FIRST_DAY <= value.astimezone(UTC).date() <= LAST_DAY:
+    if not within_porting_calendar(value):
         raise ValueError(f"must lie in years {FIRST_DAY.year}-{LAST_DAY.year}")
     return value
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import re
 
-# C0 but tab and newline, DEL, C1, and the Unicode line separators and direction overrides
-# that can disguise what a terminal shows.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# Unicode's direction embeddings, overrides and isolates (a character class's body): they make a
+# reader see text in another order than it is stored ("Trojan Source").
+DIRECTION_CONTROLS = "\u202a-\u202e\u2066-\u2069"
+# C0 but tab and newline, DEL, C1, and the Unicode line separators and direction marks and
+# controls that can disguise what a terminal shows.
+_UNSAFE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029{DIRECTION_CONTROLS}]")
 
 
 def safe_text(text: str, limit: int) -> str:

@@ -28,10 +28,6 @@ from .statement import Writes, write_all
 from .timers import TimerChanges, timer_writes
 
 
-def record_size(record: KafkaRecord) -> int:
-    return message_size(record.key, record.value, record.headers)
-
-
 @dataclass
 class UnitOfWork:
     """Everything recorded through it commits together: state, inbox rows, follow-ups, timers."""
@@ -62,7 +58,7 @@ class UnitOfWork:
         attributes = cause.attributes if isinstance(cause, CloudEvent) else cause
         record = encode(event, source=self.source, topic=f"{self.topic_prefix}{event.event_type}",
                         caused_by=attributes or self.cause)
-        if (size := record_size(record)) > self.max_message_bytes:
+        if (size := message_size(record.key, record.value, record.headers)) > self.max_message_bytes:
             raise FollowUpRefused(f"{event.event_type} would be {size} bytes; the broker takes at most "
                                   f"{self.max_message_bytes}")
         if sealed and self.sealer is None:

@@ -22,6 +22,8 @@ from typing import Any
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 
+from porting_runtime.record_text import DIRECTION_CONTROLS
+
 from ..domain.reasons import FixAdvice
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -57,7 +59,7 @@ class RenderedEmail:
 # rejection reason), U+202E made "call 888-555-9900 to the original" display reversed in the
 # customer's e-mail ("Trojan Source"). Every value a template shows goes out without them; the
 # text keeps its logical order, which readers display correctly without them.
-_DIRECTION_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+_DIRECTION_CONTROLS = re.compile(f"[{DIRECTION_CONTROLS}]")
 
 
 def _without_direction_controls(value: Any) -> Any:
