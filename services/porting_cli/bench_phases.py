@@ -142,8 +142,7 @@ class Bench:
         definitions = self.scenario.definitions()
         databases = {d.name: await self._database(database_name(self.scenario.name, phase, d.name))
                      for d in definitions}
-        mail = (MailCollector(self.stack.root / f"mail-{prefix.strip('.')}") if self.scenario.completion == "mail"
-                else None)
+        mail = MailCollector() if self.scenario.completion == "mail" else None
         if mail is not None:
             await mail.start()
         try:

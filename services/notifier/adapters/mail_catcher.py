@@ -61,12 +61,15 @@ class MaildirKeeper:
         return "250 OK: kept"
 
 
-async def start_catcher(maildir: Path, host: str = "127.0.0.1", port: int = 1025,
-                        handler: MaildirKeeper | None = None) -> asyncio.Server:
+async def start_catcher(maildir: Path | None = None, host: str = "127.0.0.1", port: int = 1025,
+                        handler: Any = None) -> asyncio.Server:
     """Listen on (host, port) and keep each accepted message in `maildir` (created when missing),
-    through `handler` when given (a MaildirKeeper that also notes arrivals, as the benchmark's).
+    or give it to `handler` when given (an aiosmtpd handler: the benchmark's notes arrivals).
     Port 0 picks a free port: `server.sockets[0].getsockname()[1]`."""
-    handler = handler or MaildirKeeper(maildir)
+    if handler is None:
+        if maildir is None:
+            raise ValueError("a catcher keeps its mail in a maildir or gives it to a handler")
+        handler = MaildirKeeper(maildir)
     loop = asyncio.get_running_loop()
     return await loop.create_server(
         lambda: SMTP(handler, hostname="porting-mail-catcher", enable_SMTPUTF8=True,

@@ -191,13 +191,17 @@ def _part(subtype: str, text: str) -> tuple[bytes, bytes]:
     quoted-printable breaks every line over 76 characters in two: each line is a read and a
     parse in the receiving server (aiosmtpd, the local catcher, spends ~4.5 us a line), and
     the generated messages are a third fewer lines."""
-    if text.isascii() and _NOT_7BIT.search(text) is None:
+    if text.isascii() and _fits_7bit(text):
         return _PART_HEADERS[subtype, "7bit"], text.replace("\n", "\r\n").encode("ascii")
     return _PART_HEADERS[subtype, "quoted-printable"], _quoted_printable(text)
 
 
-# What 7bit cannot carry unchanged: a line over 998 octets, blanks ending a line, a CR, NUL.
-_NOT_7BIT = re.compile(r"[^\n]{999}|[ \t](?:\n|$)|[\r\0]")
+def _fits_7bit(text: str) -> bool:
+    """No line over 998 octets, no blank ending a line, no CR or NUL: what 7bit carries unchanged.
+    Substring tests rather than one regex: the regex's line-length branch was tried at every
+    character (~70 us a part, 5% of the notifier's CPU); these take ~6."""
+    return not ("\r" in text or "\0" in text or " \n" in text or "\t\n" in text
+                or text.endswith((" ", "\t")) or max(map(len, text.split("\n"))) > 998)
 _PART_HEADERS = {
     (subtype, encoding): (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
                           f"Content-Transfer-Encoding: {encoding}\r\n\r\n").encode()

@@ -46,9 +46,17 @@ def long_date(day: date | None) -> str | None:
 
 def is_canadian(phone_number: str) -> bool:
     """Canada charges a per-number fee (seed 002). The country comes from libphonenumber,
-    which tells Canadian area codes from US ones inside +1."""
-    try:
-        parsed = phonenumbers.parse(phone_number, None)
-    except phonenumbers.NumberParseException:
+    which tells Canadian area codes from US ones inside +1. Only +1 can be Canadian, and a
+    canonical +1 number is built from its digits rather than parsed (half the cost, on every
+    receipt e-mail)."""
+    if not phone_number.startswith("+1"):
         return False
+    digits = phone_number[2:]
+    if len(digits) == 10 and digits.isascii() and digits.isdigit():
+        parsed = phonenumbers.PhoneNumber(country_code=1, national_number=int(digits))
+    else:
+        try:
+            parsed = phonenumbers.parse(phone_number, None)
+        except phonenumbers.NumberParseException:
+            return False
     return phonenumbers.region_code_for_number(parsed) == "CA"

@@ -275,3 +275,18 @@ def test_a_first_port_date_is_not_called_a_change():
 def test_who_asked_for_a_denied_cancellation_reaches_the_customers_email_without_a_pin_it_quotes():
     [email] = emails(announce(cancellation_denied(requested_by="Ada (PIN 4412)"), POLICY))
     assert email.payload["requested_by"] == "Ada (PIN [redacted])"
+
+
+@pytest.mark.parametrize(("phone_number", "canadian"), [
+    ("+14165550123", True),    # Toronto
+    ("+16045550123", True),    # Vancouver
+    ("+12125550123", False),   # New York, the same +1
+    ("+18095550123", False),   # the Dominican Republic, also inside +1
+    ("+442071234567", False),
+    ("+1416555012", False),    # too short to be any number
+    ("+1 416 555 0123", True),  # not canonical: parsed
+])
+def test_a_number_is_canadian_by_libphonenumbers_region_whether_canonical_or_not(phone_number, canadian):
+    from notifier.domain.wording import is_canadian
+
+    assert is_canadian(phone_number) is canadian

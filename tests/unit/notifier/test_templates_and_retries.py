@@ -190,6 +190,28 @@ def test_a_composed_message_decodes_to_what_was_rendered_whatever_the_characters
 
 
 
+@pytest.mark.parametrize(("text", "encoding"), [
+    ("a\n" + "x" * 998 + "\nb\n", "7bit"),               # a line of 998 octets is the most 7bit carries
+    ("a\n" + "x" * 999 + "\nb\n", "quoted-printable"),
+    ("x" * 999, "quoted-printable"),                     # the last line, without a line end
+    ("blank ending a line \nb\n", "quoted-printable"),
+    ("tab ending a line\t\nb\n", "quoted-printable"),
+    ("blank ending the text ", "quoted-printable"),
+    ("a lone\rCR\n", "quoted-printable"),
+    ("a NUL\0\n", "quoted-printable"),
+    ("inner blanks \t stay 7bit\n\n", "7bit"),
+])
+def test_a_part_goes_7bit_only_when_every_line_reaches_the_server_unchanged(text, encoding):
+    from notifier.adapters.templates import RenderedEmail
+
+    message = compose(RenderedEmail(subject="S", text=text, html="<p>h</p>\n"), delivery_id="msg_abc",
+                      sender="porting@carrier.example", recipient="ada@example.com", sent_at=SENT_AT,
+                      port_in_request_sid="KW1")
+    parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
+    assert [part["Content-Transfer-Encoding"] for part in parsed.iter_parts()][0] == encoding
+    assert parsed.get_body(("plain",)).get_content().replace("\r\n", "\n") == text.replace("\r\n", "\n") or "\r" in text
+
+
 @pytest.mark.parametrize(("status", "outcome"), [
     (200, Outcome.DELIVERED), (204, Outcome.DELIVERED), (400, Outcome.FAILED), (404, Outcome.FAILED),
     (410, Outcome.FAILED), (408, Outcome.RETRYABLE), (429, Outcome.RETRYABLE), (500, Outcome.RETRYABLE),
