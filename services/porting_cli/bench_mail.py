@@ -17,8 +17,15 @@ import re
 from collections.abc import Collection, Sequence
 from typing import Any
 
+from aiosmtpd.smtp import SMTP
+
 from .bench_load import Arrivals, now
 
+# RFC 5322 atext: the characters of a dot-atom's atoms.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+# The blanks after '>' are folding white space, which aiosmtpd's reading drops; a comment there
+# (a '(') is left to it.
+_PLAIN_ANGLE_ADDRESS = re.compile(rf"<({_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*)>[ \t]*+(?!\()(.*)", re.DOTALL)
 SID_HEADER = re.compile(rb"^X-Port-In-Request-Sid:[ \t]*([^\r\n]+)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -79,6 +86,21 @@ class MailArrivals(Arrivals):
         return True
 
 
+class QuickAddressSMTP(SMTP):
+    """aiosmtpd's server, reading a MAIL or RCPT address of the plain form `<local@domain>` (both
+    dot-atoms) by one regular expression. aiosmtpd reads every address with the e-mail package's
+    full RFC 5322 header parser and declares a typing Protocol class on each call: together a
+    fifth of the benchmark process's CPU, on the cores the services share. The result is the
+    same for that form (a unit test compares them); anything else goes to aiosmtpd's own reading.
+    Overrides a private method, so only the benchmark's stand-in relay uses it."""
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        found = _PLAIN_ANGLE_ADDRESS.fullmatch(arg) if arg else None
+        if found is None or (self.local_part_limit and len(found.group(1).rpartition("@")[0]) > self.local_part_limit):
+            return super()._getaddr(arg)
+        return found.group(1), found.group(2)
+
+
 class MailCollector(MailArrivals):
     """The catcher on a free port of 127.0.0.1, noting what it accepts."""
 
@@ -97,7 +119,7 @@ class MailCollector(MailArrivals):
     async def start(self) -> MailCollector:
         from notifier.adapters.mail_catcher import start_catcher
 
-        self._server = await start_catcher(port=0, handler=self)
+        self._server = await start_catcher(port=0, handler=self, server_class=QuickAddressSMTP)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

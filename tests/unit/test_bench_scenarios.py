@@ -117,6 +117,26 @@ def test_an_email_is_matched_to_its_request_by_the_notifiers_header_only():
     assert request_of(None) is None
 
 
+@pytest.mark.parametrize("arg", [
+    "<ada@example.com>", "<ada@example.com> SIZE=1234 BODY=8BITMIME", "<porting@carrier.example>",
+    "<first.last+tag@sub.example.co.uk>", "<o'neil@example.com>", "<>", "", "ada@example.com",
+    " <ada@example.com>", "<ada..b@example.com>", "<.ada@example.com>", "<ada@example..com>",
+    "<\"quoted local\"@example.com>", "<ada@[127.0.0.1]>", "<@route:ada@example.com>", "<ada@example.com",
+    "<ada>", "<ada@>", "<josé@exämple.com>", "<" + "a" * 65 + "@example.com>", "<ada@example.com>\r\n",
+    "<ada@example.com>\t SIZE=1", "<ada@example.com> (comment) SIZE=1", "<ada@example.com>SIZE=1", "<ada@example.com>  ",
+])
+def test_the_benchmark_relay_reads_an_address_exactly_as_aiosmtpd_does(arg):
+    from aiosmtpd.smtp import SMTP
+
+    from porting_cli.bench_mail import QuickAddressSMTP
+
+    class Handler:
+        pass
+
+    ours, theirs = QuickAddressSMTP(Handler()), SMTP(Handler())
+    assert ours._getaddr(arg) == theirs._getaddr(arg)
+
+
 def test_only_customer_emails_count():
     assert is_customer_mail(["ada@example.com"], ())
     assert not is_customer_mail(["OPS@example.com"], ["ops@example.com"])

@@ -62,7 +62,7 @@ class MaildirKeeper:
 
 
 async def start_catcher(maildir: Path | None = None, host: str = "127.0.0.1", port: int = 1025,
-                        handler: Any = None) -> asyncio.Server:
+                        handler: Any = None, server_class: type[SMTP] = SMTP) -> asyncio.Server:
     """Listen on (host, port) and keep each accepted message in `maildir` (created when missing),
     or give it to `handler` when given (an aiosmtpd handler: the benchmark's notes arrivals).
     Port 0 picks a free port: `server.sockets[0].getsockname()[1]`."""
@@ -72,7 +72,7 @@ async def start_catcher(maildir: Path | None = None, host: str = "127.0.0.1", po
         handler = MaildirKeeper(maildir)
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: SMTP(handler, hostname="porting-mail-catcher", enable_SMTPUTF8=True,
+        lambda: server_class(handler, hostname="porting-mail-catcher", enable_SMTPUTF8=True,
                      data_size_limit=MAX_MESSAGE_BYTES, loop=loop),
         host=host, port=port, backlog=LISTEN_BACKLOG,
     )
