@@ -88,6 +88,68 @@ async def test_a_recipient_refused_for_good_is_a_final_failure_and_no_server_is_
     assert unreachable.outcome is Outcome.RETRYABLE
 
 
+class _EnvelopeKeeper:
+    """An aiosmtpd handler keeping each envelope's MAIL parameters and content as received."""
+
+    def __init__(self) -> None:
+        self.mails: list[tuple[list[str], list[str], bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.mails.append((list(envelope.mail_options), list(envelope.rcpt_tos), envelope.original_content))
+        return "250 OK"
+
+
+@pytest.mark.parametrize("esmtp", [True, False], ids=["esmtp", "helo-only"])
+async def test_a_message_goes_whole_with_its_size_declared_and_a_leading_dot_kept(esmtp):
+    from aiosmtpd.smtp import SMTP
+
+    class HeloOnly(SMTP):
+        async def smtp_EHLO(self, hostname):
+            await self.push("502 5.5.1 EHLO not implemented")
+
+    keeper = _EnvelopeKeeper()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: (SMTP if esmtp else HeloOnly)(keeper, enable_SMTPUTF8=True, data_size_limit=1_000_000),
+        "127.0.0.1", 0)
+    try:
+        sender = SmtpSender(host="127.0.0.1", port=server.sockets[0].getsockname()[1])
+        rendered = RenderedEmail(subject="S", text="line\n.\n..two dots\nend\n", html="<p>h</p>\n")
+        sent = compose(rendered, delivery_id="msg_size", sender="porting@carrier.example",
+                       recipient="ada@example.com", sent_at=NOW, port_in_request_sid=SID)
+        results = [await sender.send(sent), await sender.send(sent)]  # the second on the kept connection
+        await sender.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert [r.outcome for r in results] == [Outcome.DELIVERED] * 2, results
+    for options, recipients, content in keeper.mails:
+        assert content == sent.data and recipients == ["ada@example.com"]
+        assert options == ([f"SIZE={len(sent.data)}"] if esmtp else [])
+
+
+async def test_an_internationalised_recipient_is_sent_with_smtputf8_and_refused_where_the_server_lacks_it():
+    from aiosmtpd.smtp import SMTP
+
+    results, kept = {}, {}
+    for utf8 in (True, False):
+        keeper = _EnvelopeKeeper()
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: SMTP(keeper, enable_SMTPUTF8=utf8), "127.0.0.1", 0)
+        try:
+            sender = SmtpSender(host="127.0.0.1", port=server.sockets[0].getsockname()[1])
+            results[utf8] = await sender.send(message("josé@exämple.com"))
+            await sender.close()
+        finally:
+            server.close()
+            await server.wait_closed()
+        kept[utf8] = keeper.mails
+    assert results[True].outcome is Outcome.DELIVERED
+    [(options, recipients, _)] = kept[True]
+    assert "SMTPUTF8" in options and recipients == ["josé@exämple.com"]
+    assert results[False].outcome is Outcome.RETRYABLE and "SMTPUTF8" in results[False].detail and not kept[False]
+
+
 async def test_a_received_webhook_verifies_with_the_standard_webhooks_library_and_a_tampered_one_does_not():
     secret = signing_secret()
     async with webhook_receiver() as receiver:
