@@ -1,14 +1,35 @@
-"""Encryption at rest for stored copies of whole events (dead letters and their outbox rows).
+"""Encryption at rest for stored copies of whole events and other secrets (PIN and account number).
 
-Those copies may hold PINs and account numbers. They are sealed with Fernet (AES-128-CBC and
-HMAC-SHA256, from `cryptography`) under the keys of DATA_ENCRYPTION_KEYS: comma-separated,
-newest first. New data is sealed with the newest key; any listed key opens old data, so a key
-is rotated by prepending a new one and dropping the old one once the retention period has
-passed (nothing older is kept).
+Dead letters, sealed outbox rows (their copies, redrives, PortSubmitted), the workflow's
+`secrets` and its parked events' originals may hold PINs and account numbers. They are sealed
+under the keys of DATA_ENCRYPTION_KEYS: comma-separated, newest first, each a Fernet-format key
+(32 random bytes, url-safe base64; `generate_key`). New data is sealed with the newest key; any
+listed key opens old data, so a key is rotated by prepending a new one and dropping the old one
+once the retention period has passed (nothing older is kept).
+
+Format: AES-256-GCM (`cryptography`'s AESGCM). A token is
+    b"\x01" (format marker) + 12-byte random nonce (os.urandom) + ciphertext + 16-byte tag,
+with the marker as associated data, so a token cannot be relabelled as another format. The
+AES key is not the configured key itself: it is derived from each configured key's 32 bytes
+with HKDF-SHA256 (no salt: the input is already uniformly random) and the fixed info
+b"porting-platform sealing aes-256-gcm v1", once, when the Sealer is made. A changed format
+takes a new marker and a new info. Random 96-bit nonces keep well inside GCM's limits for the
+number of values sealed under one key before it is rotated.
+
+Why not Fernet (AES-128-CBC, HMAC-SHA256, base64) as before: it cost about 6.5 us to seal and
+8.5 us to open a 600-byte value, several times per port request in the workflow (PIN and
+account number at rest, sealed outbox rows, dead letters): about 7% of its CPU under load.
+AES-GCM does each in about 1 us, and its tokens are smaller (raw bytes, no base64).
+
+Fernet tokens sealed by earlier versions still open: they are url-safe base64 text, always
+beginning b"gAAAAA", never with the marker, and anything without the marker is opened with
+Fernet (MultiFernet: each configured key, newest first) under the same keys. Whatever fails,
+wrong key, damaged or truncated, in either format, raises SealedDataUnreadable.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import tempfile
@@ -16,9 +37,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 LOCAL_KEY_FILE = "data-encryption.key"
+
+# The first byte of every AES-GCM token; a Fernet token's first byte is always b"g" (version 0x80).
+_MARKER = b"\x01"
+_HKDF_INFO = b"porting-platform sealing aes-256-gcm v1"
+_NONCE_BYTES = 12
+_TAG_BYTES = 16
+_UNREADABLE = ("sealed data cannot be opened with the configured DATA_ENCRYPTION_KEYS "
+               "(sealed under a key since removed, or damaged)")
 
 
 class SealingKeyMissing(RuntimeError):
@@ -40,16 +73,23 @@ class Sealer:
                 "no data encryption key: set DATA_ENCRYPTION_KEYS to one or more Fernet keys, newest first "
                 "(make one with: python -c 'from porting_runtime.sealing import generate_key; print(generate_key())')"
             )
-        fernets = []
+        fernets, aeads = [], []
         for position, key in enumerate(keys, start=1):
             try:
-                fernets.append(Fernet(key.strip().encode("ascii")))
+                encoded = key.strip().encode("ascii")
+                fernets.append(Fernet(encoded))  # checks the form: 32 bytes, url-safe base64
             except (ValueError, UnicodeError):
                 # Never echo the key itself: it is the secret.
                 raise SealingKeyMissing(
                     f"DATA_ENCRYPTION_KEYS: key number {position} is not a Fernet key "
                     "(32 bytes, url-safe base64)") from None
-        self._fernet = MultiFernet(fernets)
+            # The same 32 bytes Fernet decoded; the AES key is derived from them, never them.
+            derived = HKDF(algorithm=SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(
+                base64.urlsafe_b64decode(encoded))
+            aeads.append(AESGCM(derived))
+        self._fernet = MultiFernet(fernets)  # opens tokens sealed by earlier versions
+        self._aeads = tuple(aeads)  # newest first
+        self._newest = aeads[0]
 
     @classmethod
     def from_settings(cls, settings: Any) -> Sealer:
@@ -63,15 +103,26 @@ class Sealer:
         return cls([k for k in (keys or "").split(",") if k.strip()])
 
     def seal(self, data: bytes) -> bytes:
-        return self._fernet.encrypt(data)
+        """`data` sealed under the newest key: marker, nonce, ciphertext and tag (AES-256-GCM)."""
+        nonce = os.urandom(_NONCE_BYTES)
+        return _MARKER + nonce + self._newest.encrypt(nonce, data, _MARKER)
 
     def unseal(self, token: bytes) -> bytes:
-        try:
-            return self._fernet.decrypt(token)
-        except InvalidToken:
-            raise SealedDataUnreadable(
-                "sealed data cannot be opened with the configured DATA_ENCRYPTION_KEYS "
-                "(sealed under a key since removed, or damaged)") from None
+        """The data of a token from `seal`, or of a Fernet token from an earlier version."""
+        if token[:1] == _MARKER:
+            if len(token) >= 1 + _NONCE_BYTES + _TAG_BYTES:
+                nonce, sealed = token[1:1 + _NONCE_BYTES], token[1 + _NONCE_BYTES:]
+                for aead in self._aeads:
+                    try:
+                        return aead.decrypt(nonce, sealed, _MARKER)
+                    except InvalidTag:
+                        continue
+        else:
+            try:
+                return self._fernet.decrypt(token)
+            except InvalidToken:
+                pass
+        raise SealedDataUnreadable(_UNREADABLE)
 
     def seal_optional(self, data: bytes | None) -> bytes | None:
         return None if data is None else self.seal(data)

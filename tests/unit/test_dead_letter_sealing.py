@@ -126,3 +126,139 @@ def test_stacks_starting_together_all_read_the_one_secret_that_was_kept(tmp_path
     assert len(set(read)) == 1 and read[0] == path.read_text().strip()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert [p.name for p in path.parent.iterdir()] == ["secret"], "no temporary file left behind"
+
+
+# AES-256-GCM sealing, and Fernet tokens from earlier versions.
+
+VALUE = (bytes(range(256)) * 2 + b'{"pin": "7261", "account_number": "ACC-99887766"}').ljust(600, b"x")
+NONCE_AT, CIPHERTEXT_AT = 1, 13  # marker, then the 12-byte nonce, then ciphertext and the 16-byte tag
+
+
+def test_a_sealed_value_opens_to_itself_and_never_contains_the_plaintext():
+    sealer = Sealer([generate_key()])
+    for value in (VALUE, PIN, b"", b"\x00", b"gAAAAA"):
+        token = sealer.seal(value)
+        assert sealer.unseal(token) == value
+        if value:
+            assert value not in token
+    assert b"7261" not in sealer.seal(VALUE) and b"ACC-99887766" not in sealer.seal(VALUE)
+
+
+def test_two_seals_of_the_same_value_differ():
+    sealer = Sealer([generate_key()])
+    tokens = {sealer.seal(VALUE) for _ in range(50)}
+    assert len(tokens) == 50
+    assert len({t[NONCE_AT:CIPHERTEXT_AT] for t in tokens}) == 50, "a fresh nonce every time"
+
+
+def test_a_new_token_is_the_marker_a_nonce_and_aes_256_gcm_under_a_key_derived_with_hkdf_from_the_configured_one():
+    # Pins the stored format: data sealed today must open with the code of tomorrow.
+    import base64
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.hashes import SHA256
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    key = generate_key()
+    token = Sealer([key]).seal(VALUE)
+    assert token[:1] == b"\x01" and len(token) == 1 + 12 + len(VALUE) + 16
+    derived = HKDF(algorithm=SHA256(), length=32, salt=None,
+                   info=b"porting-platform sealing aes-256-gcm v1").derive(base64.urlsafe_b64decode(key))
+    assert derived != base64.urlsafe_b64decode(key)
+    assert AESGCM(derived).decrypt(token[NONCE_AT:CIPHERTEXT_AT], token[CIPHERTEXT_AT:], b"\x01") == VALUE
+
+
+def test_the_marker_can_never_begin_a_fernet_token():
+    from cryptography.fernet import Fernet
+
+    fernet, sealer = Fernet(generate_key()), Sealer([generate_key()])
+    assert all(fernet.encrypt(value).startswith(b"gAAAAA") for value in (b"", PIN, VALUE))
+    assert all(sealer.seal(value)[:1] == b"\x01" != b"g" for value in (b"", PIN, VALUE))
+
+
+def test_a_fernet_token_made_by_the_previous_version_still_opens():
+    from cryptography.fernet import Fernet
+
+    key = generate_key()
+    for value in (VALUE, PIN, b""):
+        assert Sealer([key]).unseal(Fernet(key.encode("ascii")).encrypt(value)) == value
+    assert Sealer.from_text(f" {key} ").unseal(Fernet(key).encrypt(PIN)) == PIN
+
+
+def test_a_fernet_token_sealed_under_an_older_key_still_opens_after_a_new_key_is_prepended():
+    from cryptography.fernet import Fernet
+
+    old, new = generate_key(), generate_key()
+    legacy = Fernet(old).encrypt(VALUE)
+    assert Sealer([new, old]).unseal(legacy) == VALUE
+    with pytest.raises(SealedDataUnreadable):
+        Sealer([new]).unseal(legacy)
+
+
+def test_a_value_sealed_under_an_older_key_opens_after_a_new_key_is_prepended_and_not_once_the_old_key_is_dropped():
+    old, middle, new = generate_key(), generate_key(), generate_key()
+    token = Sealer([old]).seal(VALUE)
+    assert Sealer([new, old]).unseal(token) == VALUE
+    assert Sealer([new, middle, old]).unseal(token) == VALUE
+    resealed = Sealer([new, old]).seal(VALUE)
+    assert Sealer([new]).unseal(resealed) == VALUE, "new data goes under the newest key"
+    for without_old in ([new], [new, middle]):
+        with pytest.raises(SealedDataUnreadable):
+            Sealer(without_old).unseal(token)
+
+
+def _flipped(token: bytes, at: int) -> bytes:
+    return token[:at] + bytes([token[at] ^ 0x01]) + token[at + 1:]
+
+
+DAMAGES = {
+    "a byte of the nonce flipped": lambda t: _flipped(t, NONCE_AT + 5),
+    "the first byte of the ciphertext flipped": lambda t: _flipped(t, CIPHERTEXT_AT),
+    "a byte in the middle of the ciphertext flipped": lambda t: _flipped(t, CIPHERTEXT_AT + 300),
+    "a byte of the tag flipped": lambda t: _flipped(t, len(t) - 1),
+    "truncated to 0 bytes": lambda t: t[:0],
+    "truncated to 1 byte": lambda t: t[:1],
+    "truncated to 12 bytes": lambda t: t[:12],
+    "truncated to 28 bytes": lambda t: t[:28],
+    "truncated to 29 bytes": lambda t: t[:29],
+    "the tag cut off": lambda t: t[:-16],
+    "the last byte cut off": lambda t: t[:-1],
+    "a byte appended": lambda t: t + b"\x00",
+    "the marker changed to another byte": lambda t: b"\x02" + t[1:],
+    "the marker changed to a Fernet token's first byte": lambda t: b"g" + t[1:],
+    "the marker dropped": lambda t: t[1:],
+    "the marker alone": lambda t: b"\x01",
+    "the marker and a nonce and tag of zeros": lambda t: b"\x01" + bytes(28),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES.values(), ids=DAMAGES.keys())
+def test_a_damaged_token_raises_sealed_data_unreadable_and_nothing_else(damage):
+    sealer = Sealer([generate_key(), generate_key()])
+    damaged = damage(sealer.seal(VALUE))
+    with pytest.raises(SealedDataUnreadable) as refused:
+        sealer.unseal(damaged)
+    assert type(refused.value) is SealedDataUnreadable
+    assert refused.value.__cause__ is None and refused.value.__context__ is None, "no cryptography error chained"
+    assert str(refused.value) == ("sealed data cannot be opened with the configured DATA_ENCRYPTION_KEYS "
+                                  "(sealed under a key since removed, or damaged)")
+
+
+@pytest.mark.parametrize("damage", [lambda t: _flipped(t, 10), lambda t: t[:-1], lambda t: t[:0], lambda t: b"x" + t])
+def test_a_damaged_fernet_token_from_the_previous_version_raises_sealed_data_unreadable(damage):
+    from cryptography.fernet import Fernet
+
+    key = generate_key()
+    with pytest.raises(SealedDataUnreadable):
+        Sealer([key]).unseal(damage(Fernet(key).encrypt(VALUE)))
+
+
+def test_the_error_message_does_not_contain_the_key():
+    keys = [generate_key(), generate_key()]
+    for token in (Sealer([generate_key()]).seal(VALUE), _flipped(Sealer(keys).seal(VALUE), CIPHERTEXT_AT), b"\x01"):
+        with pytest.raises(SealedDataUnreadable) as refused:
+            Sealer(keys).unseal(token)
+        shown = f"{refused.value!s} {refused.value!r}"
+        assert refused.value.__context__ is None and refused.value.__cause__ is None
+        for key in keys:
+            assert key not in shown and key[:12] not in shown

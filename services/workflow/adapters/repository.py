@@ -2,7 +2,7 @@
 
 A batch takes the per-request locks (one statement), loads every request it names with its
 numbers and parked events (one statement), and writes everything it decided back as
-data-modifying CTEs that its unit of work sends with the timers and follow-ups, in one statement. PIN and account number are sealed (Fernet) in their own
+data-modifying CTEs that its unit of work sends with the timers and follow-ups, in one statement. PIN and account number are sealed (porting_runtime.sealing) in their own
 column and never in the JSON state; the column is emptied when the request ends.
 
 What a request costs per event is kept small (issue 8, `porting bench --scenario workflow`):
