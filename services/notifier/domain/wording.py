@@ -7,6 +7,7 @@ from datetime import date
 import phonenumbers
 
 from schemas import AlertKind, NumberStatus, RequestStatus
+from schemas.phone_numbers import as_phone_number
 
 NUMBER_STATUS_WORDS: dict[NumberStatus, str] = {
     NumberStatus.IN_REVIEW: "in review",
@@ -46,17 +47,8 @@ def long_date(day: date | None) -> str | None:
 
 def is_canadian(phone_number: str) -> bool:
     """Canada charges a per-number fee (seed 002). The country comes from libphonenumber,
-    which tells Canadian area codes from US ones inside +1. Only +1 can be Canadian, and a
-    canonical +1 number is built from its digits rather than parsed (half the cost, on every
-    receipt e-mail)."""
+    which tells Canadian area codes from US ones inside +1; only +1 can be Canadian."""
     if not phone_number.startswith("+1"):
         return False
-    digits = phone_number[2:]
-    if len(digits) == 10 and digits.isascii() and digits.isdigit():
-        parsed = phonenumbers.PhoneNumber(country_code=1, national_number=int(digits))
-    else:
-        try:
-            parsed = phonenumbers.parse(phone_number, None)
-        except phonenumbers.NumberParseException:
-            return False
-    return phonenumbers.region_code_for_number(parsed) == "CA"
+    parsed = as_phone_number(phone_number)
+    return parsed is not None and phonenumbers.region_code_for_number(parsed) == "CA"

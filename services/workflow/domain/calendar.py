@@ -13,8 +13,9 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import holidays
-import phonenumbers
 from phonenumbers import timezone as phone_time_zones
+
+from schemas.phone_numbers import as_phone_number
 
 _SUPPORTED = holidays.list_supported_countries()
 
@@ -74,9 +75,8 @@ def subdivision_for(country: str | None, state: str | None) -> str | None:
 def time_zone_for_number(phone_number: str) -> ZoneInfo:
     """The number's own time zone (the first libphonenumber gives), UTC when it has none.
     Looked up by prefix alone: the zone of a number's area, whatever its type."""
-    try:
-        number = phonenumbers.parse(phone_number, None)
-    except phonenumbers.NumberParseException:
+    number = as_phone_number(phone_number)
+    if number is None:
         return ZoneInfo("UTC")
     names = [n for n in phone_time_zones.time_zones_for_geographical_number(number) if n != "Etc/Unknown"] or \
         [n for n in phone_time_zones.time_zones_for_number(number) if n != "Etc/Unknown"]
