@@ -23,9 +23,9 @@ from .bench_load import Arrivals, now
 
 # RFC 5322 atext: the characters of a dot-atom's atoms.
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-# The blanks after '>' are folding white space, which aiosmtpd's reading drops; a comment there
-# (a '(') is left to it.
-_PLAIN_ANGLE_ADDRESS = re.compile(rf"<({_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*)>[ \t]*+(?!\()(.*)", re.DOTALL)
+# The blanks after '>' are folding white space, which aiosmtpd's reading drops; other white space
+# or a comment there (a '(') is left to it, as is an RFC 2047 encoded word ("=?"), which it decodes.
+_PLAIN_ANGLE_ADDRESS = re.compile(rf"<({_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*)>[ \t]*+(?![\s(])(.*)", re.DOTALL)
 SID_HEADER = re.compile(rb"^X-Port-In-Request-Sid:[ \t]*([^\r\n]+)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -95,7 +95,7 @@ class QuickAddressSMTP(SMTP):
     Overrides a private method, so only the benchmark's stand-in relay uses it."""
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
-        found = _PLAIN_ANGLE_ADDRESS.fullmatch(arg) if arg else None
+        found = _PLAIN_ANGLE_ADDRESS.fullmatch(arg) if arg and "=?" not in arg else None
         if found is None or (self.local_part_limit and len(found.group(1).rpartition("@")[0]) > self.local_part_limit):
             return super()._getaddr(arg)
         return found.group(1), found.group(2)

@@ -68,7 +68,7 @@ def bench_settings(options: Options, scenario: Scenario, events: int, naive_even
         "instances_per_service": 1 if options.in_process else options.instances,
         "naive_instances": 1,
         **({"completion": "a customer e-mail accepted by the benchmark's SMTP catcher (aiosmtpd, "
-                          "notifier.adapters.mail_catcher's Maildir handler) in the benchmark's process"}
+                          "standing in for a relay on another host: it notes each e-mail and keeps none) in the benchmark's process"}
            if scenario.completion == "mail" else {}),
         "collector_fetch_max_wait_ms": bench_load.COLLECTOR_FETCH_WAIT_MS,
         "producer": "aiokafka, acks=all, linger_ms=5 (the services' producer settings)",

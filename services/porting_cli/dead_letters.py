@@ -9,6 +9,7 @@ control characters (a hostile record could drive the operator's terminal).
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -52,9 +53,12 @@ def _with_connection(service: str, url: str | None, work: Callable[[asyncpg.Conn
 
 def _sealer() -> Sealer:
     try:
-        return Sealer.from_text(data_encryption_keys())
+        # A redrive seals what it puts back in the outbox as the services do (SEALING_FORMAT).
+        return Sealer.from_text(data_encryption_keys(), os.environ.get("SEALING_FORMAT") or "aes-gcm-siv")
     except SealingKeyMissing as error:
         refuse(f"{error}; the service's own keys open its dead letters")
+    except ValueError as error:
+        refuse(str(error))
 
 
 def is_secret_field(name: str) -> bool:

@@ -42,6 +42,9 @@ class ServiceSettings(BaseSettings):
     # (dead letters and their outbox rows), which may hold PINs and account numbers.
     # `porting up` makes one under its data directory; production sets its own.
     data_encryption_keys: SecretStr | None = None
+    # How new data is sealed (porting_runtime.sealing): both are always opened. `fernet` while
+    # an instance of a version before AES-GCM-SIV sealing still runs, or a rollback to one may come.
+    sealing_format: Literal["aes-gcm-siv", "fernet"] = "aes-gcm-siv"
     dead_letter_retention_days: float = Field(default=30, gt=0)
     # /health turns degraded when a partition with lag, the relay with a backlog, or the
     # timers with due work made no progress for this long.

@@ -107,11 +107,13 @@ async def test_a_message_goes_whole_with_its_size_declared_and_a_leading_dot_kep
         async def smtp_EHLO(self, hostname):
             await self.push("502 5.5.1 EHLO not implemented")
 
-    keeper = _EnvelopeKeeper()
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: (SMTP if esmtp else HeloOnly)(keeper, enable_SMTPUTF8=True, data_size_limit=1_000_000),
-        "127.0.0.1", 0)
+    keeper, connections = _EnvelopeKeeper(), []
+
+    def server_for_a_connection():
+        connections.append(1)
+        return (SMTP if esmtp else HeloOnly)(keeper, enable_SMTPUTF8=True, data_size_limit=1_000_000)
+
+    server = await asyncio.get_running_loop().create_server(server_for_a_connection, "127.0.0.1", 0)
     try:
         sender = SmtpSender(host="127.0.0.1", port=server.sockets[0].getsockname()[1])
         rendered = RenderedEmail(subject="S", text="line\n.\n..two dots\nend\n", html="<p>h</p>\n")
@@ -123,9 +125,29 @@ async def test_a_message_goes_whole_with_its_size_declared_and_a_leading_dot_kep
         server.close()
         await server.wait_closed()
     assert [r.outcome for r in results] == [Outcome.DELIVERED] * 2, results
+    assert len(connections) == 1 and len(keeper.mails) == 2, "both on one connection, its EHLO remembered"
     for options, recipients, content in keeper.mails:
         assert content == sent.data and recipients == ["ada@example.com"]
         assert options == ([f"SIZE={len(sent.data)}"] if esmtp else [])
+
+
+async def test_a_relay_too_busy_to_greet_is_retried_with_its_own_reply_as_the_reason():
+    from aiosmtpd.smtp import SMTP
+
+    class TooBusy(SMTP):
+        async def smtp_EHLO(self, hostname):
+            await self.push("421 4.7.0 too busy, try later")
+            self.transport.close()
+
+    server = await asyncio.get_running_loop().create_server(lambda: TooBusy(_EnvelopeKeeper()), "127.0.0.1", 0)
+    try:
+        sender = SmtpSender(host="127.0.0.1", port=server.sockets[0].getsockname()[1], timeout_seconds=5)
+        result = await sender.send(message("ada@example.com"))
+        await sender.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert result.outcome is Outcome.RETRYABLE and result.status_code == 421 and "too busy" in result.detail, result
 
 
 async def test_an_internationalised_recipient_is_sent_with_smtputf8_and_refused_where_the_server_lacks_it():

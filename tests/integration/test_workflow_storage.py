@@ -47,7 +47,7 @@ async def test_pin_and_account_number_are_sealed_once_when_they_arrive_and_again
         after_revision = await sealed()
         await workflow.feed(checked(revision))
         orders = await workflow.published(PortSubmitted, sid)
-    # Fernet tokens differ at every sealing (random IV, time): equal bytes were not sealed again.
+    # Sealed tokens differ at every sealing (a random nonce): equal bytes were not sealed again.
     assert after_saves == on_arrival, "the check and the carrier's answer kept the sealed bytes"
     assert after_revision != on_arrival
     assert json.loads(workflow.sealer.unseal(after_revision)) == {"pins": ["11112222", "11112222"],

@@ -124,6 +124,8 @@ def test_an_email_is_matched_to_its_request_by_the_notifiers_header_only():
     "<\"quoted local\"@example.com>", "<ada@[127.0.0.1]>", "<@route:ada@example.com>", "<ada@example.com",
     "<ada>", "<ada@>", "<josé@exämple.com>", "<" + "a" * 65 + "@example.com>", "<ada@example.com>\r\n",
     "<ada@example.com>\t SIZE=1", "<ada@example.com> (comment) SIZE=1", "<ada@example.com>SIZE=1", "<ada@example.com>  ",
+    "<=?utf-8?q?ada?=@example.com>", "<ada@=?utf-8?q?ex?=>", "<a@b> \x0bSIZE=1", "<a@b> \x0b(c)", "<a@b>\xa0x",
+    "<a@b> \u3000SIZE=1", "<a@b>\x1c", "<a@b> =?utf-8?q?x?=",
 ])
 def test_the_benchmark_relay_reads_an_address_exactly_as_aiosmtpd_does(arg):
     from aiosmtpd.smtp import SMTP

@@ -151,11 +151,11 @@ def test_two_seals_of_the_same_value_differ():
     assert len({t[NONCE_AT:CIPHERTEXT_AT] for t in tokens}) == 50, "a fresh nonce every time"
 
 
-def test_a_new_token_is_the_marker_a_nonce_and_aes_256_gcm_under_a_key_derived_with_hkdf_from_the_configured_one():
+def test_a_new_token_is_the_marker_a_nonce_and_aes_256_gcm_siv_under_a_key_derived_with_hkdf_from_the_configured_one():
     # Pins the stored format: data sealed today must open with the code of tomorrow.
     import base64
 
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
     from cryptography.hazmat.primitives.hashes import SHA256
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -163,9 +163,9 @@ def test_a_new_token_is_the_marker_a_nonce_and_aes_256_gcm_under_a_key_derived_w
     token = Sealer([key]).seal(VALUE)
     assert token[:1] == b"\x01" and len(token) == 1 + 12 + len(VALUE) + 16
     derived = HKDF(algorithm=SHA256(), length=32, salt=None,
-                   info=b"porting-platform sealing aes-256-gcm v1").derive(base64.urlsafe_b64decode(key))
+                   info=b"porting-platform sealing aes-256-gcm-siv v1").derive(base64.urlsafe_b64decode(key))
     assert derived != base64.urlsafe_b64decode(key)
-    assert AESGCM(derived).decrypt(token[NONCE_AT:CIPHERTEXT_AT], token[CIPHERTEXT_AT:], b"\x01") == VALUE
+    assert AESGCMSIV(derived).decrypt(token[NONCE_AT:CIPHERTEXT_AT], token[CIPHERTEXT_AT:], b"\x01") == VALUE
 
 
 def test_the_marker_can_never_begin_a_fernet_token():
@@ -173,7 +173,7 @@ def test_the_marker_can_never_begin_a_fernet_token():
 
     fernet, sealer = Fernet(generate_key()), Sealer([generate_key()])
     assert all(fernet.encrypt(value).startswith(b"gAAAAA") for value in (b"", PIN, VALUE))
-    assert all(sealer.seal(value)[:1] == b"\x01" != b"g" for value in (b"", PIN, VALUE))
+    assert all(sealer.seal(value)[:1] == b"\x01" for value in (b"", PIN, VALUE))
 
 
 def test_a_fernet_token_made_by_the_previous_version_still_opens():
@@ -262,3 +262,33 @@ def test_the_error_message_does_not_contain_the_key():
         assert refused.value.__context__ is None and refused.value.__cause__ is None
         for key in keys:
             assert key not in shown and key[:12] not in shown
+
+
+def test_while_sealing_format_is_fernet_new_data_opens_with_the_previous_versions_fernet_and_both_formats_still_open():
+    # A rolling upgrade from a version that only reads Fernet: its instances must read what this one seals.
+    from cryptography.fernet import Fernet, MultiFernet
+
+    from porting_runtime.settings import ServiceSettings
+
+    old, new = generate_key(), generate_key()
+    settings = ServiceSettings(data_encryption_keys=f"{new},{old}", sealing_format="fernet")
+    compatible = Sealer.from_settings(settings)
+    token = compatible.seal(VALUE)
+    assert MultiFernet([Fernet(new), Fernet(old)]).decrypt(token) == VALUE  # what the previous version does
+    assert compatible.unseal(Sealer([new, old]).seal(PIN)) == PIN
+    assert Sealer([new, old]).unseal(token) == VALUE
+    assert Sealer.from_settings(ServiceSettings(data_encryption_keys=new)).seal(PIN)[:1] == b"\x01"
+
+
+def test_an_unknown_sealing_format_is_refused_by_name():
+    with pytest.raises(ValueError, match="SEALING_FORMAT"):
+        Sealer([generate_key()], "rot13")
+
+
+@pytest.mark.parametrize("wrap", [bytearray, memoryview])
+def test_a_token_read_as_a_bytearray_or_memoryview_opens_in_either_format(wrap):
+    from cryptography.fernet import Fernet
+
+    key = generate_key()
+    assert Sealer([key]).unseal(wrap(Sealer([key]).seal(VALUE))) == VALUE
+    assert Sealer([key]).unseal(wrap(Fernet(key).encrypt(VALUE))) == VALUE

@@ -102,6 +102,8 @@ async def _transaction(client: aiosmtplib.SMTP, message: ComposedEmail) -> str:
         try:
             await client.ehlo()
         except aiosmtplib.SMTPHeloError:
+            if not client.is_connected:  # a 421 closes the connection: its reply is the outcome
+                raise
             await client.helo()  # a server without ESMTP: no SIZE, no SMTPUTF8
     options, encoding = [], "ascii"
     if not message.recipient.isascii():

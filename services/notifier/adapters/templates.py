@@ -175,7 +175,7 @@ def compose(rendered: RenderedEmail, *, delivery_id: str, sender: str, recipient
             f"X-Port-In-Request-Sid: {port_in_request_sid}\r\n"
             "\r\n")
     data = b"".join((
-        # An internationalised recipient (RFC 6532) goes as UTF-8; aiosmtplib asks for SMTPUTF8.
+        # An internationalised recipient (RFC 6532) goes as UTF-8; smtp.py asks for SMTPUTF8.
         head.encode("ascii" if recipient.isascii() else "utf-8"),
         f"--{boundary}\r\n".encode(), *_part("plain", rendered.text),
         f"\r\n--{boundary}\r\n".encode(), *_part("html", rendered.html),

@@ -47,8 +47,9 @@ def long_date(day: date | None) -> str | None:
 
 def is_canadian(phone_number: str) -> bool:
     """Canada charges a per-number fee (seed 002). The country comes from libphonenumber,
-    which tells Canadian area codes from US ones inside +1; only +1 can be Canadian."""
-    if not phone_number.startswith("+1"):
+    which tells Canadian area codes from US ones inside +1. A canonical number of another
+    country code is not asked about (nothing else libphonenumber reads starts "+2" to "+9")."""
+    if phone_number[:1] == "+" and phone_number[1:2] in ("2", "3", "4", "5", "6", "7", "8", "9"):
         return False
     parsed = as_phone_number(phone_number)
     return parsed is not None and phonenumbers.region_code_for_number(parsed) == "CA"

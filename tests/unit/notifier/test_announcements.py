@@ -285,6 +285,8 @@ def test_who_asked_for_a_denied_cancellation_reaches_the_customers_email_without
     ("+442071234567", False),
     ("+1416555012", False),    # too short to be any number
     ("+1 416 555 0123", True),  # not canonical: parsed
+    (" +14165550123", True), ("\uff0b14165550123", True), ("+\uff114165550123", True),
+    ("tel:+1-416-555-0123", True), ("+2025550173", False), ("", False), ("+", False),
 ])
 def test_a_number_is_canadian_by_libphonenumbers_region_whether_canonical_or_not(phone_number, canadian):
     from notifier.domain.wording import is_canadian
