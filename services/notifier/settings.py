@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.utils
 from datetime import timedelta
 from typing import Annotated
 
@@ -54,6 +55,18 @@ class NotifierSettings(ServiceSettings):
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("notifier_from_address")
+    @classmethod
+    def _one_ascii_sender(cls, value: str) -> str:
+        """The envelope sender goes in every MAIL FROM: one plain ASCII address (a display name
+        may be any text). A non-ASCII address failed every e-mail, each retried for a day."""
+        _, address = email.utils.parseaddr(value)
+        local, at, domain = address.rpartition("@")
+        if not (at and local and domain and address.isascii() and address.isprintable() and " " not in address):
+            raise ValueError("NOTIFIER_FROM_ADDRESS must hold one plain ASCII address, as 'Name <porting@example.com>' "
+                             "(an internationalised domain in its xn-- form)")
         return value
 
     @field_validator("webhook_signing_secret")

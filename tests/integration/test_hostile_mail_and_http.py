@@ -32,6 +32,8 @@ SENDER = "Porting <porting@example.com>"
 HOSTILE_TEXTS = {
     "crlf header injection": "Dear Ada\r\nBcc: x@evil.example\r\n\r\nhello",
     "lone cr": "one\rtwo\rBcc: x@evil.example",
+    "cr before the first line end": "first\r\r\nsecond",
+    "cr at the very start": "\r\r\nx\r",
     "lone lf header look-alike": "one\nBcc: x@evil.example\nContent-Type: text/html",
     "nul": "a\x00b\x00",
     "unicode line separators": "a\u2028b\u2029c\x85d\x0b\x0ce",

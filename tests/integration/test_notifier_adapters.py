@@ -150,6 +150,22 @@ async def test_a_relay_too_busy_to_greet_is_retried_with_its_own_reply_as_the_re
     assert result.outcome is Outcome.RETRYABLE and result.status_code == 421 and "too busy" in result.detail, result
 
 
+async def test_a_message_over_the_relays_size_limit_is_refused_for_good_at_mail_from():
+    from aiosmtpd.smtp import SMTP
+
+    keeper = _EnvelopeKeeper()
+    server = await asyncio.get_running_loop().create_server(lambda: SMTP(keeper, data_size_limit=500),
+                                                            "127.0.0.1", 0)
+    try:
+        sender = SmtpSender(host="127.0.0.1", port=server.sockets[0].getsockname()[1])
+        result = await sender.send(message("ada@example.com"))
+        await sender.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert result.outcome is Outcome.FAILED and result.status_code == 552 and not keeper.mails, result
+
+
 async def test_an_internationalised_recipient_is_sent_with_smtputf8_and_refused_where_the_server_lacks_it():
     from aiosmtpd.smtp import SMTP
 

@@ -142,6 +142,9 @@ def classify_failure(error: BaseException) -> AttemptResult:
     if isinstance(error, aiosmtplib.SMTPDataError):
         return AttemptResult(classify_smtp_reply(error.code), f"refused: {error.code} {error.message}"[:500],
                              status_code=error.code)
+    if isinstance(error, aiosmtplib.SMTPSenderRefused) and error.code == 552:
+        # RFC 1870: 552 to MAIL FROM with SIZE refuses this message for its size, not our sender.
+        return AttemptResult(Outcome.FAILED, f"refused: {error.code} {error.message}"[:500], status_code=error.code)
     if isinstance(error, aiosmtplib.SMTPResponseException):
         return AttemptResult(Outcome.RETRYABLE, f"{type(error).__name__}: {error.code} {error.message}"[:500],
                              status_code=error.code)

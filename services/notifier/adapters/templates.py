@@ -211,11 +211,14 @@ _PART_HEADERS = {
 
 def _quoted_printable(text: str) -> bytes:
     """Quoted-printable: readable where the text is ASCII, safe for any line length and character.
-    Lines end CRLF on the wire. A lone CR is encoded (=0D) here: binascii's encoder passes it
-    through as it is, and a bare CR in SMTP DATA is forbidden (RFC 5321 2.3.8; a server may take
-    it for a line end, or refuse the message). Each lone CR is 3 octets instead of 1 on its line, far below 998."""
-    encoded = binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), quotetabs=False, istext=True)
-    return encoded.replace(b"\r", b"=0D").replace(b"\n", b"\r\n")
+    Lines end CRLF on the wire. A CRLF in the text is a line end; a lone CR left after that is
+    kept, encoded (=0D) on a line of its own between soft breaks: binascii's encoder would pass
+    it through (a bare CR in SMTP DATA is forbidden, RFC 5321 2.3.8), and a CR it saw before its
+    first line end switched it to CRLF line ends for the whole part. So each run between lone CRs
+    is encoded alone, and no line grows past 76 octets."""
+    runs = text.replace("\r\n", "\n").split("\r")
+    encoded = b"=\n=0D=\n".join(binascii.b2a_qp(run.encode("utf-8"), quotetabs=False, istext=True) for run in runs)
+    return encoded.replace(b"\n", b"\r\n")
 
 
 @functools.lru_cache(maxsize=16)

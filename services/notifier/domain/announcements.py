@@ -191,6 +191,9 @@ def _status_context(change: PortStatusChanged, moved: Sequence[NumberStatusChang
         "submitted_numbers": [n.phone_number for n in moved if n.status_to is NumberStatus.PORT_SUBMITTED],
         "completed_numbers": completed,
         "still_porting": still_porting,
+        # A status change names only the numbers that changed: a request not ended has others
+        # still on their way (or awaiting a fix), whose old account must stay active, named or not.
+        "request_open": change.status_to not in ENDED,
         "canadian_numbers": canadian,
         "port_window": _port_window(change),
         # The per-number fee, as the workflow recorded it at completion for billing.

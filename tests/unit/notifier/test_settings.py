@@ -54,3 +54,16 @@ def test_an_allowed_network_that_is_not_a_cidr_is_refused_at_start(monkeypatch, 
     monkeypatch.setenv("WEBHOOK_ALLOWED_PRIVATE_NETWORKS", networks)
     with pytest.raises(ValidationError, match="webhook_allowed_private_networks"):
         NotifierSettings()
+
+
+@pytest.mark.parametrize("sender", ["Portage <portage@exämple.ca>", "porting@", "<>", "no address at all",
+                                    "Porting <por ting@example.com>", "Porting <porting@example.com\u202e>"])
+def test_a_sender_address_no_relay_can_take_is_refused_at_startup_by_its_setting_name(sender):
+    with pytest.raises(ValidationError, match="NOTIFIER_FROM_ADDRESS"):
+        NotifierSettings(notifier_from_address=sender)
+
+
+@pytest.mark.parametrize("sender", ["Portage Numéros <portage@xn--exmple-cua.ca>", "porting@carrier.example",
+                                    '"Porting, Desk" <porting@carrier.example>'])
+def test_a_sender_with_any_display_name_and_a_plain_ascii_address_is_taken(sender):
+    assert NotifierSettings(notifier_from_address=sender).notifier_from_address == sender
