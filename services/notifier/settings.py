@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
+import re
 from datetime import timedelta
 from typing import Annotated
 
@@ -15,6 +16,10 @@ from porting_runtime import ServiceSettings
 
 from .domain.attempts import RetryPolicy
 from .domain.webhook_targets import WebhookTargets
+
+
+# RFC 5322 dot-atom: atoms of atext joined by single dots.
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 
 
 class NotifierSettings(ServiceSettings):
@@ -60,13 +65,16 @@ class NotifierSettings(ServiceSettings):
     @field_validator("notifier_from_address")
     @classmethod
     def _one_ascii_sender(cls, value: str) -> str:
-        """The envelope sender goes in every MAIL FROM: one plain ASCII address (a display name
-        may be any text). A non-ASCII address failed every e-mail, each retried for a day."""
-        _, address = email.utils.parseaddr(value)
+        """The envelope sender goes in every MAIL FROM: one plain ASCII address whose local part
+        and domain are dot-atoms (a display name may be any text, quoted where it holds a comma).
+        A non-ASCII or malformed address failed every e-mail, each retried for a day."""
+        found = email.utils.getaddresses([value])
+        address = found[0][1] if len(found) == 1 else ""
         local, at, domain = address.rpartition("@")
-        if not (at and local and domain and address.isascii() and address.isprintable() and " " not in address):
+        if not (at and _DOT_ATOM.fullmatch(local) and _DOT_ATOM.fullmatch(domain)):
             raise ValueError("NOTIFIER_FROM_ADDRESS must hold one plain ASCII address, as 'Name <porting@example.com>' "
-                             "(an internationalised domain in its xn-- form)")
+                             "(a display name with a comma in double quotes; an internationalised domain in its "
+                             "xn-- form)")
         return value
 
     @field_validator("webhook_signing_secret")

@@ -53,8 +53,10 @@ def _with_connection(service: str, url: str | None, work: Callable[[asyncpg.Conn
 
 def _sealer() -> Sealer:
     try:
-        # A redrive seals what it puts back in the outbox as the services do (SEALING_FORMAT).
-        return Sealer.from_text(data_encryption_keys(), os.environ.get("SEALING_FORMAT") or "aes-gcm-siv")
+        # A redrive seals what it puts back in the outbox as the services do: SEALING_FORMAT, its
+        # name in any case as pydantic's settings read it.
+        chosen = [value for name, value in os.environ.items() if name.upper() == "SEALING_FORMAT"]
+        return Sealer.from_text(data_encryption_keys(), chosen[0] if chosen else "aes-gcm-siv")
     except SealingKeyMissing as error:
         refuse(f"{error}; the service's own keys open its dead letters")
     except ValueError as error:

@@ -143,7 +143,8 @@ def classify_failure(error: BaseException) -> AttemptResult:
         return AttemptResult(classify_smtp_reply(error.code), f"refused: {error.code} {error.message}"[:500],
                              status_code=error.code)
     if isinstance(error, aiosmtplib.SMTPSenderRefused) and error.code == 552:
-        # RFC 1870: 552 to MAIL FROM with SIZE refuses this message for its size, not our sender.
+        # 552 to MAIL FROM: the relay's size or storage limit refuses this message (RFC 1870, sent
+        # with SIZE), not our sender; resending the same message cannot help.
         return AttemptResult(Outcome.FAILED, f"refused: {error.code} {error.message}"[:500], status_code=error.code)
     if isinstance(error, aiosmtplib.SMTPResponseException):
         return AttemptResult(Outcome.RETRYABLE, f"{type(error).__name__}: {error.code} {error.message}"[:500],

@@ -215,10 +215,15 @@ def _quoted_printable(text: str) -> bytes:
     kept, encoded (=0D) on a line of its own between soft breaks: binascii's encoder would pass
     it through (a bare CR in SMTP DATA is forbidden, RFC 5321 2.3.8), and a CR it saw before its
     first line end switched it to CRLF line ends for the whole part. So each run between lone CRs
-    is encoded alone, and no line grows past 76 octets."""
-    runs = text.replace("\r\n", "\n").split("\r")
-    encoded = b"=\n=0D=\n".join(binascii.b2a_qp(run.encode("utf-8"), quotetabs=False, istext=True) for run in runs)
-    return encoded.replace(b"\n", b"\r\n")
+    is encoded alone; a run before a CR is encoded with a sentinel character after it, dropped
+    again, so its last line keeps room for the soft break that follows it."""
+    *before_crs, last = text.replace("\r\n", "\n").split("\r")
+    encoded = [_b2a_qp(run + "X")[:-1] + b"=\n=0D=\n" for run in before_crs]
+    return b"".join((*encoded, _b2a_qp(last))).replace(b"\n", b"\r\n")
+
+
+def _b2a_qp(text: str) -> bytes:
+    return binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True)
 
 
 @functools.lru_cache(maxsize=16)

@@ -32,6 +32,8 @@ from .reasons import FixAdvice, refusal
 from .webhooks import CANCELLATION_DENIED_WEBHOOK, NUMBER_WEBHOOKS, REQUEST_WEBHOOKS, webhook_body
 from .wording import ALERT_WORDS, NUMBER_STATUS_WORDS, REQUEST_STATUS_WORDS, is_canadian, long_date
 
+# The workflow's reason code on the change its action_required expiry makes (workflow/domain/timers.py).
+EXPIRY_REASON = "EXPIRED"
 ENDED = {RequestStatus.COMPLETED, RequestStatus.CANCELED, RequestStatus.EXPIRED, RequestStatus.REJECTED}
 REFUSED = {NumberStatus.NOT_PORTABLE, NumberStatus.PORT_REJECTED}
 SUBMITTED = {NumberStatus.PORT_SUBMITTED, NumberStatus.PORT_PENDING, NumberStatus.SCHEDULED}
@@ -65,7 +67,10 @@ def customer_email_kind(change: PortStatusChanged) -> str | None:
     moved = _moved_numbers(change)
     to = {n.status_to for n in moved}
     request_moved = change.status_from is not change.status_to
-    if request_moved and change.status_to is RequestStatus.EXPIRED:
+    # The expiry timer's change names no number (the expired ones keep their port_rejected
+    # status) and ends in whatever the other numbers make of the request: completed, or still
+    # in progress. Its reason code tells it.
+    if request_moved and (change.status_to is RequestStatus.EXPIRED or change.reason_code == EXPIRY_REASON):
         return "request_expired"
     if request_moved and change.status_to is RequestStatus.REJECTED:
         return "request_rejected"

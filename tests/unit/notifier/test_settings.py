@@ -57,7 +57,9 @@ def test_an_allowed_network_that_is_not_a_cidr_is_refused_at_start(monkeypatch, 
 
 
 @pytest.mark.parametrize("sender", ["Portage <portage@exämple.ca>", "porting@", "<>", "no address at all",
-                                    "Porting <por ting@example.com>", "Porting <porting@example.com\u202e>"])
+                                    "Porting <por ting@example.com>", "Porting <porting@example.com\u202e>",
+                                    "porting@example.com.", "porting@example..com", "a@example.com, b@example.com",
+                                    "Porting, Inc. <porting@example.com>"])
 def test_a_sender_address_no_relay_can_take_is_refused_at_startup_by_its_setting_name(sender):
     with pytest.raises(ValidationError, match="NOTIFIER_FROM_ADDRESS"):
         NotifierSettings(notifier_from_address=sender)

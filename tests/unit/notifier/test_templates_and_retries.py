@@ -299,3 +299,27 @@ def test_a_cancellation_of_some_numbers_says_the_others_keep_porting_even_unname
     [email] = [n for n in announce(event, POLICY).notifications if n.channel is Channel.EMAIL]
     assert email.kind == "port_canceled"
     assert "The other numbers of the request keep porting." in TEMPLATES.render(email.kind, email.payload).text
+
+
+@pytest.mark.parametrize(("status_to", "says"), [
+    ("expired", "so it has expired"),
+    ("completed", "those numbers are no longer being ported"),
+    ("in_progress", "The request's other numbers keep porting"),
+])
+def test_an_expiry_tells_the_customer_which_numbers_stopped_whatever_the_request_became(status_to, says):
+    # The expiry timer's change, as the workflow publishes it: no number moves, reason EXPIRED.
+    event = status_changed("action_required", status_to, [], reason_code="EXPIRED",
+                           reason="No corrected details arrived within 30 days of the rejection.")
+    [email] = [n for n in announce(event, POLICY).notifications if n.channel is Channel.EMAIL]
+    assert email.kind == "request_expired"
+    rendered = TEMPLATES.render(email.kind, email.payload)
+    assert says in rendered.text and says in rendered.html
+    assert "keep that account active" in rendered.text and "stop service" not in rendered.text
+
+
+def test_a_completion_never_tells_the_customer_to_stop_the_old_account_outright():
+    # A request can end completed with a number that never ported (not portable, canceled, expired).
+    event = status_changed("in_progress", "completed", [(US, "scheduled", "completed")])
+    [email] = [n for n in announce(event, POLICY).notifications if n.channel is Channel.EMAIL]
+    text = TEMPLATES.render(email.kind, email.payload).text
+    assert "Once every number you asked us to port has ported" in text and "keep it active for any number" in text
