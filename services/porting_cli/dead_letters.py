@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,6 +29,7 @@ from porting_runtime.operator_cli import (
 )
 from porting_runtime.record_text import safe_bytes_text, safe_text
 from porting_runtime.sealing import SealedDataUnreadable, Sealer, SealingKeyMissing
+from porting_runtime.secret_fields import is_secret_field, redact_secret_fields
 
 from schemas.secrets_in_text import REDACTED
 
@@ -39,8 +39,6 @@ BIGINT_MAX = 2**63 - 1  # a dead letter's id is a PostgreSQL bigint
 DatabaseOption = typer.Option(None, "--database-url",
                               help="The service's database (default: <SERVICE>_DATABASE_URL, else the local stack's).")
 
-# Compared without case, underscores or dashes, so `accountNumber` or `PIN` are caught too.
-SECRET_FIELDS = frozenset({"pin", "accountnumber"})
 SHOWN_CHARS = 1_000_000
 
 
@@ -63,24 +61,9 @@ def _sealer() -> Sealer:
         refuse(str(error))
 
 
-def is_secret_field(name: str) -> bool:
-    return re.sub(r"[^a-z0-9]", "", name.casefold()) in SECRET_FIELDS
-
-
 def redact_secrets(document: Any) -> Any:
-    """Replace the value of every `pin` and `account_number` field, at any depth, in place.
-    Iterative, so no nesting a JSON parser accepts can exhaust the stack here."""
-    stack = [document]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            for name, value in node.items():
-                if is_secret_field(name):
-                    node[name] = REDACTED
-                else:
-                    stack.append(value)
-        elif isinstance(node, list):
-            stack.extend(node)
+    """`document` with every `pin` and `account_number` field's value replaced, in place."""
+    redact_secret_fields(document)
     return document
 
 

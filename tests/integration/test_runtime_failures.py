@@ -9,6 +9,7 @@ import pytest
 
 from porting_runtime.failures import classify
 from porting_runtime.kafka import ensure_topics
+from porting_runtime.secret_fields import without_secret_fields
 from schemas import KafkaRecord, dead_letter_topic
 
 from ..factories import port_requested, port_requested_payload
@@ -30,7 +31,7 @@ def _raw(settings, value: bytes, headers: list[tuple[str, bytes]], key: bytes = 
     return KafkaRecord(settings.topic("porting.port-requested.v1"), key, value, headers)
 
 
-async def test_poison_messages_land_in_the_dead_letter_topic_with_their_original_bytes_and_the_next_is_processed(settings):
+async def test_poison_messages_land_in_the_dead_letter_topic_with_their_bytes_less_their_secrets_and_the_next_is_processed(settings):
     good = port_requested_record(settings, port_requested())
     headers = good.headers
     unknown_version = [(n, b"porting.port-requested.v9" if n == "ce_type" else v) for n, v in headers]
@@ -54,7 +55,9 @@ async def test_poison_messages_land_in_the_dead_letter_topic_with_their_original
         dead = await collect(settings, settings.topic(dead_letter_topic("ledger")), expect=5)
 
     assert await fetchval(settings.database_url, "SELECT count(*) FROM effects") == 1
-    assert [d.value for d in dead] == [p.value for p in poison]
+    # Their bytes as they came, but for the PIN and account number (DESIGN 9; the kept rows have them).
+    assert [d.value for d in dead] == [without_secret_fields(p.value) for p in poison]
+    assert not any(b"1234" in d.value for d in dead)
     reasons = [dict(d.headers)["dlt_error"].decode() for d in dead]
     assert reasons[0].startswith("not valid JSON")
     assert "revision" in reasons[1]
