@@ -8,8 +8,9 @@
   value stays NULL), topic, event id and error are escaped and bounded.
 - The value and header values are sealed (sealing.py); so is the outbox copy.
 - A copy too large for the broker is published cut, with `dlt_truncated`; the row keeps all.
-- The published copy's PIN and account number fields are redacted, with `dlt_redacted`; the
-  row keeps the original. A value that is not JSON goes as it is (no field can be found in it).
+- The published copy carries no PIN or account number (`dlt_redacted` says what changed): JSON
+  has those fields' values replaced, a value that is not JSON is withheld, a header named as
+  one is replaced. The row keeps the original for `show --reveal` and redrive.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .logs import get_logger
 from .message_size import DEFAULT_MAX_MESSAGE_BYTES, message_size
 from .record_text import name_bytes, safe_bytes_text, safe_text
 from .sealed_outbox import SealedMessage, write_sealed_outbox
-from .secret_fields import without_secret_fields
+from .secret_fields import REDACTED_NOTE, topic_copy, topic_copy_headers
 from .sealing import Sealer
 
 log = get_logger(__name__)
@@ -166,10 +167,11 @@ def _prepare(consumer: str, dead_letter_topic: str, record: RawRecord | Undecoda
         digest = content_hash(key, value, headers, timestamp)
     # The topic's copy carries no PIN or account number (DESIGN 9: sent on only in PortSubmitted);
     # the row keeps the original, sealed, for redrive.
-    published = without_secret_fields(value)
-    if published is not value:
-        reasons.append((b"dlt_redacted", b"pin and account_number values replaced; the kept original has them"))
-    copy = fit_to_broker(key, published, headers, reasons, max_message_bytes)
+    published, note = topic_copy(value)
+    published_headers, secret_headers = topic_copy_headers(headers)
+    if note is not None or secret_headers:
+        reasons.append((b"dlt_redacted", note or REDACTED_NOTE))
+    copy = fit_to_broker(key, published, published_headers, reasons, max_message_bytes)
     if copy.key is None and copy.value is None:  # a Kafka record needs one of them; the row keeps the NULLs
         copy = replace(copy, value=b"")
     row = (

@@ -1,8 +1,8 @@
-"""PIN and account number fields in a JSON document: found at any depth and replaced.
+"""PIN and account number fields: found in a JSON document at any depth and replaced.
 
 DESIGN 9: a PIN or account number is sent on only in PortSubmitted. A dead letter's copy on
-its Kafka topic is redacted with this (the sealed original stays in the database for redrive),
-and `porting dead-letters show` uses it to display a body.
+its Kafka topic goes through `topic_copy` (the sealed original stays in the database for
+`show --reveal` and redrive), and `porting dead-letters show` redacts with the same rule.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from schemas.secrets_in_text import REDACTED
 
 # Compared without case, underscores or dashes, so `accountNumber` or `PIN` are caught too.
 SECRET_FIELDS = frozenset({"pin", "accountnumber"})
-# The same names as a JSON member in bytes that do not parse (a PortRequested cut short).
-_NAMES_A_SECRET_FIELD = re.compile(rb'(?i)"(?:pin|account[_-]?number)"\s*:')
+WITHHELD = b'"withheld: not JSON whose PIN and account number fields could be found and redacted"'
+REDACTED_NOTE = b"pin and account_number values replaced; the kept original has them"
+WITHHELD_NOTE = b"the value is withheld: it is not JSON in which a PIN or account number could be found"
 
 
 def is_secret_field(name: str) -> bool:
@@ -41,23 +42,46 @@ def redact_secret_fields(document: Any) -> bool:
     return found
 
 
-def without_secret_fields(value: bytes | None) -> bytes | None:
-    """A record's value with its secret fields redacted, re-serialised; the value as it is when it
-    holds none. A value that is not JSON (cut short, too deep, not JSON at all) goes as it is
-    unless it names a secret field, when it is withheld: its fields cannot be found to redact."""
+def topic_copy(value: bytes | None) -> tuple[bytes | None, bytes | None]:
+    """A dead letter's value as its topic may carry it, and the note saying what was changed
+    (None: nothing). JSON goes as it came when it holds no secret field, else re-serialised with
+    each one's value replaced; secrets are looked for while parsing, so one under a key that a
+    later repeat overwrites still counts. Anything else is withheld, as `show` withholds it."""
     if not value:
-        return value
+        return value, None
+    found = False
+
+    def members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal found
+        document = {}
+        for name, member in pairs:
+            if is_secret_field(name):
+                member, found = REDACTED, True
+            document[name] = member
+        return document
+
     try:
-        document = json.loads(value)
+        document = json.loads(value, object_pairs_hook=members)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        return WITHHELD if _NAMES_A_SECRET_FIELD.search(value) else value
-    if not redact_secret_fields(document):
-        return value
+        return WITHHELD, WITHHELD_NOTE
+    if not found:
+        return value, None
     try:
-        # ASCII escapes: a lone surrogate the parser accepted ("\ud800") could not be UTF-8.
-        return json.dumps(document, separators=(",", ":")).encode("ascii")
-    except (ValueError, RecursionError):  # nesting the encoder cannot take back: withheld, never sent
-        return WITHHELD
+        text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+        try:
+            return text.encode(), REDACTED_NOTE
+        except UnicodeEncodeError:  # a lone surrogate the parser accepted ("\ud800"): ASCII escapes
+            return json.dumps(document, separators=(",", ":")).encode("ascii"), REDACTED_NOTE
+    except (ValueError, RecursionError):  # nesting the encoder cannot take back
+        return WITHHELD, WITHHELD_NOTE
 
 
-WITHHELD = b'"withheld: its PIN and account number fields could not be redacted"'
+def topic_copy_headers(headers: list[tuple[bytes, bytes | None]]) -> tuple[list[tuple[bytes, bytes | None]], bool]:
+    """Headers as the topic may carry them: one named as a secret field has its value replaced,
+    as `show` shows it. True when one was."""
+    copied, found = [], False
+    for name, value in headers:
+        if value is not None and is_secret_field(name.decode("utf-8", "replace")):
+            value, found = REDACTED.encode(), True
+        copied.append((name, value))
+    return copied, found

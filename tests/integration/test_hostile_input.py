@@ -22,7 +22,7 @@ import pytest
 
 from porting_cli.embedded import EmbeddedKafka, free_port
 from porting_runtime import RunningService, ServiceSettings
-from porting_runtime.secret_fields import without_secret_fields
+from porting_runtime.secret_fields import topic_copy
 from schemas import ContractViolation, PortAlertRaised, decode, dead_letter_topic
 from schemas.tracing import is_valid_traceparent
 
@@ -286,17 +286,17 @@ def _assert_published_exactly(published: Sequence[Any], bad: Sequence[Placed]) -
         if record.unreadable and "dlt_original_unavailable" in headers:
             continue
         if record.unreadable:  # its header names go out escaped (Kafka header names are strings)
-            assert message.value == without_secret_fields(record.value), record.kind
+            assert message.value == topic_copy(record.value)[0], record.kind
             continue
         if "dlt_truncated" in headers:
             cut += 1
             assert record.value is not None
-            assert message.value == without_secret_fields(record.value)[: len(message.value)]
+            assert message.value == topic_copy(record.value)[0][: len(message.value)]
             continue
         if record.key is None and record.value is None:  # Kafka needs one of them: any empty one will do
             assert not message.key and not message.value
         else:
-            assert message.value == without_secret_fields(record.value), record.kind  # DESIGN 9
+            assert message.value == topic_copy(record.value)[0], record.kind  # DESIGN 9
         kept = [(name_bytes(n), v) for n, v in message.headers if not n.startswith("dlt_")]
         assert kept == record.header_bytes, record.kind
     too_large = [p for p in bad if p.record.kind == "value_just_under_one_mib"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from porting_runtime.secret_fields import without_secret_fields
+from porting_runtime.secret_fields import topic_copy
 from schemas import PortAlertRaised, dead_letter_topic
 
 from ..hostile_records import (
@@ -96,7 +96,7 @@ async def test_a_bad_record_just_under_one_mib_is_kept_whole_published_cut_and_l
 
     assert_kept_once_with_its_bytes(kept, big)
     [copy] = copies
-    assert "dlt_truncated" in dict(copy.headers) and without_secret_fields(big.record.value).startswith(copy.value)
+    assert "dlt_truncated" in dict(copy.headers) and topic_copy(big.record.value)[0].startswith(copy.value)
     assert sorted(dict(f.headers)["ce_subject"].decode() for f in follow_ups) == sorted(g.record.subject for g in good)
     assert await fetchval(settings.database_url, "SELECT count(*) FROM outbox WHERE set_aside_at IS NOT NULL") == 0
     assert loop_restarts("outbox-relay") == relay_restarts

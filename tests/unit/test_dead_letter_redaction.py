@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from porting_cli.dead_letters import REDACTED, redact_secrets, redacted_body
 
 
@@ -54,43 +56,69 @@ def test_deep_but_parseable_nesting_is_redacted_without_exhausting_the_stack():
     assert "7261" not in body
 
 
-def test_a_dead_letters_topic_copy_has_its_pin_and_account_number_replaced_and_nothing_else_changed():
+def test_a_dead_letters_topic_copy_has_every_pin_and_account_number_value_replaced():
     import json
 
-    from porting_runtime.secret_fields import without_secret_fields
+    from porting_runtime.secret_fields import REDACTED_NOTE, topic_copy
 
     original = json.dumps({"port_in_request_sid": "KW1", "phone_numbers": [{"phone_number": "+14155550100", "pin": "4321"}],
                            "losing_carrier_information": {"accountNumber": "ACC-7", "customer_name": "Ada"},
-                           "note": "pin"}).encode()
-    copied = json.loads(without_secret_fields(original))
+                           "note": "pin", "Account-Number": "ACC-8", "PIN": "9876", "city": "Montréal"}).encode()
+    value, note = topic_copy(original)
+    copied = json.loads(value)
     assert copied["phone_numbers"][0] == {"phone_number": "+14155550100", "pin": REDACTED}
     assert copied["losing_carrier_information"] == {"accountNumber": REDACTED, "customer_name": "Ada"}
-    assert copied["note"] == "pin" and b"4321" not in without_secret_fields(original)
+    assert (copied["note"], copied["Account-Number"], copied["PIN"], copied["city"]) == ("pin", REDACTED, REDACTED, "Montréal")
+    assert note == REDACTED_NOTE and not any(secret in value for secret in (b"4321", b"ACC-7", b"ACC-8", b"9876"))
+    assert len(value) < len(original), "non-ASCII text stays UTF-8, not six-byte escapes"
 
 
-def test_a_value_without_secret_fields_or_not_json_is_copied_byte_for_byte():
-    from porting_runtime.secret_fields import without_secret_fields
+@pytest.mark.parametrize("original", [
+    b'{"x":{"pin":"1234"},"x":1}',                                      # a repeat overwrites the secret's object
+    b'{"losing_carrier_information":{"account_number":"ACC9"},"losing_carrier_information":{}}',
+    b'{"x":{"\\u0070in":"1234"},"x":1}',                             # an escaped name
+    b'{"pin":"1234","pin":"5678"}',
+    '{"pin": "1234"}'.encode("utf-16"),                                  # JSON in UTF-16
+    b'{"pin": "1234", "name": "\\ud800 lone"}',                        # a lone surrogate
+])
+def test_json_with_a_secret_anywhere_in_its_text_never_reaches_the_topic_with_it(original):
+    from porting_runtime.secret_fields import topic_copy
 
-    for value in (b'{"a":  1, "b": [2]}', b"\xff\xfe not json", b"[" * 3000, b"", None, b'"pin"'):
-        assert without_secret_fields(value) is value
+    value, note = topic_copy(original)
+    assert note is not None and b"1234" not in value and b"ACC9" not in value and b"5678" not in value
 
 
-def test_a_value_the_json_encoder_cannot_write_back_is_still_redacted_or_withheld_never_a_failure():
+@pytest.mark.parametrize("original", [
+    b'{"phone_numbers": [{"phone_number": "+14155550100", "pin": "1234"}], "losing_carr',  # cut short
+    b"{'pin': '1234'}", b"pin=1234&account_number=ACC9", b"<pin>1234</pin>", b"pin 1234 in plain garbage",
+    b'{"\\u0070in":"1234","n":' + b"9" * 5000 + b"}",                  # past Python's int digits
+    b'{"accountNumber" : "A1", ' + b"[" * 100_000,
+    b"\xff\xfe not json",
+])
+def test_a_value_that_is_not_json_is_withheld_from_the_topic_as_show_withholds_it(original):
+    from porting_runtime.secret_fields import WITHHELD, WITHHELD_NOTE, topic_copy
+
+    assert topic_copy(original) == (WITHHELD, WITHHELD_NOTE)
+
+
+def test_json_without_secret_fields_goes_byte_for_byte_and_nothing_fails():
     import sys
 
-    from porting_runtime.secret_fields import WITHHELD, without_secret_fields
+    from porting_runtime.secret_fields import WITHHELD, topic_copy
 
-    surrogate = without_secret_fields(b'{"pin": "1234", "name": "\\ud800 lone"}')
-    assert b"1234" not in surrogate and b"\\ud800" in surrogate
-    deep = b'{"pin": "1234", "x": ' + b"[" * (sys.getrecursionlimit() - 50) + b"]" * (sys.getrecursionlimit() - 50) + b"}"
-    assert b"1234" not in without_secret_fields(deep)
+    for value in (b'{"a":  1, "b": [2]}', b'"pin"', b"[1e999, NaN]", b"", None):
+        assert topic_copy(value) == (value, None)
+    depth = sys.getrecursionlimit() - 50
+    deep, note = topic_copy(b'{"pin": "1234", "x": ' + b"[" * depth + b"]" * depth + b"}")
+    assert note is not None and b"1234" not in deep
     assert WITHHELD.startswith(b'"withheld')
 
 
-def test_a_value_that_is_not_json_but_names_a_secret_field_is_withheld():
-    from porting_runtime.secret_fields import WITHHELD, without_secret_fields
+def test_a_header_named_as_a_secret_has_its_value_replaced_on_the_topic():
+    from porting_runtime.secret_fields import topic_copy_headers
 
-    cut_short = b'{"phone_numbers": [{"phone_number": "+14155550100", "pin": "1234"}], "losing_carr'
-    assert without_secret_fields(cut_short) == WITHHELD
-    assert without_secret_fields(b'{"accountNumber" : "A1", ' + b"[" * 100_000) == WITHHELD
-    assert without_secret_fields(b"pin 1234 in plain garbage") == b"pin 1234 in plain garbage"
+    copied, found = topic_copy_headers([(b"ce_id", b"e1"), (b"pin", b"1234"), (b"Account-Number", b"A9"),
+                                        (b"no-value", None)])
+    assert found and copied == [(b"ce_id", b"e1"), (b"pin", REDACTED.encode()), (b"Account-Number", REDACTED.encode()),
+                                (b"no-value", None)]
+    assert topic_copy_headers([(b"ce_id", b"e1")]) == ([(b"ce_id", b"e1")], False)
