@@ -139,7 +139,7 @@ def test_a_sealed_value_opens_to_itself_and_never_contains_the_plaintext():
     for value in (VALUE, PIN, b"", b"\x00", b"gAAAAA"):
         token = sealer.seal(value)
         assert sealer.unseal(token) == value
-        if value:
+        if len(value) >= 4:  # a byte or two turns up in random ciphertext by chance (b"\x00" did, in CI)
             assert value not in token
     assert b"7261" not in sealer.seal(VALUE) and b"ACC-99887766" not in sealer.seal(VALUE)
 
