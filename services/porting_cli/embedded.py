@@ -201,7 +201,11 @@ class EmbeddedPostgres:
             sockets, self.socket_dir = "", None
         settings = ["-c", "max_connections=300", "-c", "shared_buffers=128MB"]
         if not self.durable:  # tests: speed over crash safety
-            settings += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+            settings += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                         # New WAL segments are not written full of zeros first: that reserves disk
+                         # space for crash safety, given up here anyway, and on a data directory in
+                         # memory it doubled the WAL's writes (3% of make bench's CPU, perf).
+                         "-c", "wal_init_zero=off"]
         self.process = subprocess.Popen(
             [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir), "-h", self.host,
              "-p", str(self.port), "-k", sockets, *settings],

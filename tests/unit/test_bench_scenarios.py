@@ -139,6 +139,88 @@ def test_the_benchmark_relay_reads_an_address_exactly_as_aiosmtpd_does(arg):
     assert ours._getaddr(arg) == theirs._getaddr(arg)
 
 
+class _Kept:
+    """An aiosmtpd handler keeping what each message's DATA gave it."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[bytes, object]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.original_content, envelope.content))
+        return "250 kept"
+
+
+async def _converse(server_class, script: bytes, *, data_size_limit: int, utf8: bool, decode_data: bool):
+    """Every reply to a pipelined script, and what the handler kept."""
+    handler = _Kept()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: server_class(handler, hostname="relay", enable_SMTPUTF8=utf8, decode_data=decode_data,
+                             data_size_limit=data_size_limit, loop=loop), "127.0.0.1", 0)
+    try:
+        reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
+        writer.write(script)
+        await writer.drain()
+        replies = await asyncio.wait_for(reader.read(), 10)  # the script ends with QUIT
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    return replies, handler.messages
+
+
+ENVELOPE = b"EHLO client\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n"
+
+
+@pytest.mark.parametrize("data", [
+    b"Subject: x\r\n\r\nHello.\r\n.\r\n",                   # a line ending in a dot
+    b".\r\n",                                                 # no content at all
+    b"..\r\n.\r\n",                                           # a stuffed lone dot
+    b"..leading\r\nmid..dle\r\n...\r\n.x\r\nend.\r\n.\r\n",    # stuffed and unstuffed leading dots
+    b"bare\nLF.\n.\nstill in\r\n.\r\n",                      # only CRLF ends a line
+    b"one line.\r\n.\r\n",
+    "Grüße, café\r\n.\r\n".encode(),                          # UTF-8 content
+    b"\xff\xfe not UTF-8\r\n.\r\n",
+    b"x" * 1200 + b"\r\n" + b"y" * 300 + b".\r\n.\r\n",        # over the limit, one dot-line ending
+    b"z" * 998 + b"\r\n.\r\n",
+    b"z" * 999 + b"\r\n.\r\n",                                # a line at aiosmtpd's limit, and past it
+    b"z" * 1000 + b"\r\n.\r\n",
+    b"z" * 1001 + b"\r\n.\r\n",
+    b"z" * 1002 + b"\r\n.\r\n",
+    b"z" * 1400 + b"\r\n" + b"y" * 1200 + b"\r\n.\r\n",        # too long a line, then too much
+    b"a\r\n" * 600 + b"y" * 1200 + b"\r\n.\r\n",               # too much, then too long a line
+    b"y" * 1001 + b"\r\n" + b"a\r\n" * 300 + b".\r\n",          # limits crossed on the same line
+    b"a\r\n" * 499 + b"b\r\n.\r\n", b"a\r\n" * 500 + b".\r\n", b"a\r\n" * 501 + b".\r\n",  # around the size
+    b"\r\n.\r\n",                                             # one empty line
+])
+@pytest.mark.parametrize("utf8,decode_data", [(True, False), (True, True), (False, True)])
+async def test_the_benchmark_relay_takes_a_message_exactly_as_aiosmtpd_does(data, utf8, decode_data):
+    from aiosmtpd.smtp import SMTP
+
+    from porting_cli.bench_mail import QuickAddressSMTP
+
+    # A second transaction pipelined behind the first's end shows nothing of it was left unread.
+    script = ENVELOPE + data + b"MAIL FROM:<c@example.com>\r\nRCPT TO:<d@example.com>\r\nDATA\r\nok\r\n.\r\nQUIT\r\n"
+    options = {"data_size_limit": 1500, "utf8": utf8, "decode_data": decode_data}
+    ours = await _converse(QuickAddressSMTP, script, **options)
+    theirs = await _converse(SMTP, script, **options)
+    assert ours == theirs
+    assert b"250 kept" in ours[0]
+
+
+async def test_the_benchmark_relay_refuses_data_out_of_place_as_aiosmtpd_does():
+    from aiosmtpd.smtp import SMTP
+
+    from porting_cli.bench_mail import QuickAddressSMTP
+
+    script = (b"EHLO client\r\nDATA\r\nMAIL FROM:<a@example.com>\r\nDATA\r\nRCPT TO:<b@example.com>\r\n"
+              b"DATA now\r\nDATA\r\nfine\r\n.\r\nQUIT\r\n")
+    options = {"data_size_limit": 1500, "utf8": True, "decode_data": False}
+    ours = await _converse(QuickAddressSMTP, script, **options)
+    assert ours == await _converse(SMTP, script, **options)
+    assert ours[0].count(b"503") == 2 and b"501" in ours[0] and ours[1] == [(b"fine\r\n", b"fine\r\n")]
+
+
 def test_only_customer_emails_count():
     assert is_customer_mail(["ada@example.com"], ())
     assert not is_customer_mail(["OPS@example.com"], ["ops@example.com"])
