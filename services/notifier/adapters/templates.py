@@ -12,7 +12,7 @@ import functools
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
@@ -66,10 +66,20 @@ def _without_direction_controls(value: Any) -> Any:
     return _DIRECTION_CONTROLS.sub("", value) if isinstance(value, str) else value
 
 
+class _MailEnvironment(Environment):
+    """Jinja2's environment, each template's globals a plain dict instead of a ChainMap over the
+    environment's: every render copies them into its context, and a ChainMap reads its keys in
+    Python (~2.5% of the notifier's CPU under make bench). Nothing here changes globals once a
+    template is loaded (Jinja2 asks for that anyway: make_globals)."""
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        return {**self.globals, **(d or {})}
+
+
 class EmailTemplates:
     def __init__(self, directory: Path = TEMPLATES) -> None:
         self.directory = directory / "email"
-        self.environment = Environment(
+        self.environment = _MailEnvironment(
             loader=FileSystemLoader(self.directory),
             undefined=StrictUndefined,
             # HTML is escaped (a customer's name cannot inject markup); plain text is not.

@@ -292,3 +292,19 @@ def test_a_number_is_canadian_by_libphonenumbers_region_whether_canonical_or_not
     from notifier.domain.wording import is_canadian
 
     assert is_canadian(phone_number) is canadian
+
+
+def test_a_delivery_id_is_the_one_earlier_versions_gave_so_a_replay_after_an_upgrade_sends_nothing_twice():
+    import base64
+    import hashlib
+
+    def as_first_released(source, event_id, channel, recipient, part=""):
+        material = "\x1f".join((source, event_id, channel.value, recipient.lower(), part)).encode()
+        return "msg_" + base64.b32encode(hashlib.sha256(material).digest()).decode().rstrip("=").lower()[:26]
+
+    for n in range(300):
+        args = (f"/porting/workflow/{n}", f"id-{n * 7919}", Channel.EMAIL if n % 2 else Channel.WEBHOOK,
+                f"Ada{n}@Example.com", "" if n % 3 else f"number-{n}")
+        assert delivery_id(*args) == as_first_released(*args)
+    assert delivery_id("s", "e", Channel.EMAIL, "a@b") == "msg_" + "".join(
+        base64.b32encode(hashlib.sha256("s\x1fe\x1femail\x1fa@b\x1f".encode()).digest()).decode().lower()[:26])
