@@ -56,8 +56,9 @@ def run(options: Options) -> dict[str, Any]:
     if "latency" in options.phases and "pipeline" not in options.phases and options.latency_rate is None:
         raise ValueError("the latency phase is paced at half the pipeline phase's peak: run the pipeline phase "
                          "too, or give --latency-rate")
-    err.print(f"{', '.join(s.name for s in scenarios)}: starting the embedded broker and PostgreSQL "
-              f"({'durable' if options.durable else 'not durable: fsync and synchronous_commit off'})")
+    durability = "durable" if options.durable else "not durable: fsync, synchronous_commit, full_page_writes " \
+                                                   "and wal_init_zero off"
+    err.print(f"{', '.join(s.name for s in scenarios)}: starting the embedded broker and PostgreSQL ({durability})")
     with embedded_stack(options.durable) as stack:
         return event_loop.run(_until_stopped([Bench(options, stack, scenario) for scenario in scenarios]))
 

@@ -150,17 +150,34 @@ class _Kept:
         return "250 kept"
 
 
-async def _converse(server_class, script: bytes, *, data_size_limit: int, utf8: bool, decode_data: bool):
-    """Every reply to a pipelined script, and what the handler kept."""
-    handler = _Kept()
+class _Legacy:
+    """A handler of aiosmtpd's old API (process_message instead of handle_DATA)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[bytes, object]] = []
+
+    async def process_message(self, peer, mail_from, rcpt_tos, data):
+        self.messages.append((data, data))
+        return "250 legacy"
+
+
+async def _converse(server_class, script: bytes, *, data_size_limit: int | None, utf8: bool, decode_data: bool,
+                    cuts: tuple[int, ...] = (), handler_class: type = _Kept):
+    """Every reply to a pipelined script, and what the handler kept. With `cuts`, the script goes
+    in pieces cut there, each after the server has read the one before (a pause)."""
+    handler = handler_class()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: server_class(handler, hostname="relay", enable_SMTPUTF8=utf8, decode_data=decode_data,
                              data_size_limit=data_size_limit, loop=loop), "127.0.0.1", 0)
     try:
         reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
-        writer.write(script)
-        await writer.drain()
+        bounds = [0, *cuts, len(script)]
+        for start, end in zip(bounds, bounds[1:]):
+            writer.write(script[start:end])
+            await writer.drain()
+            if end < len(script):
+                await asyncio.sleep(0.01)
         replies = await asyncio.wait_for(reader.read(), 10)  # the script ends with QUIT
         writer.close()
     finally:
@@ -191,21 +208,92 @@ ENVELOPE = b"EHLO client\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>
     b"a\r\n" * 600 + b"y" * 1200 + b"\r\n.\r\n",               # too much, then too long a line
     b"y" * 1001 + b"\r\n" + b"a\r\n" * 300 + b".\r\n",          # limits crossed on the same line
     b"a\r\n" * 499 + b"b\r\n.\r\n", b"a\r\n" * 500 + b".\r\n", b"a\r\n" * 501 + b".\r\n",  # around the size
+    b"a" * 998 + b"\r\n" + b"x" * 1001 + b".\r\n.\r\n",           # the size crossed within a line too long ...
+    b"a" * 998 + b"\r\n" + b"x" * 998 + b".\r\n.\r\n",            # ... or within one that is not
+    b"a" * 700 + b"\r\n" + b"x" * 2400 + b"\r\n.\r\n",            # ... or a line that has no dot at all
+    b"a" * 1300 + b"\r\r\n.\r\n",                                # a CR before the CRLF
     b"\r\n.\r\n",                                             # one empty line
 ])
 @pytest.mark.parametrize("utf8,decode_data", [(True, False), (True, True), (False, True)])
-async def test_the_benchmark_relay_takes_a_message_exactly_as_aiosmtpd_does(data, utf8, decode_data):
+@pytest.mark.parametrize("split", [False, True])
+async def test_the_benchmark_relay_takes_a_message_exactly_as_aiosmtpd_does(data, utf8, decode_data, split):
     from aiosmtpd.smtp import SMTP
 
     from porting_cli.bench_mail import QuickAddressSMTP
 
     # A second transaction pipelined behind the first's end shows nothing of it was left unread.
-    script = ENVELOPE + data + b"MAIL FROM:<c@example.com>\r\nRCPT TO:<d@example.com>\r\nDATA\r\nok\r\n.\r\nQUIT\r\n"
-    options = {"data_size_limit": 1500, "utf8": utf8, "decode_data": decode_data}
+    script = ENVELOPE + data + SECOND_TRANSACTION
+    # Split: the data arrives in pieces, cut inside a line, beside a CR and right after a dot.
+    cuts = tuple(sorted({len(ENVELOPE) + c for c in (1, len(data) // 3, len(data) - 2)})) if split else ()
+    options = {"data_size_limit": 1500, "utf8": utf8, "decode_data": decode_data, "cuts": cuts}
     ours = await _converse(QuickAddressSMTP, script, **options)
     theirs = await _converse(SMTP, script, **options)
     assert ours == theirs
     assert b"250 kept" in ours[0]
+
+
+async def test_the_benchmark_relay_measures_a_line_whose_crlf_came_in_two_reads_as_aiosmtpd_does():
+    from aiosmtpd.smtp import SMTP
+
+    from porting_cli.bench_mail import QuickAddressSMTP
+
+    # Cut one byte into the Y line: the reader's limit then hands over the X line without its LF,
+    # just as the size limit is crossed in it. Read on to the next CRLF, the X line would take
+    # the Y line in and be "too long"; it is too much data.
+    data = b"a" * 998 + b"\r\n" + b"X" * 600 + b"\r\n" + b"Y" * 1500 + b"\r\n.\r\n"
+    script = ENVELOPE + data + SECOND_TRANSACTION
+    options = {"data_size_limit": 1500, "utf8": True, "decode_data": False, "cuts": (len(ENVELOPE) + 1603,)}
+    ours = await _converse(QuickAddressSMTP, script, **options)
+    assert ours == await _converse(SMTP, script, **options)
+    assert b"552 Error: Too much mail data" in ours[0]
+
+
+SECOND_TRANSACTION = b"MAIL FROM:<c@example.com>\r\nRCPT TO:<d@example.com>\r\nDATA\r\nok\r\n.\r\nQUIT\r\n"
+_PIECES = [b".", b"\r", b"\n", b"\r\n", b"a", b"..", b"\xff", "é".encode(), b"\r\n.", b"\r\n..", b"x" * 998,
+           b"y" * 999, b"z" * 1000, b"w" * 1001, b"v" * 1002, b"a\r\n" * 100, b"b" * 2500]
+
+
+async def test_the_benchmark_relay_answers_random_data_exactly_as_aiosmtpd_does():
+    import random
+    import re
+
+    from aiosmtpd.smtp import SMTP
+
+    from porting_cli.bench_mail import QuickAddressSMTP
+
+    rnd, compared = random.Random(2111), 0
+    while compared < 120:
+        data = b"".join(rnd.choice(_PIECES) for _ in range(rnd.randint(0, 10))) + rnd.choice([b"\r\n.\r\n", b".\r\n"])
+        found = re.search(rb"(?:^|\r\n)\.\r\n", data)
+        if found is None or found.end() != len(data):
+            continue  # the data must end at its first terminating line
+        script = ENVELOPE + data + SECOND_TRANSACTION
+        cuts = tuple(sorted(rnd.sample(range(1, len(script)), 2))) if rnd.random() < 0.3 else ()
+        options = {"data_size_limit": rnd.choice([None, 5, 1000, 1003, 1500, 2000]), "cuts": cuts,
+                   "utf8": rnd.random() < 0.7, "decode_data": rnd.random() < 0.5}
+        assert await _converse(QuickAddressSMTP, script, **options) == await _converse(SMTP, script, **options), \
+            (data[:200], options)
+        compared += 1
+
+
+@pytest.mark.filterwarnings("ignore:Use handler.handle_DATA:DeprecationWarning")
+async def test_the_benchmark_relay_keeps_aiosmtpds_command_lines_help_and_old_handlers():
+    from aiosmtpd.smtp import SMTP
+
+    from porting_cli.bench_mail import QuickAddressSMTP
+
+    script = (b"EHLO client\r\nHELP DATA\r\nHELP\r\n" + b"\xff" * 1100 + b"\r\n" + b"\r" * 1100 + b"\n"
+              + b"NOOP " + "é".encode() * 600 + b"\r\n" + b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"
+              + b"DATA\r\nhi\r\n.\r\nQUIT\r\n")
+    for utf8 in (True, False):
+        options = {"data_size_limit": 1500, "utf8": utf8, "decode_data": False}
+        ours = await _converse(QuickAddressSMTP, script, **options)
+        assert ours == await _converse(SMTP, script, **options)
+        assert b"250 Syntax: DATA" in ours[0] and ours[0].count(b"Command line too long") >= 2
+        legacy = {**options, "handler_class": _Legacy}
+        ours = await _converse(QuickAddressSMTP, script, **legacy)
+        assert ours == await _converse(SMTP, script, **legacy)
+        assert b"250 legacy" in ours[0]
 
 
 async def test_the_benchmark_relay_refuses_data_out_of_place_as_aiosmtpd_does():
