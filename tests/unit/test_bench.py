@@ -282,6 +282,28 @@ def test_a_latency_phase_with_nothing_to_pace_it_by_is_refused_before_anything_s
         bench.run(bench.Options(scenario="portability", phases=["raw", "latency"]))
 
 
+def test_each_scenario_of_a_run_has_a_stack_of_its_own_stopped_before_the_next_starts(monkeypatch):
+    import contextlib
+
+    events: list[str] = []
+
+    @contextlib.contextmanager
+    def stack_for_one(durable):
+        events.append("start")
+        yield STACK
+        events.append("stop")
+
+    async def report_of(self):
+        events.append(self.scenario.name)
+        return {"scenario": self.scenario.name, "targets": {}}
+
+    monkeypatch.setattr(bench, "embedded_stack", stack_for_one)
+    monkeypatch.setattr(bench.Bench, "run", report_of)
+    report = bench.run(bench.Options(scenario="portability,workflow", phases=["raw"]))
+    assert events == ["start", "portability", "stop", "start", "workflow", "stop"]
+    assert set(report["scenarios"]) == {"portability", "workflow"}
+
+
 @pytest.mark.parametrize("scenario", list(SCENARIOS.values()), ids=lambda s: s.name)
 def test_every_phase_database_name_fits_postgresqls_identifier_limit(scenario):
     for phase in ("pipeline", "pipeline-latency", "naive"):
