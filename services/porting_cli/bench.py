@@ -33,9 +33,7 @@ from rich.text import Text
 
 from .bench_load import now
 from .bench_phases import Bench
-from .bench_report import (
-    combined,
-)
+from .bench_report import NOT_DURABLE_SETTINGS, combined
 from .bench_scenarios import ALL, SCENARIOS, Scenario, scenarios_named
 from .bench_setup import (
     PHASES,
@@ -56,8 +54,7 @@ def run(options: Options) -> dict[str, Any]:
     if "latency" in options.phases and "pipeline" not in options.phases and options.latency_rate is None:
         raise ValueError("the latency phase is paced at half the pipeline phase's peak: run the pipeline phase "
                          "too, or give --latency-rate")
-    durability = "durable" if options.durable else "not durable: fsync, synchronous_commit, full_page_writes " \
-                                                   "and wal_init_zero off"
+    durability = "durable" if options.durable else f"not durable: {NOT_DURABLE_SETTINGS}"
     err.print(f"{', '.join(s.name for s in scenarios)}: each on an embedded broker and PostgreSQL of its own "
               f"({durability})")
     return event_loop.run(_until_stopped(options, scenarios))

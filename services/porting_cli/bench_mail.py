@@ -123,13 +123,11 @@ class QuickAddressSMTP(SMTP):
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
-        if "DATA" not in self._handle_hooks:  # a handler of the old API: aiosmtpd's own reading
+        if "DATA" not in self._handle_hooks or not self.envelope.rcpt_tos or arg:
+            # A handler of the old API, or a refusal: aiosmtpd's own DATA, with its checks in its order.
             await super().smtp_DATA(arg)
             return
         if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
-            return
-        if not self.envelope.rcpt_tos or arg:
-            await super().smtp_DATA(arg)  # aiosmtpd's own refusal
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         data, refusal = await self._read_data()
@@ -137,8 +135,10 @@ class QuickAddressSMTP(SMTP):
             # The reader's limit stops a piece at 1,001 octets without a ".\\r\\n", not a line:
             # lines are measured here, all at once (the split runs in C).
             body = bytes(data[:-3])
-            if len(body) >= STOCK_LINE_LIMIT - 1 and max(map(len, body.split(b"\r\n"))) >= STOCK_LINE_LIMIT - 1:
-                refusal = _refusal(body.split(b"\r\n")[:-1], self.data_size_limit)
+            if len(body) >= STOCK_LINE_LIMIT - 1:
+                lines = body.split(b"\r\n")
+                if max(map(len, lines)) >= STOCK_LINE_LIMIT - 1:
+                    refusal = _refusal(lines[:-1], self.data_size_limit)
         if refusal is not None:
             await self.push(refusal)
             self._set_post_data_state()

@@ -22,8 +22,8 @@ TARGETS = {"pipeline_to_raw": 0.15, "pipeline_to_naive": 5, "p99_ms": 250}
 # Settings that shape throughput and latency, reported with the results.
 REPORTED_SETTINGS = ("consumer_batch_size", "consumer_fetch_max_wait_ms", "outbox_batch_size",
                      "outbox_poll_interval_seconds", "database_pool_size", "max_message_bytes", "log_level")
-NOT_DURABLE = ("PostgreSQL runs with fsync, synchronous_commit, full_page_writes and wal_init_zero off"
-               " (speed over crash safety)")
+NOT_DURABLE_SETTINGS = "fsync, synchronous_commit, full_page_writes and wal_init_zero off"
+NOT_DURABLE = f"PostgreSQL runs with {NOT_DURABLE_SETTINGS} (speed over crash safety)"
 
 
 def stack_description(options: Options, stack: Stack) -> dict[str, Any]:

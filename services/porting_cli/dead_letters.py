@@ -29,7 +29,8 @@ from porting_runtime.operator_cli import (
 )
 from porting_runtime.record_text import safe_bytes_text, safe_text
 from porting_runtime.sealing import SealedDataUnreadable, Sealer, SealingKeyMissing
-from porting_runtime.secret_fields import is_secret_field, redact_secret_fields
+from porting_runtime.secret_fields import is_secret_field
+from porting_runtime.secret_fields import redact_secret_fields as redact_secrets
 
 from schemas.secrets_in_text import REDACTED
 
@@ -61,12 +62,6 @@ def _sealer() -> Sealer:
         refuse(str(error))
 
 
-def redact_secrets(document: Any) -> Any:
-    """`document` with every `pin` and `account_number` field's value replaced, in place."""
-    redact_secret_fields(document)
-    return document
-
-
 def redacted_body(value: bytes | None) -> str:
     """The body as an operator may see it without --reveal: JSON with secrets redacted, or
     only its size when it is not JSON (secrets in it could not be found to redact)."""
@@ -75,7 +70,7 @@ def redacted_body(value: bytes | None) -> str:
     try:
         document = json.loads(value)
         return json.dumps(redact_secrets(document), indent=2, ensure_ascii=False)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return f"(body not shown: {len(value)} bytes, not JSON that can be redacted; --reveal shows it)"
 
 

@@ -24,22 +24,21 @@ def is_secret_field(name: str) -> bool:
     return re.sub(r"[^a-z0-9]", "", name.casefold()) in SECRET_FIELDS
 
 
-def redact_secret_fields(document: Any) -> bool:
-    """Replace the value of every `pin` and `account_number` field, at any depth, in place; True
-    when there was one. Iterative, so no nesting a JSON parser accepts can exhaust the stack."""
-    found = False
+def redact_secret_fields(document: Any) -> Any:
+    """`document` with the value of every `pin` and `account_number` field, at any depth, replaced
+    in place. Iterative, so no nesting a JSON parser accepts can exhaust the stack."""
     stack = [document]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
             for name, value in node.items():
                 if is_secret_field(name):
-                    node[name], found = REDACTED, True
+                    node[name] = REDACTED
                 else:
                     stack.append(value)
         elif isinstance(node, list):
             stack.extend(node)
-    return found
+    return document
 
 
 def topic_copy(value: bytes | None) -> tuple[bytes | None, bytes | None]:
@@ -62,7 +61,7 @@ def topic_copy(value: bytes | None) -> tuple[bytes | None, bytes | None]:
 
     try:
         document = json.loads(value, object_pairs_hook=members)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return WITHHELD, WITHHELD_NOTE
     if not found:
         return value, None

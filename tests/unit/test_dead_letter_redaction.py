@@ -57,8 +57,6 @@ def test_deep_but_parseable_nesting_is_redacted_without_exhausting_the_stack():
 
 
 def test_a_dead_letters_topic_copy_has_every_pin_and_account_number_value_replaced():
-    import json
-
     from porting_runtime.secret_fields import REDACTED_NOTE, topic_copy
 
     original = json.dumps({"port_in_request_sid": "KW1", "phone_numbers": [{"phone_number": "+14155550100", "pin": "4321"}],
