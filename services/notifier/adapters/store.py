@@ -13,6 +13,7 @@ import asyncpg
 
 from ..domain.attempts import AttemptResult
 from ..domain.deliveries import Notification
+from ..domain.outages import REMINDER_EVERY, RecipientFailures, recipient_key
 
 # NOTIFY wakes senders when something became due to send (delivered on commit). The payload
 # names the channels (comma-separated) with something due, so a sender claims only on those;
@@ -179,7 +180,11 @@ _FINISH = """WITH kept AS (
                INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, outcome, status_code, detail)
                SELECT * FROM unnest($7::text[], $8::int[], $9::timestamptz[], $10::timestamptz[], $11::text[],
                                     $12::int[], $13::text[])
-               ON CONFLICT (delivery_id, attempt) DO NOTHING)
+               ON CONFLICT (delivery_id, attempt) DO NOTHING),
+           -- A recipient that took a delivery is reachable again: its outage, if any, is over.
+           reachable AS (
+               DELETE FROM unreachable_recipients r USING unnest($15::text[], $16::text[]) AS d(channel, recipient)
+               WHERE r.channel = d.channel AND r.recipient = d.recipient)
            UPDATE notifications n
            SET state = u.state, next_attempt_at = u.next_at, lease_until = NULL,
                last_error = CASE WHEN u.state = 'delivered' THEN NULL ELSE u.detail END,
@@ -208,6 +213,7 @@ async def finish(connection: asyncpg.Connection | asyncpg.Pool, finished: Sequen
     if not finished:
         return set()
     # An interrupted attempt before these was kept when its notification was claimed again.
+    delivered = [f for f in finished if f.state == "delivered"]
     rows = await connection.fetch(
         _FINISH,
         [f.claimed.delivery_id for f in finished], [f.claimed.attempt for f in finished],
@@ -218,8 +224,37 @@ async def finish(connection: asyncpg.Connection | asyncpg.Pool, finished: Sequen
         [f.result.outcome.value for f in finished], [f.result.status_code for f in finished],
         [f.result.detail for f in finished],
         ["sending" for _ in finished],
+        [f.claimed.channel for f in delivered], [recipient_key(f.claimed.channel, f.claimed.recipient) for f in delivered],
     )
     return {r["delivery_id"] for r in rows}
+
+
+async def note_undelivered(connection: asyncpg.Connection, failures: Sequence[RecipientFailures], now: datetime,
+                           ) -> set[str]:
+    """Count each recipient's undelivered deliveries into its outage. Returns the delivery ids
+    that alert: the first failure of a recipient with no outage in progress, or of one whose
+    outage ops last heard of REMINDER_EVERY ago (see domain/outages.py)."""
+    if not failures:
+        return set()
+    rows = await connection.fetch(
+        """INSERT INTO unreachable_recipients AS r (channel, recipient, since, alerted_delivery_id, undelivered,
+                                                    last_undelivered_at)
+           SELECT channel, recipient, $5, delivery_id, n, $5
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::int[]) AS f(channel, recipient, delivery_id, n)
+           ON CONFLICT (channel, recipient) DO UPDATE SET
+               since = CASE WHEN r.since <= $6 THEN EXCLUDED.since ELSE r.since END,
+               alerted_delivery_id = CASE WHEN r.since <= $6 THEN EXCLUDED.alerted_delivery_id
+                                          ELSE r.alerted_delivery_id END,
+               undelivered = CASE WHEN r.since <= $6 THEN EXCLUDED.undelivered
+                                  ELSE r.undelivered + EXCLUDED.undelivered END,
+               last_undelivered_at = EXCLUDED.last_undelivered_at
+           RETURNING alerted_delivery_id""",
+        [f.channel for f in failures], [f.recipient for f in failures], [f.first_delivery_id for f in failures],
+        [f.count for f in failures], now, now - REMINDER_EVERY,
+    )
+    # A delivery ends undelivered once, so an outage names one of these only when this statement
+    # began it (or began its reminder); one in progress keeps the delivery that alerted before.
+    return {r["alerted_delivery_id"] for r in rows} & {f.first_delivery_id for f in failures}
 
 
 async def unfinished_by_channel(connection: asyncpg.Connection | asyncpg.Pool) -> dict[str, tuple[int, datetime | None]]:

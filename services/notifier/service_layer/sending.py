@@ -6,8 +6,9 @@ sent again. A sender that stops mid-send leaves a lease that runs out; the next 
 that attempt as interrupted and sends again, with the same delivery id, so the receiver can
 tell. Sends run concurrently, bounded per channel; outcomes are recorded in batches. A
 retryable failure waits on a durable timer; past the give-up time (or refused for good) a
-customer delivery raises PortAlertRaised(delivery_gave_up) for the ops desk, while an ops
-delivery that fails is logged and counted only, so an alert never begets another.
+customer delivery raises PortAlertRaised(delivery_gave_up) for the ops desk, once per
+recipient's outage (domain/outages.py), while an ops delivery that fails is logged and counted
+only, so an alert never begets another.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..adapters.smtp import SmtpSender
 from ..adapters.templates import EmailTemplates, TemplateProblem, UnsendableRecipient, compose
 from ..adapters.webhook_client import WebhookClient
 from ..domain.attempts import AttemptResult, Outcome, RetryPolicy
+from ..domain.outages import REMINDER_EVERY, Undelivered, by_recipient
 from ..domain.webhooks import webhook_bytes
 from ..settings import NotifierSettings
 from .recording import DELIVERY_RETRY
@@ -263,12 +265,15 @@ class _SenderRun:
             else:
                 async with self.context.unit() as unit:
                     moved = await store.finish(unit.connection, batch, unit.now())
+                    undelivered = [Undelivered(done.claimed.channel, done.claimed.recipient, done.claimed.delivery_id)
+                                   for done in batch if done.claimed.delivery_id in moved and self.alerts(done)]
+                    alerting = await store.note_undelivered(unit.connection, by_recipient(undelivered), unit.now())
                     for done in batch:
                         if done.claimed.delivery_id not in moved:
                             continue
                         if done.state == "retrying":
                             unit.schedule(DELIVERY_RETRY, key=done.claimed.delivery_id, due_at=done.next_attempt_at)
-                        elif self.needs_unit(done):
+                        elif done.claimed.delivery_id in alerting:
                             unit.publish(self.alert(done, unit.now()))
         except Exception:
             # Kept for the next turn (the database may be back by then); the leases cover a crash.
@@ -282,10 +287,16 @@ class _SenderRun:
             if done.claimed.delivery_id in moved:
                 self.count(done)
 
-    @staticmethod
-    def needs_unit(done: store.Finished) -> bool:
+    @classmethod
+    def needs_unit(cls, done: store.Finished) -> bool:
         """A retry timer or an alert must commit with the outcome, in the unit's transaction."""
-        return done.state == "retrying" or (done.state in ("failed", "gave_up") and done.claimed.audience == "customer")
+        return done.state == "retrying" or cls.alerts(done)
+
+    @staticmethod
+    def alerts(done: store.Finished) -> bool:
+        """A customer delivery ended undelivered: ops hears of it, once per recipient's outage
+        (domain/outages.py). An ops delivery never alerts (an alert must not beget another)."""
+        return done.state in ("failed", "gave_up") and done.claimed.audience == "customer"
 
     def alert(self, done: store.Finished, now: datetime) -> PortAlertRaised:
         item = done.claimed
@@ -293,7 +304,9 @@ class _SenderRun:
                else f"it was given up after {item.attempt} attempts in {self.settings.delivery_give_up_hours:g} h")
         message = (f"The {item.channel} notification {item.kind} to {_shown(item.recipient)} (delivery "
                    f"{item.delivery_id}) was not delivered: {why}. Last attempt: {done.result.detail}. "
-                   f"Every attempt: porting notifications {item.port_in_request_sid}")
+                   f"Every attempt: porting notifications {item.port_in_request_sid}. Until this recipient "
+                   f"takes a delivery again, more that fail are kept and counted without another alert "
+                   f"(a reminder after {REMINDER_EVERY.total_seconds() / 3600:g} h).")
         return PortAlertRaised(port_in_request_sid=item.port_in_request_sid, alert=AlertKind.DELIVERY_GAVE_UP,
                                message=message[:2000], phone_numbers=list(item.phone_numbers), raised_at=now)
 

@@ -1,0 +1,90 @@
+"""A recipient's outage on real PostgreSQL: its first undelivered delivery alerts, the rest are
+counted without an alert, a delivery ends it, and one that lasts is recalled once a day."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from notifier.adapters import store
+from notifier.domain.attempts import AttemptResult, Outcome
+from notifier.domain.outages import REMINDER_EVERY, Undelivered, by_recipient
+from notifier.service import NOTIFIER
+from porting_runtime.database import apply_migrations, create_pool
+
+NOW = datetime(2027, 2, 1, 9, 0, tzinfo=UTC)
+RECEIVER = "https://hooks.example.com/porting?token=abc"
+
+
+@contextlib.asynccontextmanager
+async def migrated(settings) -> AsyncIterator[asyncpg.Connection]:
+    pool = await create_pool(settings.database_url)
+    try:
+        await apply_migrations(pool, "notifier", NOTIFIER.migrations)
+        async with pool.acquire() as connection:
+            yield connection
+    finally:
+        await pool.close()
+
+
+async def undelivered(connection, at, *deliveries, channel="webhook", recipient=RECEIVER) -> set[str]:
+    """These deliveries to the recipient ended undelivered in one batch: the ones that alert."""
+    failures = by_recipient(Undelivered(channel, recipient, d) for d in deliveries)
+    async with connection.transaction():
+        return await store.note_undelivered(connection, failures, at)
+
+
+async def outage(connection, recipient=RECEIVER) -> asyncpg.Record | None:
+    return await connection.fetchrow("SELECT * FROM unreachable_recipients WHERE recipient = $1", recipient)
+
+
+async def test_the_first_undelivered_delivery_alerts_and_the_rest_of_the_outage_is_only_counted(settings):
+    async with migrated(settings) as connection:
+        assert await undelivered(connection, NOW, "msg_a", "msg_b") == {"msg_a"}
+        assert await undelivered(connection, NOW + timedelta(hours=1), "msg_c") == set()
+        assert await undelivered(connection, NOW + timedelta(hours=2), "msg_d", "msg_e") == set()
+        row = await outage(connection)
+    assert row["alerted_delivery_id"] == "msg_a" and row["undelivered"] == 5 and row["since"] == NOW
+    assert row["last_undelivered_at"] == NOW + timedelta(hours=2)
+
+
+async def test_a_delivery_to_the_recipient_ends_its_outage_so_the_next_failure_alerts_again(settings):
+    async with migrated(settings) as connection:
+        await connection.execute(
+            """INSERT INTO notifications (delivery_id, port_in_request_sid, channel, audience, recipient, kind,
+                                          payload, cause_source, cause_id, state, recorded_at, ready_at, attempts)
+               VALUES ('msg_ok', 'KW1', 'webhook', 'customer', $1, 'PortInCompleted', '{}', 'test', 'e1', 'sending',
+                       $2, $2, 1)""", RECEIVER, NOW)
+        assert await undelivered(connection, NOW, "msg_a") == {"msg_a"}
+        moved = await store.finish(connection, [_delivered("msg_ok")], NOW + timedelta(minutes=5))
+        assert moved == {"msg_ok"} and await outage(connection) is None
+        assert await undelivered(connection, NOW + timedelta(minutes=10), "msg_b") == {"msg_b"}
+
+
+async def test_an_outage_that_lasts_is_recalled_to_ops_once_a_reminder_period_has_passed(settings):
+    async with migrated(settings) as connection:
+        assert await undelivered(connection, NOW, "msg_a") == {"msg_a"}
+        assert await undelivered(connection, NOW + REMINDER_EVERY - timedelta(seconds=1), "msg_b") == set()
+        assert await undelivered(connection, NOW + REMINDER_EVERY, "msg_c", "msg_d") == {"msg_c"}
+        row = await outage(connection)
+    assert row["since"] == NOW + REMINDER_EVERY and row["undelivered"] == 2
+
+
+async def test_outages_are_kept_per_recipient_and_channel_with_an_addresses_case_ignored(settings):
+    async with migrated(settings) as connection:
+        assert await undelivered(connection, NOW, "msg_a", channel="email", recipient="Ada@Example.com") == {"msg_a"}
+        assert await undelivered(connection, NOW, "msg_b", channel="email", recipient="ada@example.com") == set()
+        assert await undelivered(connection, NOW, "msg_c", channel="email", recipient="bob@example.com") == {"msg_c"}
+        assert await undelivered(connection, NOW, "msg_d") == {"msg_d"}
+
+
+def _delivered(delivery_id):
+    return store.Finished(
+        claimed=store.Claimed(delivery_id=delivery_id, port_in_request_sid="KW1", channel="webhook",
+                              audience="customer", recipient=RECEIVER, kind="PortInCompleted", payload={},
+                              phone_numbers=(), attempt=1, ready_at=NOW, interrupted_since=None),
+        result=AttemptResult(Outcome.DELIVERED, "HTTP 200"), started_at=NOW,
+        finished_at=NOW + timedelta(seconds=1), state="delivered")
