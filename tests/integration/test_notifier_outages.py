@@ -1,5 +1,5 @@
 """A recipient's outage on real PostgreSQL: its first undelivered delivery alerts, the rest are
-counted without an alert, a delivery ends it, and one that lasts is recalled once a day."""
+counted without an alert, a delivery ends it, and one that lasts is recalled after a day."""
 
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ async def migrated(settings) -> AsyncIterator[asyncpg.Connection]:
 
 async def undelivered(connection, at, *deliveries, channel="webhook", recipient=RECEIVER) -> set[str]:
     """These deliveries to the recipient ended undelivered in one batch: the ones that alert."""
+    return set(await noted(connection, at, *deliveries, channel=channel, recipient=recipient))
+
+
+async def noted(connection, at, *deliveries, channel="webhook", recipient=RECEIVER) -> dict[str, store.Outage]:
     failures = by_recipient(Undelivered(channel, recipient, d) for d in deliveries)
     async with connection.transaction():
         return await store.note_undelivered(connection, failures, at)
@@ -43,34 +47,53 @@ async def outage(connection, recipient=RECEIVER) -> asyncpg.Record | None:
 
 async def test_the_first_undelivered_delivery_alerts_and_the_rest_of_the_outage_is_only_counted(settings):
     async with migrated(settings) as connection:
-        assert await undelivered(connection, NOW, "msg_a", "msg_b") == {"msg_a"}
+        assert await noted(connection, NOW, "msg_a", "msg_b") == {"msg_a": store.Outage(NOW, 2, reminder=False)}
         assert await undelivered(connection, NOW + timedelta(hours=1), "msg_c") == set()
         assert await undelivered(connection, NOW + timedelta(hours=2), "msg_d", "msg_e") == set()
         row = await outage(connection)
-    assert row["alerted_delivery_id"] == "msg_a" and row["undelivered"] == 5 and row["since"] == NOW
-    assert row["last_undelivered_at"] == NOW + timedelta(hours=2)
+    assert row["alerted_delivery_id"] == "msg_a" and row["undelivered"] == 5
+    assert row["began_at"] == row["alerted_at"] == NOW and row["last_undelivered_at"] == NOW + timedelta(hours=2)
 
 
 async def test_a_delivery_to_the_recipient_ends_its_outage_so_the_next_failure_alerts_again(settings):
     async with migrated(settings) as connection:
-        await connection.execute(
-            """INSERT INTO notifications (delivery_id, port_in_request_sid, channel, audience, recipient, kind,
-                                          payload, cause_source, cause_id, state, recorded_at, ready_at, attempts)
-               VALUES ('msg_ok', 'KW1', 'webhook', 'customer', $1, 'PortInCompleted', '{}', 'test', 'e1', 'sending',
-                       $2, $2, 1)""", RECEIVER, NOW)
+        await _sending(connection, "msg_ok", RECEIVER)
         assert await undelivered(connection, NOW, "msg_a") == {"msg_a"}
         moved = await store.finish(connection, [_delivered("msg_ok")], NOW + timedelta(minutes=5))
         assert moved == {"msg_ok"} and await outage(connection) is None
         assert await undelivered(connection, NOW + timedelta(minutes=10), "msg_b") == {"msg_b"}
 
 
-async def test_an_outage_that_lasts_is_recalled_to_ops_once_a_reminder_period_has_passed(settings):
+async def test_an_email_delivery_ends_the_outage_of_its_address_written_in_any_case(settings):
+    async with migrated(settings) as connection:
+        await _sending(connection, "msg_ok", "ADA@example.COM", channel="email")
+        assert await undelivered(connection, NOW, "msg_a", channel="email", recipient="Ada@Example.com") == {"msg_a"}
+        await store.finish(connection, [_delivered("msg_ok", "ADA@example.COM", channel="email")], NOW)
+        assert await outage(connection, "ada@example.com") is None
+
+
+async def test_a_batch_where_the_recipient_took_one_delivery_and_refused_another_alerts_the_refused_one(settings):
+    """A receiver refusing one message for good (its 4xx) while it takes the others: that refusal
+    is no outage ops already knows of, so it is alerted."""
+    async with migrated(settings) as connection:
+        await _sending(connection, "msg_ok", RECEIVER)
+        assert await undelivered(connection, NOW, "msg_a") == {"msg_a"}
+        async with connection.transaction():  # as the sender records one batch
+            await store.finish(connection, [_delivered("msg_ok")], NOW + timedelta(minutes=1))
+            failures = by_recipient([Undelivered("webhook", RECEIVER, "msg_refused")])
+            alerting = await store.note_undelivered(connection, failures, NOW + timedelta(minutes=1))
+    assert set(alerting) == {"msg_refused"}
+
+
+async def test_an_outage_that_lasts_is_recalled_to_ops_with_its_count_once_a_reminder_period_has_passed(settings):
     async with migrated(settings) as connection:
         assert await undelivered(connection, NOW, "msg_a") == {"msg_a"}
         assert await undelivered(connection, NOW + REMINDER_EVERY - timedelta(seconds=1), "msg_b") == set()
-        assert await undelivered(connection, NOW + REMINDER_EVERY, "msg_c", "msg_d") == {"msg_c"}
+        assert await noted(connection, NOW + REMINDER_EVERY, "msg_c", "msg_d") == {
+            "msg_c": store.Outage(NOW, 4, reminder=True)}
+        assert await undelivered(connection, NOW + REMINDER_EVERY + timedelta(hours=1), "msg_e") == set()
         row = await outage(connection)
-    assert row["since"] == NOW + REMINDER_EVERY and row["undelivered"] == 2
+    assert row["began_at"] == NOW and row["alerted_at"] == NOW + REMINDER_EVERY and row["undelivered"] == 5
 
 
 async def test_outages_are_kept_per_recipient_and_channel_with_an_addresses_case_ignored(settings):
@@ -81,10 +104,18 @@ async def test_outages_are_kept_per_recipient_and_channel_with_an_addresses_case
         assert await undelivered(connection, NOW, "msg_d") == {"msg_d"}
 
 
-def _delivered(delivery_id):
+async def _sending(connection, delivery_id, recipient, channel="webhook"):
+    await connection.execute(
+        """INSERT INTO notifications (delivery_id, port_in_request_sid, channel, audience, recipient, kind,
+                                      payload, cause_source, cause_id, state, recorded_at, ready_at, attempts)
+           VALUES ($1, 'KW1', $3, 'customer', $2, 'PortInCompleted', '{}', 'test', $1, 'sending', $4, $4, 1)""",
+        delivery_id, recipient, channel, NOW)
+
+
+def _delivered(delivery_id, recipient=RECEIVER, channel="webhook"):
     return store.Finished(
-        claimed=store.Claimed(delivery_id=delivery_id, port_in_request_sid="KW1", channel="webhook",
-                              audience="customer", recipient=RECEIVER, kind="PortInCompleted", payload={},
+        claimed=store.Claimed(delivery_id=delivery_id, port_in_request_sid="KW1", channel=channel,
+                              audience="customer", recipient=recipient, kind="PortInCompleted", payload={},
                               phone_numbers=(), attempt=1, ready_at=NOW, interrupted_since=None),
-        result=AttemptResult(Outcome.DELIVERED, "HTTP 200"), started_at=NOW,
+        result=AttemptResult(Outcome.DELIVERED, "accepted"), started_at=NOW,
         finished_at=NOW + timedelta(seconds=1), state="delivered")

@@ -204,16 +204,21 @@ _FINISH = """WITH kept AS (
 async def finish(connection: asyncpg.Connection | asyncpg.Pool, finished: Sequence[Finished],
                  now: datetime) -> set[str]:
     """Keep each attempt and move its notification on. Returns the delivery ids moved on: one
-    re-taken by another sender meanwhile (its lease ran out) is left to that sender.
+    re-taken by another sender meanwhile (its lease ran out) is left to that sender. A recipient
+    that took a delivery has its outage, if any, ended (domain/outages.py).
 
-    One statement (the attempts are kept by a data-modifying WITH, which PostgreSQL runs to
+    One statement (the attempts and the ended outages are kept by a data-modifying WITH, which PostgreSQL runs to
     completion whether or not it is read): one round trip per batch instead of two, and, being
     one statement, atomic without a transaction around it, so a batch with nothing else to
     write (no retry timer, no alert) needs no BEGIN and COMMIT either."""
     if not finished:
         return set()
     # An interrupted attempt before these was kept when its notification was claimed again.
-    delivered = [f for f in finished if f.state == "delivered"]
+    # Every delivery the recipient took ends its outage, also one another sender had re-taken
+    # meanwhile (the recipient answered all the same) and an ops e-mail. Sorted as outages are
+    # noted (domain/outages.by_recipient): two senders lock the rows in one order, no deadlock.
+    delivered = sorted({(f.claimed.channel, recipient_key(f.claimed.channel, f.claimed.recipient))
+                        for f in finished if f.state == "delivered"})
     rows = await connection.fetch(
         _FINISH,
         [f.claimed.delivery_id for f in finished], [f.claimed.attempt for f in finished],
@@ -224,37 +229,47 @@ async def finish(connection: asyncpg.Connection | asyncpg.Pool, finished: Sequen
         [f.result.outcome.value for f in finished], [f.result.status_code for f in finished],
         [f.result.detail for f in finished],
         ["sending" for _ in finished],
-        [f.claimed.channel for f in delivered], [recipient_key(f.claimed.channel, f.claimed.recipient) for f in delivered],
+        [channel for channel, _ in delivered], [recipient for _, recipient in delivered],
     )
     return {r["delivery_id"] for r in rows}
 
 
+@dataclass(frozen=True)
+class Outage:
+    """A recipient's outage as an alert tells it: since when, and how many deliveries so far."""
+
+    began_at: datetime
+    undelivered: int
+    reminder: bool  # of an outage ops was alerted of before
+
+
 async def note_undelivered(connection: asyncpg.Connection, failures: Sequence[RecipientFailures], now: datetime,
-                           ) -> set[str]:
-    """Count each recipient's undelivered deliveries into its outage. Returns the delivery ids
-    that alert: the first failure of a recipient with no outage in progress, or of one whose
-    outage ops last heard of REMINDER_EVERY ago (see domain/outages.py)."""
+                           ) -> dict[str, Outage]:
+    """Count each recipient's undelivered deliveries into its outage. Returns the deliveries that
+    alert, with their outage: the first failure of a recipient with no outage in progress, or
+    the first after its last alert is REMINDER_EVERY old (see domain/outages.py)."""
     if not failures:
-        return set()
+        return {}
     rows = await connection.fetch(
-        """INSERT INTO unreachable_recipients AS r (channel, recipient, since, alerted_delivery_id, undelivered,
-                                                    last_undelivered_at)
-           SELECT channel, recipient, $5, delivery_id, n, $5
+        """INSERT INTO unreachable_recipients AS r (channel, recipient, began_at, alerted_at, alerted_delivery_id,
+                                                    undelivered, last_undelivered_at)
+           SELECT channel, recipient, $5, $5, delivery_id, n, $5
            FROM unnest($1::text[], $2::text[], $3::text[], $4::int[]) AS f(channel, recipient, delivery_id, n)
            ON CONFLICT (channel, recipient) DO UPDATE SET
-               since = CASE WHEN r.since <= $6 THEN EXCLUDED.since ELSE r.since END,
-               alerted_delivery_id = CASE WHEN r.since <= $6 THEN EXCLUDED.alerted_delivery_id
+               alerted_at = CASE WHEN r.alerted_at <= $6 THEN EXCLUDED.alerted_at ELSE r.alerted_at END,
+               alerted_delivery_id = CASE WHEN r.alerted_at <= $6 THEN EXCLUDED.alerted_delivery_id
                                           ELSE r.alerted_delivery_id END,
-               undelivered = CASE WHEN r.since <= $6 THEN EXCLUDED.undelivered
-                                  ELSE r.undelivered + EXCLUDED.undelivered END,
+               undelivered = r.undelivered + EXCLUDED.undelivered,
                last_undelivered_at = EXCLUDED.last_undelivered_at
-           RETURNING alerted_delivery_id""",
+           RETURNING alerted_delivery_id, began_at, undelivered, began_at < alerted_at AS reminder""",
         [f.channel for f in failures], [f.recipient for f in failures], [f.first_delivery_id for f in failures],
         [f.count for f in failures], now, now - REMINDER_EVERY,
     )
     # A delivery ends undelivered once, so an outage names one of these only when this statement
-    # began it (or began its reminder); one in progress keeps the delivery that alerted before.
-    return {r["alerted_delivery_id"] for r in rows} & {f.first_delivery_id for f in failures}
+    # began it (or its reminder); one in progress keeps the delivery that alerted before.
+    ours = {f.first_delivery_id for f in failures}
+    return {r["alerted_delivery_id"]: Outage(r["began_at"], r["undelivered"], r["reminder"])
+            for r in rows if r["alerted_delivery_id"] in ours}
 
 
 async def unfinished_by_channel(connection: asyncpg.Connection | asyncpg.Pool) -> dict[str, tuple[int, datetime | None]]:

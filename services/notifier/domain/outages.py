@@ -11,8 +11,12 @@ request. While the outage lasts, deliveries to the recipient that end undelivere
 kept (each with every attempt, for `porting notifications`), counted
 (`notifier_deliveries_gave_up_total`, `notifier_deliveries_failed_total`) and logged, without
 another alert. It ends when the recipient takes a delivery again: the next failure is a new
-outage and a new alert. One that lasts is recalled to ops once every REMINDER_EVERY, so a
-receiver that never comes back is not forgotten after its first alert.
+outage and a new alert. So a receiver that takes most webhooks and refuses one for good (a
+4xx for that message) still gets that one alerted, as a delivery came between. An outage that
+lasts is recalled: the first failure REMINDER_EVERY or more after its last alert alerts again,
+as a reminder with the outage's count so far, so a receiver that never comes back is not
+forgotten after its first alert. (A failure ends a delivery only after retries, so a dead
+receiver that still has requests naming it keeps failing deliveries.)
 """
 
 from __future__ import annotations
@@ -44,14 +48,16 @@ class RecipientFailures:
 
 
 def by_recipient(undelivered: Iterable[Undelivered]) -> list[RecipientFailures]:
-    """Group a batch's failures by recipient, in the batch's order: at most one alert each."""
+    """Group a batch's failures by recipient (the first in the batch's order named), at most one
+    alert each; sorted by recipient, so that two senders noting outages lock their rows in one
+    order and never deadlock."""
     grouped: dict[tuple[str, str], list[str]] = {}
     for item in undelivered:
         grouped.setdefault((item.channel, recipient_key(item.channel, item.recipient)), []).append(item.delivery_id)
-    return [RecipientFailures(channel, recipient, ids[0], len(ids)) for (channel, recipient), ids in grouped.items()]
+    return [RecipientFailures(channel, recipient, ids[0], len(ids)) for (channel, recipient), ids in sorted(grouped.items())]
 
 
 def recipient_key(channel: str, recipient: str) -> str:
-    """One outage per mailbox whatever the address's case (as delivery ids take it); a webhook
-    URL as given (its path and query may be case-sensitive)."""
+    """One outage per mailbox whatever the address's case; a webhook URL as given, since its path
+    and query may be case-sensitive (the contract already lower-cases its scheme and host)."""
     return recipient.lower() if channel == "email" else recipient

@@ -4,9 +4,10 @@
 CREATE TABLE IF NOT EXISTS unreachable_recipients (
     channel text NOT NULL,
     recipient text NOT NULL,
-    since timestamptz NOT NULL,           -- when the outage began, or ops was last reminded of it
-    alerted_delivery_id text NOT NULL,    -- the delivery whose failure raised that alert
-    undelivered integer NOT NULL,         -- deliveries ended undelivered since then
+    began_at timestamptz NOT NULL,          -- the first undelivered delivery of the outage
+    alerted_at timestamptz NOT NULL,        -- when ops was last alerted of it
+    alerted_delivery_id text NOT NULL,      -- the delivery whose failure raised that alert
+    undelivered integer NOT NULL,           -- deliveries ended undelivered since began_at
     last_undelivered_at timestamptz NOT NULL,
     PRIMARY KEY (channel, recipient)
 );

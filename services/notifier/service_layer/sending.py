@@ -266,7 +266,7 @@ class _SenderRun:
                 async with self.context.unit() as unit:
                     moved = await store.finish(unit.connection, batch, unit.now())
                     undelivered = [Undelivered(done.claimed.channel, done.claimed.recipient, done.claimed.delivery_id)
-                                   for done in batch if done.claimed.delivery_id in moved and self.alerts(done)]
+                                   for done in batch if done.claimed.delivery_id in moved and self.ends_undelivered(done)]
                     alerting = await store.note_undelivered(unit.connection, by_recipient(undelivered), unit.now())
                     for done in batch:
                         if done.claimed.delivery_id not in moved:
@@ -274,7 +274,7 @@ class _SenderRun:
                         if done.state == "retrying":
                             unit.schedule(DELIVERY_RETRY, key=done.claimed.delivery_id, due_at=done.next_attempt_at)
                         elif done.claimed.delivery_id in alerting:
-                            unit.publish(self.alert(done, unit.now()))
+                            unit.publish(self.alert(done, alerting[done.claimed.delivery_id], unit.now()))
         except Exception:
             # Kept for the next turn (the database may be back by then); the leases cover a crash.
             self.finished = batch + self.finished
@@ -290,23 +290,27 @@ class _SenderRun:
     @classmethod
     def needs_unit(cls, done: store.Finished) -> bool:
         """A retry timer or an alert must commit with the outcome, in the unit's transaction."""
-        return done.state == "retrying" or cls.alerts(done)
+        return done.state == "retrying" or cls.ends_undelivered(done)
 
     @staticmethod
-    def alerts(done: store.Finished) -> bool:
+    def ends_undelivered(done: store.Finished) -> bool:
         """A customer delivery ended undelivered: ops hears of it, once per recipient's outage
         (domain/outages.py). An ops delivery never alerts (an alert must not beget another)."""
         return done.state in ("failed", "gave_up") and done.claimed.audience == "customer"
 
-    def alert(self, done: store.Finished, now: datetime) -> PortAlertRaised:
+    def alert(self, done: store.Finished, outage: store.Outage, now: datetime) -> PortAlertRaised:
         item = done.claimed
         why = ("it was refused for good" if done.state == "failed"
                else f"it was given up after {item.attempt} attempts in {self.settings.delivery_give_up_hours:g} h")
-        message = (f"The {item.channel} notification {item.kind} to {_shown(item.recipient)} (delivery "
-                   f"{item.delivery_id}) was not delivered: {why}. Last attempt: {done.result.detail}. "
-                   f"Every attempt: porting notifications {item.port_in_request_sid}. Until this recipient "
-                   f"takes a delivery again, more that fail are kept and counted without another alert "
-                   f"(a reminder after {REMINDER_EVERY.total_seconds() / 3600:g} h).")
+        # The pointers first: a receiver's long URL or reply cannot cut them off the end.
+        opening = (f"{'Reminder: the' if outage.reminder else 'The'} {item.channel} recipient "
+                   f"{_shown(item.recipient)} is not taking deliveries: {outage.undelivered} ended undelivered "
+                   f"since {outage.began_at:%Y-%m-%d %H:%M:%S} UTC. The {'latest' if outage.reminder else 'first'}:")
+        message = (f"{opening} notification {item.kind} for request {item.port_in_request_sid} (delivery "
+                   f"{item.delivery_id}) was not delivered: {why}. Every attempt: porting notifications "
+                   f"{item.port_in_request_sid}. Until this recipient takes a delivery again, more that fail are "
+                   f"kept and counted without another alert for {REMINDER_EVERY.total_seconds() / 3600:g} h. "
+                   f"Last attempt: {done.result.detail}")
         return PortAlertRaised(port_in_request_sid=item.port_in_request_sid, alert=AlertKind.DELIVERY_GAVE_UP,
                                message=message[:2000], phone_numbers=list(item.phone_numbers), raised_at=now)
 
@@ -352,8 +356,13 @@ class _SenderRun:
 
 
 def _shown(recipient: str) -> str:
-    """A webhook URL's query may hold the receiver's token: the alert shows scheme, host and path."""
+    """A webhook URL's query may hold the receiver's token: the alert shows scheme, host and path
+    (a long path shortened, so the alert keeps room for what follows it)."""
     if "://" not in recipient:
         return recipient
     parts = urlsplit(recipient)
-    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
+    path = parts.path if len(parts.path) <= SHOWN_PATH else parts.path[:SHOWN_PATH] + "…"
+    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{path}"
+
+
+SHOWN_PATH = 200

@@ -3,7 +3,7 @@
 from notifier.domain.outages import RecipientFailures, Undelivered, by_recipient
 
 
-def test_a_batchs_failures_are_grouped_per_recipient_in_order_with_the_first_named():
+def test_a_batchs_failures_are_grouped_per_recipient_sorted_with_the_first_in_the_batch_named():
     grouped = by_recipient([
         Undelivered("webhook", "https://a.example/hook", "msg_1"),
         Undelivered("email", "Ada@Example.com", "msg_2"),
@@ -12,9 +12,9 @@ def test_a_batchs_failures_are_grouped_per_recipient_in_order_with_the_first_nam
         Undelivered("webhook", "https://a.example/Hook", "msg_5"),
     ])
     assert grouped == [
-        RecipientFailures("webhook", "https://a.example/hook", "msg_1", 2),
         RecipientFailures("email", "ada@example.com", "msg_2", 2),
         RecipientFailures("webhook", "https://a.example/Hook", "msg_5", 1),
+        RecipientFailures("webhook", "https://a.example/hook", "msg_1", 2),
     ]
 
 
