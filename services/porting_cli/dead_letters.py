@@ -29,7 +29,7 @@ from porting_runtime.operator_cli import (
 )
 from porting_runtime.record_text import safe_bytes_text, safe_text
 from porting_runtime.sealing import SealedDataUnreadable, Sealer, SealingKeyMissing
-from porting_runtime.secret_fields import is_secret_field
+from porting_runtime.secret_fields import is_secret_header
 from porting_runtime.secret_fields import redact_secret_fields as redact_secrets
 
 from schemas.secrets_in_text import REDACTED
@@ -130,7 +130,7 @@ def _described(letter: DeadLetter, reveal: bool) -> list[str]:
         shown_name = safe_bytes_text(name, SHOWN_CHARS)
         if value is None:
             shown = "(null)"
-        elif is_secret_field(shown_name) and not reveal:
+        elif is_secret_header(name) and not reveal:
             shown = REDACTED
         else:
             shown = safe_bytes_text(value, SHOWN_CHARS)

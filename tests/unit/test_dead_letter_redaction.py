@@ -120,3 +120,23 @@ def test_a_header_named_as_a_secret_has_its_value_replaced_on_the_topic():
     assert found and copied == [(b"ce_id", b"e1"), (b"pin", REDACTED.encode()), (b"Account-Number", REDACTED.encode()),
                                 (b"no-value", None)]
     assert topic_copy_headers([(b"ce_id", b"e1")]) == ([(b"ce_id", b"e1")], False)
+
+
+@pytest.mark.parametrize("name", [b"pin", b"p\x00in", b"p\xffin", b"P-I-N", b"account\x1b_number", b"Account Number"])
+def test_show_and_the_topic_copy_redact_the_same_odd_header_names(name):
+    """One rule for both: a name `show` escapes for printing (`p\\x00in`) was once printed there
+    with its value while the topic's copy redacted it."""
+    from datetime import UTC, datetime
+
+    from porting_cli.dead_letters import _described
+    from porting_runtime.dead_letters import DeadLetter
+    from porting_runtime.secret_fields import topic_copy_headers
+
+    letter = DeadLetter(id=1, consumer="c", source_topic="t", source_partition=0, source_offset=0, event_id=None,
+                        error="e", dead_lettered_at=datetime(2027, 1, 1, tzinfo=UTC), redriven_at=None,
+                        original_kept=True, original_size=2, published_truncated=False, key=None, value=b"{}",
+                        headers=[(name, b"secret-4412")])
+    copied, found = topic_copy_headers([(name, b"secret-4412")])
+    assert found and b"secret-4412" not in copied[0][1]
+    assert "secret-4412" not in "\n".join(_described(letter, reveal=False))
+    assert "secret-4412" in "\n".join(_described(letter, reveal=True))
