@@ -3,6 +3,7 @@ counted without an alert, a delivery ends it, and one that lasts is recalled aft
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ import asyncpg
 
 from notifier.adapters import store
 from notifier.domain.attempts import AttemptResult, Outcome
-from notifier.domain.outages import REMINDER_EVERY, Undelivered, by_recipient
+from notifier.domain.outages import REMINDER_EVERY, Ended, outage_changes
 from notifier.service import NOTIFIER
 from porting_runtime.database import apply_migrations, create_pool
 
@@ -36,9 +37,13 @@ async def undelivered(connection, at, *deliveries, channel="webhook", recipient=
 
 
 async def noted(connection, at, *deliveries, channel="webhook", recipient=RECEIVER) -> dict[str, store.Outage]:
-    failures = by_recipient(Undelivered(channel, recipient, d) for d in deliveries)
+    return await batch(connection, at, *[Ended(channel, recipient, d, False, at) for d in deliveries])
+
+
+async def batch(connection, at, *ends: Ended) -> dict[str, store.Outage]:
+    """One recorded batch's changes to outages, as the sender makes them: the alerting ones."""
     async with connection.transaction():
-        return await store.note_undelivered(connection, failures, at)
+        return await store.change_outages(connection, outage_changes(ends), at)
 
 
 async def outage(connection, recipient=RECEIVER) -> asyncpg.Record | None:
@@ -76,13 +81,47 @@ async def test_a_batch_where_the_recipient_took_one_delivery_and_refused_another
     """A receiver refusing one message for good (its 4xx) while it takes the others: that refusal
     is no outage ops already knows of, so it is alerted."""
     async with migrated(settings) as connection:
-        await _sending(connection, "msg_ok", RECEIVER)
         assert await undelivered(connection, NOW, "msg_a") == {"msg_a"}
-        async with connection.transaction():  # as the sender records one batch
-            await store.finish(connection, [_delivered("msg_ok")], NOW + timedelta(minutes=1))
-            failures = by_recipient([Undelivered("webhook", RECEIVER, "msg_refused")])
-            alerting = await store.note_undelivered(connection, failures, NOW + timedelta(minutes=1))
-    assert set(alerting) == {"msg_refused"}
+        later = NOW + timedelta(minutes=1)
+        alerting = await batch(connection, later, Ended("webhook", RECEIVER, "msg_ok", True, later),
+                               Ended("webhook", RECEIVER, "msg_refused", False, later + timedelta(seconds=1)))
+        row = await outage(connection)
+    assert set(alerting) == {"msg_refused"} and row["alerted_delivery_id"] == "msg_refused"
+
+
+async def test_a_refusal_recorded_with_a_later_delivery_is_alerted_and_leaves_no_outage_behind(settings):
+    """In time order within the batch: the delivery after the refusal ends the outage it began,
+    so the next failure is alerted (it was not, when the batch ended outages before counting
+    its failures)."""
+    async with migrated(settings) as connection:
+        alerting = await batch(connection, NOW, Ended("webhook", RECEIVER, "msg_refused", False, NOW),
+                               Ended("webhook", RECEIVER, "msg_ok", True, NOW + timedelta(seconds=1)))
+        assert set(alerting) == {"msg_refused"} and await outage(connection) is None
+        assert await undelivered(connection, NOW + timedelta(minutes=10), "msg_next") == {"msg_next"}
+
+
+async def test_two_senders_recording_crosswise_batches_at_once_never_deadlock(settings):
+    """Each takes a delivery to one receiver and a refusal from the other, both in an outage:
+    without the recipients locked first in one order, PostgreSQL found a deadlock in most rounds."""
+    other = "https://other.example/hook"
+    pool = await create_pool(settings.database_url)
+    try:
+        async with migrated(settings) as connection:
+            for round_ in range(10):
+                at = NOW + timedelta(minutes=round_)
+                await undelivered(connection, at, f"msg_{round_}_a")
+                await undelivered(connection, at, f"msg_{round_}_b", recipient=other)
+
+                async def sender(taken: str, refused: str, name: str) -> dict[str, store.Outage]:
+                    async with pool.acquire() as own:
+                        return await batch(own, at, Ended("webhook", taken, f"{name}_ok", True, at),
+                                           Ended("webhook", refused, f"{name}_refused", False, at + timedelta(seconds=1)))
+
+                first, second = await asyncio.gather(sender(RECEIVER, other, f"msg_{round_}_1"),
+                                                     sender(other, RECEIVER, f"msg_{round_}_2"))
+                assert len(first) + len(second) >= 1, "each refusal after a delivery begins an outage or counts in one"
+    finally:
+        await pool.close()
 
 
 async def test_an_outage_that_lasts_is_recalled_to_ops_with_its_count_once_a_reminder_period_has_passed(settings):

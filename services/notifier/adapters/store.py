@@ -10,16 +10,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+from porting_runtime.subject_locks import lock_subjects
 
 from ..domain.attempts import AttemptResult
 from ..domain.deliveries import Notification
-from ..domain.outages import REMINDER_EVERY, RecipientFailures, recipient_key
+from ..domain.outages import REMINDER_EVERY, OutageChanges, RecipientFailures, recipient_key
 
 # NOTIFY wakes senders when something became due to send (delivered on commit). The payload
 # names the channels (comma-separated) with something due, so a sender claims only on those;
 # an empty payload (an older instance's) means every channel.
 DUE_CHANNEL = "notifier_deliveries_due"
 UNFINISHED = ("pending", "sending", "retrying")
+# The namespace of the advisory locks on recipients while their outages change (the runtime's
+# request locks use 8, the outbox's 42).
+RECIPIENT_LOCKS = 91
 
 
 @dataclass(frozen=True)
@@ -202,10 +206,12 @@ _FINISH = """WITH kept AS (
 
 
 async def finish(connection: asyncpg.Connection | asyncpg.Pool, finished: Sequence[Finished],
-                 now: datetime) -> set[str]:
+                 now: datetime, *, ending_outages: bool = True) -> set[str]:
     """Keep each attempt and move its notification on. Returns the delivery ids moved on: one
     re-taken by another sender meanwhile (its lease ran out) is left to that sender. A recipient
-    that took a delivery has its outage, if any, ended (domain/outages.py).
+    that took a delivery has its outage, if any, ended (domain/outages.py), unless
+    `ending_outages` is False: a batch with failures changes outages in time order instead
+    (change_outages).
 
     One statement (the attempts and the ended outages are kept by a data-modifying WITH, which PostgreSQL runs to
     completion whether or not it is read): one round trip per batch instead of two, and, being
@@ -215,10 +221,13 @@ async def finish(connection: asyncpg.Connection | asyncpg.Pool, finished: Sequen
         return set()
     # An interrupted attempt before these was kept when its notification was claimed again.
     # Every delivery the recipient took ends its outage, also one another sender had re-taken
-    # meanwhile (the recipient answered all the same) and an ops e-mail. Sorted as outages are
-    # noted (domain/outages.by_recipient): two senders lock the rows in one order, no deadlock.
+    # meanwhile (the recipient answered all the same) and an ops e-mail. Sorted, as
+    # change_outages takes them. (That one locks its recipients first; this statement, without
+    # a transaction, cannot, so against it a deadlock stays possible, if rare: two senders, two
+    # recipients each in an outage, one taking a delivery and refusing one in each batch.
+    # PostgreSQL detects it, the batch is retried, nothing is lost.)
     delivered = sorted({(f.claimed.channel, recipient_key(f.claimed.channel, f.claimed.recipient))
-                        for f in finished if f.state == "delivered"})
+                        for f in finished if f.state == "delivered"}) if ending_outages else []
     rows = await connection.fetch(
         _FINISH,
         [f.claimed.delivery_id for f in finished], [f.claimed.attempt for f in finished],
@@ -241,6 +250,22 @@ class Outage:
     began_at: datetime
     undelivered: int
     reminder: bool  # of an outage ops was alerted of before
+
+
+async def change_outages(connection: asyncpg.Connection, changes: OutageChanges, now: datetime,
+                         ) -> dict[str, Outage]:
+    """A batch's changes to outages, in its time order (domain/outages.py), in the caller's
+    transaction. Returns the deliveries that alert, with their outage."""
+    if not changes:
+        return {}
+    await lock_subjects(connection, changes.recipients, namespace=RECIPIENT_LOCKS)
+    alerting = await note_undelivered(connection, changes.undelivered_before, now)
+    if changes.reachable:
+        await connection.execute(
+            """DELETE FROM unreachable_recipients r USING unnest($1::text[], $2::text[]) AS d(channel, recipient)
+               WHERE r.channel = d.channel AND r.recipient = d.recipient""",
+            [channel for channel, _ in changes.reachable], [recipient for _, recipient in changes.reachable])
+    return alerting | await note_undelivered(connection, changes.undelivered_after, now)
 
 
 async def note_undelivered(connection: asyncpg.Connection, failures: Sequence[RecipientFailures], now: datetime,

@@ -23,18 +23,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 REMINDER_EVERY = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
-class Undelivered:
-    """One customer delivery that ended undelivered (given up or refused for good)."""
+class Ended:
+    """One customer delivery's end as it bears on its recipient's outage."""
 
     channel: str
     recipient: str
     delivery_id: str
+    delivered: bool  # else undelivered: given up or refused for good
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -47,17 +49,58 @@ class RecipientFailures:
     count: int
 
 
-def by_recipient(undelivered: Iterable[Undelivered]) -> list[RecipientFailures]:
-    """Group a batch's failures by recipient (the first in the batch's order named), at most one
-    alert each; sorted by recipient, so that two senders noting outages lock their rows in one
-    order and never deadlock."""
+@dataclass(frozen=True)
+class OutageChanges:
+    """What one recorded batch does to outages, in this order: failures counted into the outage
+    in progress (or beginning one), outages ended by a delivery, then failures after that
+    delivery, beginning a new one. In time order within the batch: a refusal recorded in the
+    same batch as a later delivery must not leave an outage behind it (the next failure would
+    not be alerted), nor one after the delivery be counted into the outage it ended."""
+
+    undelivered_before: list[RecipientFailures]
+    reachable: list[tuple[str, str]]  # (channel, recipient key), sorted
+    undelivered_after: list[RecipientFailures]
+
+    @property
+    def recipients(self) -> list[str]:
+        """Every recipient concerned, as lock names: the store locks them all, in one order,
+        before it changes any, so that two senders cannot deadlock."""
+        return sorted({f"{c}\x1f{r}" for c, r in self.reachable}
+                      | {f"{f.channel}\x1f{f.recipient}" for f in (*self.undelivered_before, *self.undelivered_after)})
+
+    def __bool__(self) -> bool:
+        return bool(self.undelivered_before or self.reachable or self.undelivered_after)
+
+
+def outage_changes(ends: Iterable[Ended]) -> OutageChanges:
+    by_key: dict[tuple[str, str], list[Ended]] = {}
+    for end in ends:
+        by_key.setdefault((end.channel, recipient_key(end.channel, end.recipient)), []).append(end)
+    before: list[tuple[str, str, str]] = []
+    after: list[tuple[str, str, str]] = []
+    reachable = []
+    for key, items in sorted(by_key.items()):
+        delivered_at = max((e.at for e in items if e.delivered), default=None)
+        if delivered_at is not None:
+            reachable.append(key)
+        for end in sorted(items, key=lambda e: e.at):
+            if not end.delivered:
+                (after if delivered_at is not None and end.at > delivered_at else before).append(
+                    (*key, end.delivery_id))
+    return OutageChanges(_grouped(before), reachable, _grouped(after))
+
+
+def _grouped(failures: list[tuple[str, str, str]]) -> list[RecipientFailures]:
+    """At most one alert each: the first failure in time names the group; sorted by recipient."""
     grouped: dict[tuple[str, str], list[str]] = {}
-    for item in undelivered:
-        grouped.setdefault((item.channel, recipient_key(item.channel, item.recipient)), []).append(item.delivery_id)
+    for channel, recipient, delivery_id in failures:
+        grouped.setdefault((channel, recipient), []).append(delivery_id)
     return [RecipientFailures(channel, recipient, ids[0], len(ids)) for (channel, recipient), ids in sorted(grouped.items())]
 
 
 def recipient_key(channel: str, recipient: str) -> str:
-    """One outage per mailbox whatever the address's case; a webhook URL as given, since its path
-    and query may be case-sensitive (the contract already lower-cases its scheme and host)."""
-    return recipient.lower() if channel == "email" else recipient
+    """One outage per mailbox whatever an ASCII address's case; a non-ASCII address as given
+    (lower() merges distinct mailboxes there: the Kelvin sign becomes "k"); a webhook URL as
+    given, since its path and query may be case-sensitive (the contract already lower-cases
+    its scheme and host)."""
+    return recipient.lower() if channel == "email" and recipient.isascii() else recipient

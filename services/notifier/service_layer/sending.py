@@ -31,7 +31,7 @@ from ..adapters.smtp import SmtpSender
 from ..adapters.templates import EmailTemplates, TemplateProblem, UnsendableRecipient, compose
 from ..adapters.webhook_client import WebhookClient
 from ..domain.attempts import AttemptResult, Outcome, RetryPolicy
-from ..domain.outages import REMINDER_EVERY, Undelivered, by_recipient
+from ..domain.outages import REMINDER_EVERY, Ended, outage_changes
 from ..domain.webhooks import webhook_bytes
 from ..settings import NotifierSettings
 from .recording import DELIVERY_RETRY
@@ -264,10 +264,13 @@ class _SenderRun:
                 moved = await store.finish(self.pool, batch, self.clock.now())
             else:
                 async with self.context.unit() as unit:
-                    moved = await store.finish(unit.connection, batch, unit.now())
-                    undelivered = [Undelivered(done.claimed.channel, done.claimed.recipient, done.claimed.delivery_id)
-                                   for done in batch if done.claimed.delivery_id in moved and self.ends_undelivered(done)]
-                    alerting = await store.note_undelivered(unit.connection, by_recipient(undelivered), unit.now())
+                    moved = await store.finish(unit.connection, batch, unit.now(), ending_outages=False)
+                    changes = outage_changes(
+                        Ended(done.claimed.channel, done.claimed.recipient, done.claimed.delivery_id,
+                              done.state == "delivered", done.finished_at)
+                        for done in batch if done.state == "delivered" or (
+                            done.claimed.delivery_id in moved and self.ends_undelivered(done)))
+                    alerting = await store.change_outages(unit.connection, changes, unit.now())
                     for done in batch:
                         if done.claimed.delivery_id not in moved:
                             continue
