@@ -25,11 +25,19 @@ def is_secret_field(name: str) -> bool:
 
 
 def is_secret_header(name: bytes) -> bool:
-    """A header named as a secret field, judged on its name's letters and digits alone, so a
-    NUL, an invalid byte or an escape inside it (`p\\x00in`) hides nothing. The dead-letter
-    topic's copy and `porting dead-letters show` both ask this: they disagreed once, and a
-    header the topic redacted was printed by show."""
-    return is_secret_field(name.decode("utf-8", "replace"))
+    """A header named as a secret. A header name is free text, not the contract's field name: one
+    whose letters and digits alone spell a secret field (so a NUL, an invalid byte or an escape
+    inside it, `p\\x00in`, hides nothing), or with a word (split at punctuation and camelCase)
+    that is one, as `x-pin`, `X-Account-Number` or `portPin`. The dead-letter topic's copy and
+    `porting dead-letters show` both ask this: they disagreed once, and a header the topic
+    redacted was printed by show; `x-pin` went to the topic as it came."""
+    text = name.decode("utf-8", "replace")
+    words = re.findall(r"[a-z0-9]+", _CAMEL_HUMP.sub(r"\1\2 ", text).casefold())
+    pairs = ("".join(pair) for pair in zip(words, words[1:]))
+    return is_secret_field(text) or any(word in SECRET_FIELDS for word in (*words, *pairs))
+
+
+_CAMEL_HUMP = re.compile(r"([a-z0-9])(?=[A-Z])|([A-Z])(?=[A-Z][a-z])")
 
 
 def redact_secret_fields(document: Any) -> Any:

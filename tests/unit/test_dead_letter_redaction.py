@@ -122,7 +122,8 @@ def test_a_header_named_as_a_secret_has_its_value_replaced_on_the_topic():
     assert topic_copy_headers([(b"ce_id", b"e1")]) == ([(b"ce_id", b"e1")], False)
 
 
-@pytest.mark.parametrize("name", [b"pin", b"p\x00in", b"p\xffin", b"P-I-N", b"account\x1b_number", b"Account Number"])
+@pytest.mark.parametrize("name", [b"pin", b"p\x00in", b"p\xffin", b"P-I-N", b"account\x1b_number", b"Account Number",
+                                  b"x-pin", b"X-Account-Number", b"portPin", b"XPin", b"x-accountnumber", b"pin-code"])
 def test_show_and_the_topic_copy_redact_the_same_odd_header_names(name):
     """One rule for both: a name `show` escapes for printing (`p\\x00in`) was once printed there
     with its value while the topic's copy redacted it."""
@@ -140,3 +141,10 @@ def test_show_and_the_topic_copy_redact_the_same_odd_header_names(name):
     assert found and b"secret-4412" not in copied[0][1]
     assert "secret-4412" not in "\n".join(_described(letter, reveal=False))
     assert "secret-4412" in "\n".join(_described(letter, reveal=True))
+
+
+@pytest.mark.parametrize("name", [b"ce_id", b"spin", b"shipping", b"x-pinned", b"account", b"number", b"traceparent"])
+def test_header_names_that_only_contain_the_letters_of_a_secret_are_kept(name):
+    from porting_runtime.secret_fields import is_secret_header
+
+    assert not is_secret_header(name)
