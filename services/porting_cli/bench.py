@@ -102,7 +102,7 @@ def bench(
                                          help="Instances of each service, sharing its partitions in one consumer "
                                               "group (default: one per usable core, at most --partitions)."),
     durable: bool = typer.Option(False, "--durable/--not-durable",
-                                 help="PostgreSQL with fsync and synchronous commit (default: off, for speed)."),
+                                 help=f"PostgreSQL crash-safe (default: not, {NOT_DURABLE_SETTINGS}, for speed)."),
     in_process: bool = typer.Option(False, "--in-process",
                                     help="Run the systems under test in the benchmark's own event loop."),
     log_level: str = typer.Option("WARNING", "--log-level", help="The systems under test's log level (stderr)."),

@@ -11,7 +11,7 @@ from typing import Any
 
 from porting_runtime.settings import ServiceSettings
 
-from . import bench_load
+from . import bench_load, embedded
 from .bench_scenarios import Scenario
 from .bench_setup import Options, Stack
 from .bench_stats import ratio, target
@@ -22,7 +22,7 @@ TARGETS = {"pipeline_to_raw": 0.15, "pipeline_to_naive": 5, "p99_ms": 250}
 # Settings that shape throughput and latency, reported with the results.
 REPORTED_SETTINGS = ("consumer_batch_size", "consumer_fetch_max_wait_ms", "outbox_batch_size",
                      "outbox_poll_interval_seconds", "database_pool_size", "max_message_bytes", "log_level")
-NOT_DURABLE_SETTINGS = "fsync, synchronous_commit, full_page_writes and wal_init_zero off"
+NOT_DURABLE_SETTINGS = f"{', '.join(embedded.NOT_DURABLE_SETTINGS[:-1])} and {embedded.NOT_DURABLE_SETTINGS[-1]} off"
 NOT_DURABLE = f"PostgreSQL runs with {NOT_DURABLE_SETTINGS} (speed over crash safety)"
 
 

@@ -29,8 +29,7 @@ from porting_runtime.operator_cli import (
 )
 from porting_runtime.record_text import safe_bytes_text, safe_text
 from porting_runtime.sealing import SealedDataUnreadable, Sealer, SealingKeyMissing
-from porting_runtime.secret_fields import is_secret_header
-from porting_runtime.secret_fields import redact_secret_fields as redact_secrets
+from porting_runtime.secret_fields import is_secret_header, redact_secret_fields
 
 from schemas.secrets_in_text import REDACTED
 
@@ -69,7 +68,7 @@ def redacted_body(value: bytes | None) -> str:
         return "(no value)"
     try:
         document = json.loads(value)
-        return json.dumps(redact_secrets(document), indent=2, ensure_ascii=False)
+        return json.dumps(redact_secret_fields(document), indent=2, ensure_ascii=False)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return f"(body not shown: {len(value)} bytes, not JSON that can be redacted; --reveal shows it)"
 

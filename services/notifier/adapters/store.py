@@ -14,16 +14,13 @@ from porting_runtime.subject_locks import lock_subjects
 
 from ..domain.attempts import AttemptResult
 from ..domain.deliveries import Notification
-from ..domain.outages import REMINDER_EVERY, OutageChanges, RecipientFailures, recipient_key
+from ..domain.outages import REMINDER_EVERY, OutageChanges, RecipientFailures, reachable_recipients
 
 # NOTIFY wakes senders when something became due to send (delivered on commit). The payload
 # names the channels (comma-separated) with something due, so a sender claims only on those;
 # an empty payload (an older instance's) means every channel.
 DUE_CHANNEL = "notifier_deliveries_due"
 UNFINISHED = ("pending", "sending", "retrying")
-# The namespace of the advisory locks on recipients while their outages change (the runtime's
-# request locks use 8, the outbox's 42).
-RECIPIENT_LOCKS = 91
 
 
 @dataclass(frozen=True)
@@ -180,15 +177,16 @@ async def claim(connection: asyncpg.Connection, channel: str, limit: int, now: d
     ) for r in rows]
 
 
+_END_OUTAGES = """DELETE FROM unreachable_recipients r
+                  USING unnest({channels}::text[], {recipients}::text[]) AS d(channel, recipient)
+                  WHERE r.channel = d.channel AND r.recipient = d.recipient"""
 _FINISH = """WITH kept AS (
                INSERT INTO delivery_attempts (delivery_id, attempt, started_at, finished_at, outcome, status_code, detail)
                SELECT * FROM unnest($7::text[], $8::int[], $9::timestamptz[], $10::timestamptz[], $11::text[],
                                     $12::int[], $13::text[])
                ON CONFLICT (delivery_id, attempt) DO NOTHING),
            -- A recipient that took a delivery is reachable again: its outage, if any, is over.
-           reachable AS (
-               DELETE FROM unreachable_recipients r USING unnest($15::text[], $16::text[]) AS d(channel, recipient)
-               WHERE r.channel = d.channel AND r.recipient = d.recipient)
+           reachable AS ({end_outages})
            UPDATE notifications n
            SET state = u.state, next_attempt_at = u.next_at, lease_until = NULL,
                last_error = CASE WHEN u.state = 'delivered' THEN NULL ELSE u.detail END,
@@ -196,7 +194,7 @@ _FINISH = """WITH kept AS (
            FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[], $5::text[], $14::text[])
                 AS u(delivery_id, attempt, state, next_at, detail, claimed_as)
            WHERE n.delivery_id = u.delivery_id AND n.state = u.claimed_as AND n.attempts = u.attempt
-           RETURNING n.delivery_id"""
+           RETURNING n.delivery_id""".format(end_outages=_END_OUTAGES.format(channels="$15", recipients="$16"))
 # Why the claimed state ('sending') comes as a column and not as a constant: with a constant,
 # the planner may reach the rows through the partial queue indexes (notifications_leased is on
 # state = 'sending'), whose entries for notifications already delivered stay until a vacuum. Seen: a bitmap scan over 8,861 such
@@ -226,8 +224,8 @@ async def finish(connection: asyncpg.Connection | asyncpg.Pool, finished: Sequen
     # a transaction, cannot, so against it a deadlock stays possible, if rare: two senders, two
     # recipients each in an outage, one taking a delivery and refusing one in each batch.
     # PostgreSQL detects it, the batch is retried, nothing is lost.)
-    delivered = sorted({(f.claimed.channel, recipient_key(f.claimed.channel, f.claimed.recipient))
-                        for f in finished if f.state == "delivered"}) if ending_outages else []
+    delivered = reachable_recipients((f.claimed.channel, f.claimed.recipient) for f in finished
+                                     if f.state == "delivered") if ending_outages else []
     rows = await connection.fetch(
         _FINISH,
         [f.claimed.delivery_id for f in finished], [f.claimed.attempt for f in finished],
@@ -258,12 +256,11 @@ async def change_outages(connection: asyncpg.Connection, changes: OutageChanges,
     transaction. Returns the deliveries that alert, with their outage."""
     if not changes:
         return {}
-    await lock_subjects(connection, changes.recipients, namespace=RECIPIENT_LOCKS)
+    await lock_subjects(connection, changes.recipients)
     alerting = await note_undelivered(connection, changes.undelivered_before, now)
     if changes.reachable:
         await connection.execute(
-            """DELETE FROM unreachable_recipients r USING unnest($1::text[], $2::text[]) AS d(channel, recipient)
-               WHERE r.channel = d.channel AND r.recipient = d.recipient""",
+            _END_OUTAGES.format(channels="$1", recipients="$2"),
             [channel for channel, _ in changes.reachable], [recipient for _, recipient in changes.reachable])
     return alerting | await note_undelivered(connection, changes.undelivered_after, now)
 

@@ -64,7 +64,8 @@ class OutageChanges:
     @property
     def recipients(self) -> list[str]:
         """Every recipient concerned, as lock names: the store locks them all, in one order,
-        before it changes any, so that two senders cannot deadlock."""
+        before it changes any, so that two senders cannot deadlock. (Taken as the runtime's
+        subject locks: a name holding the channel and \\x1f is never a request's sid.)"""
         return sorted({f"{c}\x1f{r}" for c, r in self.reachable}
                       | {f"{f.channel}\x1f{f.recipient}" for f in (*self.undelivered_before, *self.undelivered_after)})
 
@@ -76,26 +77,25 @@ def outage_changes(ends: Iterable[Ended]) -> OutageChanges:
     by_key: dict[tuple[str, str], list[Ended]] = {}
     for end in ends:
         by_key.setdefault((end.channel, recipient_key(end.channel, end.recipient)), []).append(end)
-    before: list[tuple[str, str, str]] = []
-    after: list[tuple[str, str, str]] = []
+    before: list[RecipientFailures] = []
+    after: list[RecipientFailures] = []
     reachable = []
-    for key, items in sorted(by_key.items()):
+    for (channel, recipient), items in sorted(by_key.items()):
         delivered_at = max((e.at for e in items if e.delivered), default=None)
         if delivered_at is not None:
-            reachable.append(key)
-        for end in sorted(items, key=lambda e: e.at):
-            if not end.delivered:
-                (after if delivered_at is not None and end.at > delivered_at else before).append(
-                    (*key, end.delivery_id))
-    return OutageChanges(_grouped(before), reachable, _grouped(after))
+            reachable.append((channel, recipient))
+        failed = sorted((e for e in items if not e.delivered), key=lambda e: e.at)
+        later = [e for e in failed if delivered_at is not None and e.at > delivered_at]
+        # At most one alert each side: the first failure in time names it.
+        for side, group in ((before, failed[:len(failed) - len(later)]), (after, later)):
+            if group:
+                side.append(RecipientFailures(channel, recipient, group[0].delivery_id, len(group)))
+    return OutageChanges(before, reachable, after)
 
 
-def _grouped(failures: list[tuple[str, str, str]]) -> list[RecipientFailures]:
-    """At most one alert each: the first failure in time names the group; sorted by recipient."""
-    grouped: dict[tuple[str, str], list[str]] = {}
-    for channel, recipient, delivery_id in failures:
-        grouped.setdefault((channel, recipient), []).append(delivery_id)
-    return [RecipientFailures(channel, recipient, ids[0], len(ids)) for (channel, recipient), ids in sorted(grouped.items())]
+def reachable_recipients(delivered: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (channel, recipient key) of each recipient that took a delivery, once each, sorted."""
+    return sorted({(channel, recipient_key(channel, recipient)) for channel, recipient in delivered})
 
 
 def recipient_key(channel: str, recipient: str) -> str:

@@ -263,14 +263,16 @@ class _SenderRun:
                 # is atomic alone, so no transaction around it (BEGIN, COMMIT: two round trips fewer).
                 moved = await store.finish(self.pool, batch, self.clock.now())
             else:
+                # With a failure in the batch, outages change in its time order (change_outages);
+                # otherwise its deliveries end theirs within finish's one statement.
+                failing = any(self.ends_undelivered(done) for done in batch)
                 async with self.context.unit() as unit:
-                    moved = await store.finish(unit.connection, batch, unit.now(), ending_outages=False)
-                    changes = outage_changes(
-                        Ended(done.claimed.channel, done.claimed.recipient, done.claimed.delivery_id,
-                              done.state == "delivered", done.finished_at)
-                        for done in batch if done.state == "delivered" or (
-                            done.claimed.delivery_id in moved and self.ends_undelivered(done)))
-                    alerting = await store.change_outages(unit.connection, changes, unit.now())
+                    moved = await store.finish(unit.connection, batch, unit.now(), ending_outages=not failing)
+                    ends = [Ended(done.claimed.channel, done.claimed.recipient, done.claimed.delivery_id,
+                                  done.state == "delivered", done.finished_at)
+                            for done in batch if failing and (done.state == "delivered" or (
+                                done.claimed.delivery_id in moved and self.ends_undelivered(done)))]
+                    alerting = await store.change_outages(unit.connection, outage_changes(ends), unit.now())
                     for done in batch:
                         if done.claimed.delivery_id not in moved:
                             continue
