@@ -38,7 +38,6 @@ from .bench_scenarios import ALL, SCENARIOS, Scenario, scenarios_named
 from .bench_setup import (
     PHASES,
     Options,
-    default_instances,
     embedded_stack,
     err,
 )
@@ -100,7 +99,8 @@ def bench(
     partitions: int = typer.Option(DEFAULT_PARTITIONS, "--partitions", min=1, help="Partitions of every topic."),
     instances: int | None = typer.Option(None, "--instances", min=1,
                                          help="Instances of each service, sharing its partitions in one consumer "
-                                              "group (default: one per usable core, at most --partitions)."),
+                                              "group (default: one per usable core, at most --partitions, while the "
+                                              "scenario's services do not outnumber the cores; else one)."),
     durable: bool = typer.Option(False, "--durable/--not-durable",
                                  help=f"PostgreSQL crash-safe (default: not, {NOT_DURABLE_SETTINGS}, for speed)."),
     in_process: bool = typer.Option(False, "--in-process",
@@ -113,7 +113,7 @@ def bench(
                       latency_seconds=latency_seconds, latency_rate=latency_rate,
                       phases=[p.strip() for p in phases.split(",") if p.strip()], durable=durable,
                       in_process=in_process, log_level=log_level, profile=profile, partitions=partitions,
-                      instances=instances or default_instances(partitions))
+                      instances=instances)
     try:
         report = run(options)
     except (KeyError, ValueError) as error:

@@ -320,7 +320,7 @@ class Bench:
             return
         # The naive worker runs as one instance: a FastStream subscriber per route is a consumer per
         # route, and several instances of that keep one group rebalancing on the embedded broker.
-        instances = self.options.instances if kind == PIPELINE else 1
+        instances = self.options.instances_for(self.scenario) if kind == PIPELINE else 1
         group = await ChildGroup(kind, self.scenario, settings, self.options.log_level, instances).start()
         try:
             yield group

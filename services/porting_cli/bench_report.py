@@ -66,7 +66,7 @@ def bench_settings(options: Options, scenario: Scenario, events: int, naive_even
         "partitions": options.partitions, "phases": list(options.phases),
         "system_under_test": ("the benchmark's process" if options.in_process
                               else "each service in a process of its own (spawned)"),
-        "instances_per_service": 1 if options.in_process else options.instances,
+        "instances_per_service": 1 if options.in_process else options.instances_for(scenario),
         "naive_instances": 1,
         **({"completion": "a customer e-mail accepted by the benchmark's SMTP catcher (aiosmtpd, "
                           "standing in for a relay on another host: it notes each e-mail and keeps none) in the benchmark's process"}

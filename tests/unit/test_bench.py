@@ -205,6 +205,20 @@ def test_the_machine_is_described_with_its_cores_and_load():
     assert {"usable_cores", "cpu_model", "python", "platform"} <= set(described)
 
 
+@pytest.mark.parametrize(("cores", "scenario", "expected"), [
+    (2, "portability", 2), (2, "workflow", 2), (2, "pipeline", 1), (4, "pipeline", 4), (1, "portability", 1)])
+def test_each_service_runs_one_instance_per_core_unless_the_services_outnumber_the_cores(
+        monkeypatch, cores, scenario, expected):
+    monkeypatch.setattr(bench_host, "usable_cores", lambda: cores)
+    assert bench.Options(scenario=scenario).instances_for(SCENARIOS[scenario]) == expected
+
+
+def test_instances_asked_for_are_run_whatever_the_scenario(monkeypatch):
+    monkeypatch.setattr(bench_host, "usable_cores", lambda: 2)
+    assert bench.Options(scenario="pipeline", instances=2).instances_for(SCENARIOS["pipeline"]) == 2
+    assert bench_setup.default_instances(1, partitions=1) == 1  # never more instances than partitions
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_cpu_time_is_measured_per_process():
     meter = bench_host.CpuMeter({"me": (os.getpid(), False), "gone": (2**22 + 1, False)})
