@@ -56,11 +56,12 @@ def default_instances(services: int, partitions: int = DEFAULT_PARTITIONS) -> in
     a service scales out to one instance per usable core (never more than its partitions) while
     the services do not outnumber the cores. When they do, one process each already covers every
     core, and a second instance of each only adds processes that contend for the same cores, each
-    with its own polls, relay turns and timer loop over half the batch: the pipeline (three
-    services, two cores) measured 1,071-1,693 requests/s to the first e-mail with one instance
-    each against 936-1,217/s with two (six interleaved pairs), at 1,620-1,790 µs of CPU a request
-    against 1,780-2,090. The workflow scenario (two services) keeps two: 1,865-1,955/s against
-    1,491-1,515/s with one, its workflow service being the one core-bound process."""
+    with its own polls, relay turns and timer loop: the pipeline (three services, two cores)
+    measured 1,071-1,693 requests/s to the first e-mail and 869-1,014/s to the second with one
+    instance each, against 936-1,217/s and 734-965/s with two (six interleaved pairs), at
+    1,152-1,792 µs of CPU a request against 1,622-2,094. The workflow scenario (two services)
+    keeps two: 1,865-1,955/s against 1,491-1,515/s with one, its workflow service being the one
+    core-bound process."""
     if services > bench_host.usable_cores():
         return 1
     return max(1, min(bench_host.usable_cores(), partitions))
