@@ -38,7 +38,7 @@ class Options:
     log_level: str = "WARNING"
     profile: Path | None = None
     partitions: int = DEFAULT_PARTITIONS  # of every topic the benchmark creates (the runtime's default)
-    instances: int | None = None  # of each service, sharing its partitions; None: instances_for(scenario)
+    instances: int | None = None  # of each service, sharing its partitions; None: default_instances
 
     def event_count(self, scenario: Scenario) -> int:
         return self.events if self.events is not None else scenario.default_events
@@ -46,12 +46,12 @@ class Options:
     def naive_count(self, scenario: Scenario) -> int:
         return self.naive_events if self.naive_events is not None else max(1, self.event_count(scenario) // 10)
 
-
     def instances_for(self, scenario: Scenario) -> int:
-        return self.instances or default_instances(len(scenario.services), self.partitions)
+        return self.instances if self.instances is not None else default_instances(len(scenario.services),
+                                                                                   self.partitions)
 
 
-def default_instances(services: int, partitions: int = DEFAULT_PARTITIONS) -> int:
+def default_instances(service_count: int, partitions: int = DEFAULT_PARTITIONS) -> int:
     """How a deployment on this machine would run each service. One event loop uses one core, so
     a service scales out to one instance per usable core (never more than its partitions) while
     the services do not outnumber the cores. When they do, one process each already covers every
@@ -61,8 +61,9 @@ def default_instances(services: int, partitions: int = DEFAULT_PARTITIONS) -> in
     instance each, against 936-1,217/s and 734-965/s with two (six interleaved pairs), at
     1,152-1,792 µs of CPU a request against 1,622-2,094. The workflow scenario (two services)
     keeps two: 1,865-1,955/s against 1,491-1,515/s with one, its workflow service being the one
-    core-bound process."""
-    if services > bench_host.usable_cores():
+    core-bound process. Measured on two cores only: on more, whether a scenario's processes should
+    stay near the core count is a question for a run there (`--instances` sets it meanwhile)."""
+    if service_count > bench_host.usable_cores():
         return 1
     return max(1, min(bench_host.usable_cores(), partitions))
 

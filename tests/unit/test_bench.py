@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import phonenumbers
 import pytest
 
-from porting_cli import bench, bench_host, bench_load, bench_setup, bench_wiring
+from porting_cli import bench, bench_host, bench_load, bench_phases, bench_report, bench_setup, bench_wiring
 from porting_cli.bench_scenarios import PORTABILITY, SCENARIOS, bench_number, by_key, scenario_named
 from porting_cli.bench_stats import due, latency_summary, paced_events, percentile, rate, ratio, schedule, target
 from schemas import PortRequested, decode
@@ -206,7 +206,7 @@ def test_the_machine_is_described_with_its_cores_and_load():
 
 
 @pytest.mark.parametrize(("cores", "scenario", "expected"), [
-    (2, "portability", 2), (2, "workflow", 2), (2, "pipeline", 1), (4, "pipeline", 4), (1, "portability", 1)])
+    (2, "portability", 2), (2, "workflow", 2), (2, "pipeline", 1), (1, "portability", 1)])
 def test_each_service_runs_one_instance_per_core_unless_the_services_outnumber_the_cores(
         monkeypatch, cores, scenario, expected):
     monkeypatch.setattr(bench_host, "usable_cores", lambda: cores)
@@ -264,6 +264,7 @@ STACK = SimpleNamespace(kafka=None, postgres=None, root=None)
 
 async def test_the_report_is_one_json_object_with_every_measurement_ratio_and_setting(monkeypatch):
     phases = FakePhases().install(monkeypatch)
+    monkeypatch.setattr(bench_host, "usable_cores", lambda: 2)
     report = await bench.Bench(bench.Options(scenario="portability", events=1000), STACK, PORTABILITY).run()
 
     assert phases.paced_at == [2000.0] and phases.raw_paced_at == [2000.0]  # half the measured peak
@@ -280,6 +281,30 @@ async def test_the_report_is_one_json_object_with_every_measurement_ratio_and_se
     assert report["targets"]["p99_ms_at_half_peak"]["met"] is True
     assert report["settings"]["services"]["portability"]["consumer_batch_size"] == 500
     assert report["settings"]["bench"]["events"] == 1000 and report["settings"]["bench"]["naive_events"] == 100
+    assert report["settings"]["bench"]["instances_per_service"] == 2
+
+
+@pytest.mark.parametrize(("asked", "expected"), [(None, 1), (2, 2)])
+async def test_the_pipelines_services_start_with_as_many_instances_as_the_report_names(monkeypatch, asked, expected):
+    monkeypatch.setattr(bench_host, "usable_cores", lambda: 2)
+    started = []
+
+    class Group:
+        def __init__(self, kind, scenario, settings, log_level, instances):
+            started.append(instances)
+
+        async def start(self):
+            return self
+
+        async def stop(self):
+            pass
+
+    monkeypatch.setattr(bench_phases, "ChildGroup", Group)
+    options = bench.Options(scenario="pipeline", instances=asked)
+    async with bench.Bench(options, STACK, SCENARIOS["pipeline"])._running(bench_phases.PIPELINE, {}):
+        pass
+    assert started == [expected]
+    assert bench_report.bench_settings(options, SCENARIOS["pipeline"], 10, 1)["instances_per_service"] == expected
 
 
 async def test_a_latency_phase_alone_is_paced_at_the_rate_given_and_reports_no_pipeline(monkeypatch):
