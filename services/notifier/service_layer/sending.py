@@ -268,11 +268,13 @@ class _SenderRun:
                 failing = any(self.ends_undelivered(done) for done in batch)
                 async with self.context.unit() as unit:
                     moved = await store.finish(unit.connection, batch, unit.now(), ending_outages=not failing)
-                    ends = [Ended(done.claimed.channel, done.claimed.recipient, done.claimed.delivery_id,
-                                  done.state == "delivered", done.finished_at)
-                            for done in batch if failing and (done.state == "delivered" or (
-                                done.claimed.delivery_id in moved and self.ends_undelivered(done)))]
-                    alerting = await store.change_outages(unit.connection, outage_changes(ends), unit.now())
+                    alerting: dict[str, store.Outage] = {}
+                    if failing:
+                        ends = [Ended(done.claimed.channel, done.claimed.recipient, done.claimed.delivery_id,
+                                      done.state == "delivered", done.finished_at)
+                                for done in batch if done.state == "delivered" or (
+                                    done.claimed.delivery_id in moved and self.ends_undelivered(done))]
+                        alerting = await store.change_outages(unit.connection, outage_changes(ends), unit.now())
                     for done in batch:
                         if done.claimed.delivery_id not in moved:
                             continue
